@@ -160,6 +160,9 @@ def model_chains(
     bid = np.floor((theo - half_spread) / tick + 1e-9) * tick
     bid = np.where(bid < tick, 0.0, bid)
     ask = np.ceil((theo + half_spread) / tick - 1e-9) * tick
+    # An ask rounded up on the penny grid may reach $3, where quotes are in nickels.
+    ask_tick = tick_size(ask)
+    ask = np.ceil(ask / ask_tick - 1e-9) * ask_tick
     ask = np.maximum(ask, bid + tick_size(bid))
     bid, ask = np.round(bid, 2), np.round(ask, 2)
 

@@ -1,0 +1,232 @@
+"""The market snapshot as assets: universe, daily bars, option chains (and, for the synthetic
+market, the hidden truth the regime detector will be graded against).
+
+The assets are thin: they turn partition keys into sessions, ask the configured source for
+frames, run core.validation over them, stage them in the lake and publish only what passed.
+"""
+
+
+import datetime as dt
+
+import pandas as pd
+from dagster import (
+    AssetExecutionContext,
+    BackfillPolicy,
+    Failure,
+    MetadataValue,
+    Output,
+    PartitionsDefinition,
+    asset,
+)
+
+from butterquant_dagster.core import calendar
+from butterquant_dagster.core.market.schemas import DAILY_BARS, empty
+from butterquant_dagster.core.market.validation import BAR_RULES, CHAIN_RULES, QualityReport
+from butterquant_dagster.core.storage.lake import StagedPartitions
+from butterquant_dagster.defs.market.checks import check_results, check_specs, failure_message
+from butterquant_dagster.defs.partitions import session_of
+from butterquant_dagster.resources import LakeResource, MarketDataResource
+
+OWNER = "team:market-data"
+KINDS = {"python", "parquet"}
+
+
+def _sessions(context: AssetExecutionContext, market: MarketDataResource) -> list[dt.date]:
+    """The run's sessions, refusing any that has not closed yet (no look-ahead)."""
+    sessions = [session_of(key) for key in context.partition_keys]
+    latest = calendar.latest_completed_session(market.now())
+    open_sessions = [s for s in sessions if s > latest]
+    if open_sessions:
+        first = open_sessions[0]
+        closes = calendar.session_close(first).strftime("%Y-%m-%d %H:%M %Z")
+        raise Failure(
+            f"session {first} has not closed yet (closes {closes}); the latest completed "
+            f"session is {latest}. A snapshot taken before the close is not the closing snapshot."
+        )
+    return sessions
+
+
+def _progress(context, table: str, done: int, total: int, session: dt.date) -> None:
+    step = max(1, total // 20)
+    if done == total or done % step == 0:
+        context.log.info(f"progress {table} {done}/{total} sessions (last {session})")
+
+
+def _finish(context, table: str, report: QualityReport, staged: StagedPartitions, metadata):
+    """Publish what passed every check, or quarantine it and fail naming each rule."""
+    results = check_results(table, report)
+    if not report.passed:
+        message = failure_message(table, report)
+        where = staged.quarantine(message)
+        yield from results
+        raise Failure(
+            description=f"{message}\nRejected partitions kept for inspection in {where}",
+            metadata={"quarantine": MetadataValue.path(str(where))},
+        )
+    yield Output(staged, metadata=metadata)
+    yield from results
+
+
+@asset(
+    group_name="market",
+    owners=[OWNER],
+    kinds={"python", "parquet"},
+    io_manager_key="lake_io_manager",
+    description=(
+        "The tickers the system scans: symbol, name, sector. The packaged S&P 500 list or a "
+        "universe file, cut to the configured size or symbols (generated tickers extend it "
+        "for the synthetic market)."
+    ),
+)
+def universe(context: AssetExecutionContext, market: MarketDataResource) -> Output:
+    frame = market.universe()
+    return Output(
+        frame,
+        metadata={
+            "tickers": len(frame),
+            "generated_tickers": int(frame["generated"].sum()),
+            "sectors": int(frame["sector"].nunique()),
+            "first_tickers": ", ".join(frame["symbol"].head(10)),
+        },
+    )
+
+
+def build_market_assets(partitions: PartitionsDefinition):
+    """The partitioned market assets over ``partitions`` (NYSE sessions)."""
+
+    @asset(
+        name="daily_bars",
+        partitions_def=partitions,
+        backfill_policy=BackfillPolicy.single_run(),
+        group_name="market",
+        owners=[OWNER],
+        kinds=KINDS,
+        io_manager_key="lake_io_manager",
+        check_specs=check_specs("daily_bars", BAR_RULES),
+        description=(
+            "Daily OHLCV bars of every universe ticker for the session, with the previous "
+            "close. One Parquet file per session; published only when every check passes."
+        ),
+    )
+    def daily_bars(
+        context: AssetExecutionContext,
+        universe: pd.DataFrame,
+        market: MarketDataResource,
+        lake: LakeResource,
+    ):
+        sessions = _sessions(context, market)
+        source = market.market(universe)
+        frame = source.bars(sessions)
+        labels = pd.to_datetime(frame["session"]).dt.date
+        expected = universe["symbol"].astype(str).tolist()
+        report = QualityReport(BAR_RULES, market.quality_policy())
+        staged = lake.lake().stage("daily_bars")
+        by_session = {day: part for day, part in frame.groupby(labels, sort=False)}
+        stray = frame.loc[~labels.isin(sessions)]
+        if not stray.empty:  # rows dated outside the run's sessions: stale or look-ahead
+            report.check(stray, sessions[0], expected=[])
+        try:
+            for done, session in enumerate(sessions, start=1):
+                part = by_session.get(session, empty(DAILY_BARS)).reset_index(drop=True)
+                report.check(part, session, expected=expected)
+                staged.write(session.isoformat(), part)
+                _progress(context, "daily_bars", done, len(sessions), session)
+        except Exception:
+            staged.discard()
+            raise
+        metadata = {
+            "sessions": len(sessions),
+            "first_session": str(sessions[0]),
+            "last_session": str(sessions[-1]),
+            "rows": len(frame),
+            "tickers": int(frame["symbol"].nunique()),
+            "source": source.name,
+        }
+        yield from _finish(context, "daily_bars", report, staged, metadata)
+
+    @asset(
+        name="option_chains",
+        partitions_def=partitions,
+        backfill_policy=BackfillPolicy.single_run(),
+        group_name="market",
+        owners=[OWNER],
+        kinds=KINDS,
+        io_manager_key="lake_io_manager",
+        check_specs=check_specs("option_chains", CHAIN_RULES),
+        description=(
+            "Closing option chains of every universe ticker for the session: every listed "
+            "expiry out to ~90 days, bid/ask, implied vol and greeks per contract. Modelled "
+            "chains say so in `modelled` and `source`."
+        ),
+    )
+    def option_chains(
+        context: AssetExecutionContext,
+        universe: pd.DataFrame,
+        daily_bars: pd.DataFrame,
+        market: MarketDataResource,
+        lake: LakeResource,
+    ):
+        sessions = _sessions(context, market)
+        source = market.market(universe)
+        bar_labels = pd.to_datetime(daily_bars["session"]).dt.date
+        tickers_with_bars = {
+            day: part["symbol"].astype(str).tolist()
+            for day, part in daily_bars.groupby(bar_labels, sort=False)
+        }
+        report = QualityReport(CHAIN_RULES, market.quality_policy())
+        staged = lake.lake().stage("option_chains")
+        rows = contracts_last = 0
+        try:
+            for done, session in enumerate(sessions, start=1):
+                chain = source.chains(session)
+                report.check(chain, session, expected=tickers_with_bars.get(session, []))
+                staged.write(session.isoformat(), chain)
+                rows += len(chain)
+                contracts_last = len(chain)
+                _progress(context, "option_chains", done, len(sessions), session)
+        except Exception:
+            staged.discard()
+            raise
+        metadata = {
+            "sessions": len(sessions),
+            "first_session": str(sessions[0]),
+            "last_session": str(sessions[-1]),
+            "contracts": rows,
+            "contracts_last_session": contracts_last,
+            "source": source.name,
+        }
+        yield from _finish(context, "option_chains", report, staged, metadata)
+
+    @asset(
+        name="market_truth",
+        partitions_def=partitions,
+        backfill_policy=BackfillPolicy.single_run(),
+        group_name="simulation",
+        owners=[OWNER],
+        kinds=KINDS,
+        io_manager_key="lake_io_manager",
+        deps=["daily_bars"],
+        description=(
+            "Ground truth of the synthetic market per session: the hidden regime (bull / "
+            "neutral / bear) and the market factor. For grading the regime detector only; "
+            "never a model feature."
+        ),
+    )
+    def market_truth(
+        context: AssetExecutionContext, universe: pd.DataFrame, market: MarketDataResource
+    ) -> Output:
+        sessions = _sessions(context, market)
+        truth = market.market(universe).truth(sessions)
+        if truth is None:
+            raise Failure(
+                f"the {market.source!r} market source has no hidden regime; market_truth "
+                "exists only for the synthetic market"
+            )
+        counts = truth["regime"].value_counts().to_dict()
+        return Output(
+            truth,
+            metadata={"sessions": len(truth), **{f"sessions_{k}": int(v) for k, v in
+                                                 counts.items()}},
+        )
+
+    return [daily_bars, option_chains, market_truth]

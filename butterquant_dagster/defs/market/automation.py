@@ -1,0 +1,59 @@
+"""The daily market snapshot job and the schedule that runs it after each close."""
+
+
+from dagster import (
+    AssetSelection,
+    PartitionsDefinition,
+    RunRequest,
+    ScheduleEvaluationContext,
+    SkipReason,
+    define_asset_job,
+    schedule,
+)
+
+from butterquant_dagster.core import calendar
+
+MARKET_JOB = "market_snapshot_job"
+# Closes settle and vendors publish end-of-day data within half an hour.
+MINUTES_AFTER_CLOSE = 30
+
+
+def market_groups(market_source: str) -> list[str]:
+    """The groups of a market snapshot; the hidden truth exists only for the synthetic market."""
+    return ["market", "simulation"] if market_source == "synthetic" else ["market"]
+
+
+def build_market_job(partitions: PartitionsDefinition, market_source: str):
+    return define_asset_job(
+        MARKET_JOB,
+        selection=AssetSelection.groups(*market_groups(market_source)),
+        partitions_def=partitions,
+        description="Take the closing market snapshot (bars and option chains) of a session.",
+    )
+
+
+def build_market_schedule(job):
+    """Ticks 30 minutes after both the regular (16:00) and the early (13:00) close, and runs
+    only at the tick that follows the session's actual close; weekends and holidays skip."""
+
+    @schedule(
+        name="market_snapshot_after_close",
+        job=job,
+        cron_schedule=f"{MINUTES_AFTER_CLOSE} 13,16 * * 1-5",
+        execution_timezone="America/New_York",
+        description="Closing snapshot of each NYSE session, 30 minutes after its close.",
+    )
+    def market_snapshot_after_close(context: ScheduleEvaluationContext):
+        tick = context.scheduled_execution_time.astimezone(calendar.EXCHANGE_TZ)
+        session = tick.date()
+        if not calendar.is_session(session):
+            return SkipReason(f"{session} is not an NYSE session (holiday)")
+        close = calendar.session_close(session)
+        if tick.hour != close.hour:
+            return SkipReason(
+                f"{session} closes at {close:%H:%M}; its snapshot runs at the other tick"
+            )
+        key = session.isoformat()
+        return RunRequest(run_key=f"market-{key}", partition_key=key)
+
+    return market_snapshot_after_close

@@ -1,0 +1,153 @@
+"""Resources: the configurable seams between Dagster and the domain in ``core/``.
+
+Each resource turns settings (from the environment, editable in the launchpad) into a core
+object. No rule or formula lives here.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from functools import lru_cache
+
+import pandas as pd
+from dagster import ConfigurableResource, EnvVar
+
+from butterquant_dagster.core import settings
+from butterquant_dagster.core.market.source import MarketDataError, MarketSource
+from butterquant_dagster.core.market.synthetic import SyntheticConfig, SyntheticMarket
+from butterquant_dagster.core.market.universe import read_universe_file, select_universe
+from butterquant_dagster.core.market.validation import QualityPolicy
+from butterquant_dagster.core.storage.lake import Lake
+
+MARKET_SOURCES = ("synthetic", "files")
+
+
+class LakeResource(ConfigurableResource):
+    """Where the product writes: the data root with the Parquet lake and DuckDB views."""
+
+    data_dir: str
+
+    def lake(self) -> Lake:
+        return Lake(self.data_dir)
+
+
+@lru_cache(maxsize=4)
+def _synthetic(seed: int, epoch: str, rate: float, universe: tuple[tuple[str, str], ...]):
+    # One simulated path per process and universe: a year's backfill simulates once.
+    frame = pd.DataFrame(universe, columns=["symbol", "sector"])
+    config = SyntheticConfig(seed=seed, epoch=dt.date.fromisoformat(epoch), rate=rate)
+    return SyntheticMarket(frame, config)
+
+
+class MarketDataResource(ConfigurableResource):
+    """The market-data source, the universe and the data-quality tolerances."""
+
+    source: str = "synthetic"
+    seed: int = 7
+    synthetic_epoch: str = "2015-01-02"
+    universe_file: str = ""
+    universe_size: int = 50
+    universe_symbols: str = ""
+    bars_path: str = ""
+    chains_path: str = ""
+    risk_free_rate: float = 0.04
+    as_of: str = ""
+    max_missing_ticker_share: float = 0.02
+    acknowledged_jumps: str = ""
+
+    def universe(self) -> pd.DataFrame:
+        symbols = [s for s in self.universe_symbols.split(",") if s.strip()]
+        return select_universe(
+            read_universe_file(self.universe_file or None),
+            size=self.universe_size,
+            symbols=symbols or None,
+            allow_generated=self.source == "synthetic",
+        )
+
+    def market(self, universe: pd.DataFrame) -> MarketSource:
+        if self.source == "synthetic":
+            pairs = tuple(zip(universe["symbol"].astype(str), universe["sector"].astype(str),
+                              strict=True))
+            return _SyntheticSource(
+                _synthetic(self.seed, self.synthetic_epoch, self.risk_free_rate, pairs)
+            )
+        if self.source == "files":
+            from butterquant_dagster.core.market.files import FileMarketSource
+
+            if not self.bars_path:
+                raise MarketDataError(
+                    "market source 'files' needs bars_path (BUTTERQUANT_BARS_PATH)"
+                )
+            return FileMarketSource(
+                universe,
+                self.bars_path,
+                self.chains_path or None,
+                rate=self.risk_free_rate,
+                seed=self.seed,
+            )
+        raise MarketDataError(
+            f"unknown market source {self.source!r}; expected one of {MARKET_SOURCES}"
+        )
+
+    def now(self) -> dt.datetime:
+        """The instant the run treats as now (fixed by ``as_of`` for replays and tests)."""
+        if not self.as_of:
+            return dt.datetime.now(dt.UTC)
+        instant = dt.datetime.fromisoformat(self.as_of)
+        if instant.tzinfo is None:
+            raise MarketDataError(f"as_of {self.as_of!r} needs a timezone offset")
+        return instant
+
+    def quality_policy(self) -> QualityPolicy:
+        return QualityPolicy(
+            max_missing_ticker_share=self.max_missing_ticker_share,
+            acknowledged_jumps=frozenset(
+                j.strip() for j in self.acknowledged_jumps.split(",") if j.strip()
+            ),
+        )
+
+
+class _SyntheticSource:
+    """Adapts the synthetic market to the MarketSource protocol."""
+
+    name = "synthetic"
+
+    def __init__(self, market: SyntheticMarket):
+        self._market = market
+
+    def bars(self, sessions):
+        return self._market.bars(sessions)
+
+    def chains(self, session):
+        return self._market.chains(session)
+
+    def truth(self, sessions):
+        return self._market.truth(sessions)
+
+
+def _setting(name: str):
+    """An EnvVar when the environment sets it (the UI shows it as such), else the default."""
+    return EnvVar(name) if name in os.environ else settings.SETTINGS[name][0]
+
+
+def _int_setting(name: str) -> int:
+    return int(settings.env(name))
+
+
+def default_resources() -> dict[str, object]:
+    from butterquant_dagster.defs.lake_io_manager import LakeIOManager
+
+    lake = LakeResource(data_dir=str(settings.data_root()))
+    market = MarketDataResource(
+        source=_setting("BUTTERQUANT_MARKET_SOURCE"),
+        seed=_int_setting("BUTTERQUANT_SEED"),
+        synthetic_epoch=settings.env("BUTTERQUANT_SYNTHETIC_EPOCH"),
+        universe_file=_setting("BUTTERQUANT_UNIVERSE_FILE"),
+        universe_size=_int_setting("BUTTERQUANT_UNIVERSE_SIZE"),
+        universe_symbols=_setting("BUTTERQUANT_UNIVERSE_SYMBOLS"),
+        bars_path=_setting("BUTTERQUANT_BARS_PATH"),
+        chains_path=_setting("BUTTERQUANT_CHAINS_PATH"),
+        risk_free_rate=float(settings.env("BUTTERQUANT_RISK_FREE_RATE")),
+    )
+    return {"lake": lake, "market": market, "lake_io_manager": LakeIOManager(lake=lake)}
