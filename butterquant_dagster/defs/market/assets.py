@@ -19,7 +19,7 @@ from dagster import (
     asset,
 )
 
-from butterquant_dagster.core import calendar
+from butterquant_dagster.core import calendar, progress
 from butterquant_dagster.core.market.schemas import DAILY_BARS, empty
 from butterquant_dagster.core.market.validation import BAR_RULES, CHAIN_RULES, QualityReport
 from butterquant_dagster.core.storage.lake import StagedPartitions
@@ -47,6 +47,7 @@ def _sessions(context: AssetExecutionContext, market: MarketDataResource) -> lis
 
 
 def _progress(context, table: str, done: int, total: int, session: dt.date) -> None:
+    progress.report(table, done, total, str(session))
     step = max(1, total // 20)
     if done == total or done % step == 0:
         context.log.info(f"progress {table} {done}/{total} sessions (last {session})")

@@ -28,6 +28,8 @@ def build_market_job(partitions: PartitionsDefinition, market_source: str):
         MARKET_JOB,
         selection=AssetSelection.groups(*market_groups(market_source)),
         partitions_def=partitions,
+        # One market snapshot at a time (dagster.yaml limits the "market" lane to one run).
+        tags={"butterquant/lane": "market"},
         description="Take the closing market snapshot (bars and option chains) of a session.",
     )
 

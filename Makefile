@@ -1,0 +1,46 @@
+# butterquant: `make demo` runs the daily market job on the embedded default (synthetic
+# market, local storage); `make test` runs the test suite. Each target creates or refreshes
+# the virtual environment in .venv first, so a fresh clone needs only Python 3.11+.
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export BUTTERQUANT_DATA_DIR ?= $(CURDIR)/data
+export DAGSTER_HOME ?= $(BUTTERQUANT_DATA_DIR)/dagster
+
+.PHONY: demo test bench dev lint install instance clean
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+# The instance lives under the data root; its configuration is the repository's dagster.yaml.
+instance:
+	@mkdir -p $(DAGSTER_HOME)
+	@cp dagster.yaml $(DAGSTER_HOME)/dagster.yaml
+
+demo: $(STAMP) instance
+	$(BIN)/butterquant demo
+
+test: $(STAMP)
+	$(BIN)/ruff check butterquant_dagster butterquant_dagster_tests benchmarks
+	$(BIN)/pytest -n 2
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/bench_market.py
+
+dev: $(STAMP) instance
+	$(BIN)/dagster dev -h 127.0.0.1 -p 3000 -w workspace.yaml
+
+lint: $(STAMP)
+	$(BIN)/ruff check butterquant_dagster butterquant_dagster_tests benchmarks
+	$(BIN)/ruff format --check butterquant_dagster butterquant_dagster_tests benchmarks
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

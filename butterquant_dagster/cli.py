@@ -1,0 +1,375 @@
+"""The ``butterquant`` command.
+
+Every command that produces data materializes through Dagster against the project's
+instance (``<data root>/dagster``), so each run shows up in the UI with its lineage, logs
+and checks, exactly as if it had been launched there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import shutil
+import signal
+import sys
+import warnings
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from butterquant_dagster.core import calendar, progress, settings
+
+EXIT_OK, EXIT_RUN_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+_REPO_INSTANCE_CONFIG = Path(__file__).resolve().parents[1] / "dagster.yaml"
+DEMO_SESSIONS = 63  # about three months
+
+
+class CliError(Exception):
+    """Bad input from the command line: reported in one line, exit code 2."""
+
+
+@dataclass
+class RunSummary:
+    run_id: str
+    success: bool
+    job: str
+    first_session: str
+    last_session: str
+    sessions: int
+    data_dir: str
+    failures: list[str] = field(default_factory=list)
+    failed_checks: list[str] = field(default_factory=list)
+
+
+# ----------------------------------------------------------------------------- plumbing
+def prepare_instance():
+    """The project's Dagster instance under the data root (created on first use)."""
+    home = Path(os.environ.get("DAGSTER_HOME") or settings.dagster_home())
+    home.mkdir(parents=True, exist_ok=True)
+    os.environ["DAGSTER_HOME"] = str(home)
+    config = home / "dagster.yaml"
+    if not config.exists() and _REPO_INSTANCE_CONFIG.exists():
+        shutil.copyfile(_REPO_INSTANCE_CONFIG, config)
+    from dagster import DagsterInstance
+
+    return DagsterInstance.get()
+
+
+class _ProgressBar:
+    """One updating line per task on a terminal; plain lines when piped."""
+
+    def __init__(self, stream=sys.stderr):
+        self.stream = stream
+        self.tty = stream.isatty()
+        self._last: dict[str, int] = {}
+
+    def __call__(self, task: str, done: int, total: int, label: str) -> None:
+        if self.tty:
+            width = 30
+            filled = int(width * done / max(total, 1))
+            bar = "#" * filled + "-" * (width - filled)
+            end = "\n" if done == total else ""
+            self.stream.write(f"\r{task:<14} [{bar}] {done:>5}/{total} {label}{end}")
+            self.stream.flush()
+            return
+        step = max(1, total // 10)
+        if done == total or done - self._last.get(task, 0) >= step:
+            self._last[task] = done
+            self.stream.write(f"{task}: {done}/{total} sessions ({label})\n")
+            self.stream.flush()
+
+
+def _session_range(start: str, end: str) -> list[dt.date]:
+    try:
+        first, last = dt.date.fromisoformat(start), dt.date.fromisoformat(end)
+    except ValueError as exc:
+        raise CliError(f"dates must be YYYY-MM-DD: {exc}") from exc
+    try:
+        days = calendar.sessions(first, last)
+    except calendar.CalendarError as exc:
+        raise CliError(str(exc)) from exc
+    if not days:
+        raise CliError(f"no NYSE session between {first} and {last}")
+    partitions_start = dt.date.fromisoformat(settings.env("BUTTERQUANT_PARTITIONS_START"))
+    if days[0] < partitions_start:
+        raise CliError(
+            f"{days[0]} is before the first partition {partitions_start}; set "
+            "BUTTERQUANT_PARTITIONS_START earlier to backfill older sessions"
+        )
+    return days
+
+
+def materialize_market(first: dt.date, last: dt.date, *, show_progress: bool) -> RunSummary:
+    """Materialize the market snapshot for every session in [first, last] in one run."""
+    instance = prepare_instance()
+    from dagster import DagsterEventType
+    from dagster._core.storage.tags import (
+        ASSET_PARTITION_RANGE_END_TAG,
+        ASSET_PARTITION_RANGE_START_TAG,
+    )
+
+    from butterquant_dagster.definitions import build_definitions
+    from butterquant_dagster.defs.market.automation import MARKET_JOB
+
+    job = build_definitions().resolve_job_def(MARKET_JOB)
+    unsubscribe = progress.subscribe(_ProgressBar()) if show_progress else (lambda: None)
+    try:
+        result = job.execute_in_process(
+            instance=instance,
+            tags={
+                ASSET_PARTITION_RANGE_START_TAG: first.isoformat(),
+                ASSET_PARTITION_RANGE_END_TAG: last.isoformat(),
+                "butterquant/launched_by": "cli",
+            },
+            run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+            raise_on_error=False,
+        )
+    finally:
+        unsubscribe()
+    failures = [
+        event.event_specific_data.error.message.strip()
+        for event in result.all_events
+        if event.event_type == DagsterEventType.STEP_FAILURE
+    ]
+    failed_checks = [
+        f"{e.asset_key.to_user_string()}:{e.check_name}"
+        for e in result.get_asset_check_evaluations()
+        if not e.passed
+    ]
+    return RunSummary(
+        run_id=result.run_id,
+        success=result.success,
+        job=MARKET_JOB,
+        first_session=first.isoformat(),
+        last_session=last.isoformat(),
+        sessions=len(calendar.sessions(first, last)),
+        data_dir=str(settings.data_root()),
+        failures=failures,
+        failed_checks=failed_checks,
+    )
+
+
+def _lake_summary(first: dt.date, last: dt.date) -> dict[str, object]:
+    from butterquant_dagster.core.storage.lake import Lake
+
+    lake = Lake(settings.data_root())
+    with lake.connect() as db:
+        window = (first.isoformat(), last.isoformat())
+        tickers, bars = db.execute(
+            "SELECT count(DISTINCT symbol), count(*) FROM daily_bars "
+            "WHERE session BETWEEN ?::DATE AND ?::DATE", window,
+        ).fetchone()
+        contracts, modelled = db.execute(
+            "SELECT count(*), count(*) FILTER (WHERE modelled) FROM option_chains "
+            "WHERE session BETWEEN ?::DATE AND ?::DATE", window,
+        ).fetchone()
+    warehouse = lake.refresh_warehouse()
+    return {
+        "tickers": tickers,
+        "bars": bars,
+        "contracts": contracts,
+        "modelled_contracts": modelled,
+        "lake": str(lake.directory),
+        "warehouse": str(warehouse),
+    }
+
+
+def _print(summary: dict, as_json: bool, lines: list[str]) -> None:
+    if as_json:
+        print(json.dumps(summary, indent=2, default=str))
+    else:
+        print("\n".join(lines))
+
+
+def _report_failure(summary: RunSummary, as_json: bool) -> int:
+    if as_json:
+        print(json.dumps(asdict(summary), indent=2))
+    else:
+        print(f"run {summary.run_id} FAILED", file=sys.stderr)
+        for message in summary.failures:
+            print(message, file=sys.stderr)
+    return EXIT_RUN_FAILED
+
+
+# ----------------------------------------------------------------------------- commands
+def cmd_backfill(args) -> int:
+    days = _session_range(args.start, args.end)
+    summary = materialize_market(days[0], days[-1], show_progress=not args.json)
+    if not summary.success:
+        return _report_failure(summary, args.json)
+    lake = _lake_summary(days[0], days[-1])
+    _print(
+        {**asdict(summary), **lake},
+        args.json,
+        [
+            f"backfilled {summary.sessions} sessions {summary.first_session}.."
+            f"{summary.last_session} in one run ({summary.run_id})",
+            f"  {lake['tickers']} tickers, {lake['bars']} bars, {lake['contracts']} contracts",
+            f"  lake: {lake['lake']}",
+        ],
+    )
+    return EXIT_OK
+
+
+def cmd_demo(args) -> int:
+    latest = calendar.latest_completed_session(dt.datetime.now(dt.UTC))
+    start = latest
+    for _ in range(args.sessions - 1):
+        start = calendar.previous_session(start)
+    days = _session_range(start.isoformat(), latest.isoformat())
+    summary = materialize_market(days[0], days[-1], show_progress=not args.json)
+    if not summary.success:
+        return _report_failure(summary, args.json)
+    lake = _lake_summary(days[0], days[-1])
+    source = settings.env("BUTTERQUANT_MARKET_SOURCE")
+    _print(
+        {**asdict(summary), **lake, "source": source},
+        args.json,
+        [
+            f"butterquant demo: {source} market, {summary.sessions} sessions "
+            f"{summary.first_session}..{summary.last_session}",
+            f"  tickers:   {lake['tickers']}",
+            f"  bars:      {lake['bars']}",
+            f"  contracts: {lake['contracts']} option quotes"
+            + (" (modelled)" if lake["modelled_contracts"] == lake["contracts"] else ""),
+            f"  data:      {lake['lake']} (Parquet, one file per session)",
+            f"  SQL:       {lake['warehouse']} (DuckDB views), or `butterquant sql`",
+            f"  run:       {summary.run_id} in the instance at {os.environ['DAGSTER_HOME']}",
+            "  UI:        `make dev`, then open http://127.0.0.1:3000",
+        ],
+    )
+    return EXIT_OK
+
+
+def cmd_status(args) -> int:
+    from butterquant_dagster.core.storage.lake import Lake
+
+    lake = Lake(settings.data_root())
+    tables = {}
+    for table in lake.tables():
+        parts = lake.partitions(table)
+        tables[table] = {
+            "partitions": len(parts),
+            "first": parts[0] if parts else None,
+            "last": parts[-1] if parts else None,
+        }
+    _print(
+        {"data_dir": str(settings.data_root()), "tables": tables},
+        args.json,
+        [f"data root: {settings.data_root()}"]
+        + [
+            f"  {name:<16} "
+            + (
+                f"{info['partitions']:>5} partitions  {info['first']}..{info['last']}"
+                if info["first"]
+                else "unpartitioned"
+            )
+            for name, info in tables.items()
+        ]
+        + ([] if tables else ["  (empty: run `butterquant demo` or `butterquant backfill`)"]),
+    )
+    return EXIT_OK
+
+
+def cmd_sql(args) -> int:
+    from butterquant_dagster.core.storage.lake import Lake
+
+    with Lake(settings.data_root()).connect() as db:
+        try:
+            frame = db.execute(args.query).fetchdf()
+        except Exception as exc:  # duckdb raises many error types; all are bad input here
+            raise CliError(f"query failed: {exc}") from exc
+    if args.json:
+        print(frame.to_json(orient="records", date_format="iso", indent=2))
+    else:
+        print(frame.to_string(index=False, max_rows=args.max_rows))
+    return EXIT_OK
+
+
+def cmd_sessions(args) -> int:
+    days = _session_range(args.start, args.end)
+    early = {e.session for e in calendar.early_closes(days[0], days[-1])}
+    rows = [{"session": d.isoformat(), "early_close": d in early} for d in days]
+    _print(
+        {"sessions": rows, "count": len(rows)},
+        args.json,
+        [f"{r['session']}{'  (early close 13:00)' if r['early_close'] else ''}" for r in rows]
+        + [f"{len(rows)} sessions"],
+    )
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="butterquant",
+        description="Run the butterquant Dagster project from the terminal. Data root: "
+        "$BUTTERQUANT_DATA_DIR (default ./data); runs appear in the Dagster UI.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    backfill = sub.add_parser(
+        "backfill",
+        help="materialize the market snapshot for every session in a date range, in one run",
+        description="Materialize assets for every NYSE session in [start, end] in one run "
+        "(weekends and holidays are not sessions and are skipped).",
+    )
+    backfill.add_argument("--start", required=True, help="first date, YYYY-MM-DD")
+    backfill.add_argument("--end", required=True, help="last date, YYYY-MM-DD")
+    backfill.add_argument(
+        "--assets", choices=["market"], default="market",
+        help="which assets: market = universe, daily bars, option chains (+ synthetic truth)",
+    )
+    backfill.add_argument("--json", action="store_true", help="print the result as JSON")
+    backfill.set_defaults(handler=cmd_backfill)
+
+    demo = sub.add_parser(
+        "demo",
+        help="backfill the last ~3 months of the configured market and summarize it",
+        description="Backfill the most recent sessions (synthetic market by default) and print "
+        "what was produced and where.",
+    )
+    demo.add_argument("--sessions", type=int, default=DEMO_SESSIONS,
+                      help=f"how many sessions back from the latest close (default "
+                           f"{DEMO_SESSIONS})")
+    demo.add_argument("--json", action="store_true", help="print the result as JSON")
+    demo.set_defaults(handler=cmd_demo)
+
+    status = sub.add_parser("status", help="what the lake holds",
+                            description="Tables and partitions in the data root.")
+    status.add_argument("--json", action="store_true", help="print the result as JSON")
+    status.set_defaults(handler=cmd_status)
+
+    sql = sub.add_parser("sql", help="query the lake with DuckDB SQL",
+                         description="Run a SQL query over the lake's tables (one view each).")
+    sql.add_argument("query", help="e.g. \"SELECT symbol, close FROM daily_bars LIMIT 5\"")
+    sql.add_argument("--max-rows", type=int, default=50, help="rows to print (text output)")
+    sql.add_argument("--json", action="store_true", help="print the rows as JSON")
+    sql.set_defaults(handler=cmd_sql)
+
+    sessions = sub.add_parser("sessions", help="list NYSE sessions in a date range",
+                              description="NYSE sessions and early closes in [start, end].")
+    sessions.add_argument("--start", required=True, help="first date, YYYY-MM-DD")
+    sessions.add_argument("--end", required=True, help="last date, YYYY-MM-DD")
+    sessions.add_argument("--json", action="store_true", help="print the result as JSON")
+    sessions.set_defaults(handler=cmd_sessions)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    if hasattr(signal, "SIGPIPE"):  # `butterquant sql ... | head` ends quietly
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    warnings.filterwarnings("ignore", module="dagster")
+    args = build_parser().parse_args(argv)
+    if getattr(args, "sessions", 1) is not None and args.command == "demo" and args.sessions < 1:
+        print("butterquant: error: --sessions must be at least 1", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    try:
+        return args.handler(args)
+    except CliError as exc:
+        print(f"butterquant: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+
+if __name__ == "__main__":
+    sys.exit(main())

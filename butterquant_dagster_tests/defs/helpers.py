@@ -1,0 +1,51 @@
+"""Building definitions against a temporary data root and running them in process."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from dagster import DagsterInstance, Definitions
+from dagster._core.storage.tags import (
+    ASSET_PARTITION_RANGE_END_TAG,
+    ASSET_PARTITION_RANGE_START_TAG,
+)
+
+from butterquant_dagster.core.settings import Settings
+from butterquant_dagster.definitions import build_definitions
+from butterquant_dagster.defs.lake_io_manager import LakeIOManager
+from butterquant_dagster.defs.market.automation import MARKET_JOB
+from butterquant_dagster.resources import LakeResource, MarketDataResource
+
+
+def make_defs(root: Path, *, partitions_start="2015-01-02", source="synthetic", **market):
+    lake = LakeResource(data_dir=str(root))
+    resources = {
+        "lake": lake,
+        "market": MarketDataResource(source=source, **market),
+        "lake_io_manager": LakeIOManager(lake=lake),
+    }
+    return build_definitions(Settings(partitions_start, source), resources)
+
+
+def run_market(defs: Definitions, first: str, last: str, instance=None):
+    job = defs.resolve_job_def(MARKET_JOB)
+    return job.execute_in_process(
+        instance=instance or DagsterInstance.ephemeral(),
+        tags={ASSET_PARTITION_RANGE_START_TAG: first, ASSET_PARTITION_RANGE_END_TAG: last},
+        raise_on_error=False,
+    )
+
+
+def failure_messages(result) -> str:
+    return "\n".join(
+        event.event_specific_data.error.message
+        for event in result.all_events
+        if event.is_step_failure
+    )
+
+
+def check_outcomes(result) -> dict[tuple[str, str], bool]:
+    return {
+        (e.asset_key.to_user_string(), e.check_name): e.passed
+        for e in result.get_asset_check_evaluations()
+    }

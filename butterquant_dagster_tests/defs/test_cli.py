@@ -1,0 +1,97 @@
+"""The `butterquant` command against a temporary data root and instance."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from dagster import DagsterInstance
+
+from butterquant_dagster.cli import EXIT_BAD_INPUT, EXIT_OK, build_parser, main
+from butterquant_dagster.core.storage.lake import Lake
+
+
+def test_backfill_over_holidays_creates_exactly_the_sessions(isolated_env, capsys):
+    code = main(["backfill", "--start", "2025-11-26", "--end", "2025-12-02", "--json"])
+    out = capsys.readouterr().out
+    assert code == EXIT_OK, out
+    summary = json.loads(out)
+    assert summary["success"] is True
+    # Thanksgiving (27th) and the weekend are not sessions; the 28th closed early.
+    expected = ["2025-11-26", "2025-11-28", "2025-12-01", "2025-12-02"]
+    assert summary["sessions"] == 4
+    assert Lake(isolated_env).partitions("daily_bars") == expected
+    assert Lake(isolated_env).partitions("option_chains") == expected
+    assert summary["tickers"] == 6 and summary["bars"] == 24
+    # The run is in the project's instance, where the UI will find it.
+    instance = DagsterInstance.get()
+    runs = instance.get_runs()
+    assert [r.run_id for r in runs] == [summary["run_id"]]
+    assert runs[0].tags["dagster/asset_partition_range_start"] == "2025-11-26"
+    assert (isolated_env / "dagster" / "dagster.yaml").exists()
+
+
+def test_demo_summarizes_what_it_made(isolated_env, capsys):
+    code = main(["demo", "--sessions", "3"])
+    out = capsys.readouterr().out
+    assert code == EXIT_OK, out
+    assert "3 sessions" in out and "tickers:   6" in out
+    assert str(isolated_env / "lake") in out
+    assert "http://127.0.0.1:3000" in out
+    assert len(Lake(isolated_env).partitions("option_chains")) == 3
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["backfill", "--start", "2025-13-01", "--end", "2025-12-31"], "YYYY-MM-DD"),
+        (["backfill", "--start", "2025-07-05", "--end", "2025-07-06"], "no NYSE session"),
+        (["backfill", "--start", "2025-07-10", "--end", "2025-07-01"], "after end"),
+        (["backfill", "--start", "2010-01-04", "--end", "2010-01-08"], "before the first"),
+        (["backfill", "--start", "1980-01-02", "--end", "1980-01-08"], "outside the NYSE"),
+    ],
+)
+def test_bad_dates_are_errors(isolated_env, capsys, argv, message):
+    assert main(argv) == EXIT_BAD_INPUT
+    assert message in capsys.readouterr().err
+    assert Lake(isolated_env).tables() == []
+
+
+def test_failed_run_exits_nonzero_and_names_the_problem(isolated_env, monkeypatch, capsys):
+    monkeypatch.setenv("BUTTERQUANT_MARKET_SOURCE", "files")
+    monkeypatch.setenv("BUTTERQUANT_BARS_PATH", str(isolated_env / "nowhere"))
+    assert main(["backfill", "--start", "2025-03-03", "--end", "2025-03-04"]) == 1
+    assert "nowhere" in capsys.readouterr().err
+
+
+def test_sql_and_status(isolated_env, capsys):
+    assert main(["backfill", "--start", "2025-03-03", "--end", "2025-03-04", "--json"]) == 0
+    capsys.readouterr()
+    assert main(["sql", "SELECT count(*) AS n FROM daily_bars", "--json"]) == EXIT_OK
+    assert json.loads(capsys.readouterr().out) == [{"n": 12}]
+    assert main(["status", "--json"]) == EXIT_OK
+    tables = json.loads(capsys.readouterr().out)["tables"]
+    assert tables["daily_bars"] == {"partitions": 2, "first": "2025-03-03",
+                                    "last": "2025-03-04"}
+    assert main(["sql", "SELECT * FROM no_such_table"]) == EXIT_BAD_INPUT
+    assert "no_such_table" in capsys.readouterr().err
+
+
+def test_sessions_lists_early_closes(capsys):
+    assert main(["sessions", "--start", "2025-12-22", "--end", "2025-12-26", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)["sessions"]
+    assert rows == [
+        {"session": "2025-12-22", "early_close": False},
+        {"session": "2025-12-23", "early_close": False},
+        {"session": "2025-12-24", "early_close": True},
+        {"session": "2025-12-26", "early_close": False},
+    ]
+
+
+@pytest.mark.parametrize("command", ["backfill", "demo", "status", "sql", "sessions"])
+def test_every_command_has_help(command, capsys):
+    parser = build_parser()
+    with pytest.raises(SystemExit) as exit_info:
+        parser.parse_args([command, "--help"])
+    assert exit_info.value.code == 0
+    assert f"usage: butterquant {command}" in capsys.readouterr().out

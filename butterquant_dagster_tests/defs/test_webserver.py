@@ -1,0 +1,81 @@
+"""Smoke test: the real webserver serves the code location on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+QUERY = """
+{
+  assetNodes { assetKey { path } groupName hasAssetChecks }
+}
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _post(url: str, payload: dict) -> dict:
+    request = urllib.request.Request(
+        url, data=json.dumps(payload).encode(), headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read())
+
+
+@pytest.mark.slow
+def test_webserver_lists_the_market_assets(tmp_path):
+    home = tmp_path / "data" / "dagster"
+    home.mkdir(parents=True)
+    shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
+    port = _free_port()
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(home),
+        "BUTTERQUANT_DATA_DIR": str(tmp_path / "data"),
+    }
+    webserver = Path(sys.executable).with_name("dagster-webserver")
+    process = subprocess.Popen(
+        [str(webserver), "-h", "127.0.0.1", "-p", str(port), "-w", "workspace.yaml"],
+        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 180
+        nodes = None
+        while time.monotonic() < deadline:
+            assert process.poll() is None, process.stdout.read().decode()[-3000:]
+            try:
+                answer = _post(f"{base}/graphql", {"query": QUERY})
+                nodes = answer.get("data", {}).get("assetNodes")
+                if nodes:
+                    break
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                pass
+            time.sleep(1.0)  # waiting for a child process to start, not for market time
+        assert nodes, "the webserver did not serve the asset graph within 180 s"
+        by_name = {"/".join(n["assetKey"]["path"]): n for n in nodes}
+        assert {"universe", "daily_bars", "option_chains", "market_truth"} <= set(by_name)
+        assert by_name["daily_bars"]["groupName"] == "market"
+        assert by_name["daily_bars"]["hasAssetChecks"] is True
+        assert by_name["option_chains"]["hasAssetChecks"] is True
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
