@@ -80,6 +80,17 @@ class _ProgressBar:
             self.stream.flush()
 
 
+def error_text(error) -> str:
+    """The message a person can act on: Dagster wraps the domain error in its own; unwrap."""
+    messages = []
+    while error is not None:
+        text = error.message.strip()
+        if not text.startswith("dagster._core.errors.DagsterExecutionStepExecutionError"):
+            messages.append(text)
+        error = error.cause
+    return "\n".join(messages) or "unknown error"
+
+
 def _session_range(start: str, end: str) -> list[dt.date]:
     try:
         first, last = dt.date.fromisoformat(start), dt.date.fromisoformat(end)
@@ -122,13 +133,14 @@ def materialize_market(first: dt.date, last: dt.date, *, show_progress: bool) ->
                 ASSET_PARTITION_RANGE_END_TAG: last.isoformat(),
                 "butterquant/launched_by": "cli",
             },
-            run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+            # The full log stays in the instance (the UI); the terminal gets the summary.
+            run_config={"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}},
             raise_on_error=False,
         )
     finally:
         unsubscribe()
     failures = [
-        event.event_specific_data.error.message.strip()
+        f"{event.step_key}: {error_text(event.event_specific_data.error)}"
         for event in result.all_events
         if event.event_type == DagsterEventType.STEP_FAILURE
     ]

@@ -10,6 +10,7 @@ from dagster._core.storage.tags import (
     ASSET_PARTITION_RANGE_START_TAG,
 )
 
+from butterquant_dagster.cli import error_text
 from butterquant_dagster.core.settings import Settings
 from butterquant_dagster.definitions import build_definitions
 from butterquant_dagster.defs.lake_io_manager import LakeIOManager
@@ -38,7 +39,7 @@ def run_market(defs: Definitions, first: str, last: str, instance=None):
 
 def failure_messages(result) -> str:
     return "\n".join(
-        event.event_specific_data.error.message
+        error_text(event.event_specific_data.error)
         for event in result.all_events
         if event.is_step_failure
     )

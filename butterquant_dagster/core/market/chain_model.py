@@ -204,4 +204,5 @@ def model_chains(
         }
     )
     frame = frame.sort_values(["symbol", "expiry", "strike", "right"], kind="stable")
+    frame = frame.reset_index(drop=True)
     return conform(frame, OPTION_CHAINS, origin=source)

@@ -53,11 +53,11 @@ def read_universe_file(path: str | Path | None = None) -> pd.DataFrame:
     )
     if "symbol" not in renamed.columns:
         raise UniverseError(f"universe file {origin} has no symbol column: {list(raw.columns)}")
+    renamed["symbol"] = renamed["symbol"].str.strip().str.upper()
     if "name" not in renamed.columns:
         renamed["name"] = renamed["symbol"]
     if "sector" not in renamed.columns:
         renamed["sector"] = "Unknown"
-    renamed["symbol"] = renamed["symbol"].str.strip().str.upper()
     renamed["sector"] = renamed["sector"].fillna("Unknown").str.strip()
     renamed["generated"] = False
     bad = renamed.loc[~renamed["symbol"].fillna("").str.match(_SYMBOL_PATTERN), "symbol"]
