@@ -27,7 +27,10 @@ SETTINGS: dict[str, tuple[str, str]] = {
         "2015-01-02",
         "First session of the synthetic market's path (no data before it).",
     ),
-    "BUTTERQUANT_UNIVERSE_FILE": ("", "Universe CSV (symbol,name,sector); packaged S&P 500 if unset."),
+    "BUTTERQUANT_UNIVERSE_FILE": (
+        "",
+        "Universe CSV (symbol,name,sector); the packaged S&P 500 if unset.",
+    ),
     "BUTTERQUANT_UNIVERSE_SIZE": (
         "50",
         "First N tickers of the universe file; 0 = all; above the file = generated (synthetic).",

@@ -136,9 +136,7 @@ def _coerce(series: pd.Series, column: Column) -> pd.Series:
     if column.kind == "bool":
         if series.dtype == bool:
             return series
-        mapped = series.map(
-            {True: True, False: False, "true": True, "false": False, 1: True, 0: False}
-        )
+        mapped = series.map({True: True, False: False, "true": True, "false": False})
         if mapped.isna().any():
             raise ValueError("values that are not booleans")
         return mapped.astype(bool)

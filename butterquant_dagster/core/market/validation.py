@@ -62,7 +62,8 @@ class Violation:
             )
             if part
         )
-        return f"[{self.rule}] {where}: {self.message}" if where else f"[{self.rule}] {self.message}"
+        prefix = f"[{self.rule}] {where}" if where else f"[{self.rule}]"
+        return f"{prefix}: {self.message}"
 
 
 @dataclass(frozen=True)

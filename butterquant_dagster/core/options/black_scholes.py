@@ -120,7 +120,7 @@ def implied_vol(
         hi = np.where(too_high, sigma, hi)
         lo = np.where(too_high, lo, sigma)
         vega = greeks(s, k, tt, sigma, r, q, c)["vega"] * 100.0
-        with np.errstate(divide="ignore", invalid="ignore"):
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             newton = sigma - diff / vega
         in_bracket = np.isfinite(newton) & (newton > lo) & (newton < hi)
         sigma = np.where(in_bracket, newton, 0.5 * (lo + hi))

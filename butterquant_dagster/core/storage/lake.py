@@ -11,6 +11,7 @@ checked, so a failure half-way leaves the lake as it was.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import uuid
@@ -79,10 +80,8 @@ class StagedPartitions:
 
     def discard(self) -> None:
         shutil.rmtree(self.directory, ignore_errors=True)
-        try:
-            self.directory.parent.rmdir()  # the staging area, when no other run uses it
-        except OSError:
-            pass
+        with contextlib.suppress(OSError):  # the staging area, when no other run uses it
+            self.directory.parent.rmdir()
 
 
 class Lake:
