@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -232,6 +233,47 @@ def test_implied_vol_vectorized_round_trip_over_a_surface():
         ok = vega > 1e-3
         assert ok.sum() > 60
         np.testing.assert_allclose(iv[ok], np.broadcast_to(vol, iv.shape)[ok], atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("spot", "strike", "t", "vol", "rate", "div", "is_call"),
+    [
+        # Inputs where a Newton step divides by a vega that has underflowed to almost zero.
+        (
+            970.0787962688485,
+            1330.2902718091038,
+            0.014010557209485873,
+            1.512783319540955,
+            0.03138131848936051,
+            0.0021429598900861734,
+            True,
+        ),
+        (
+            469.7891552723129,
+            600.3778429078916,
+            2.6163801268090894,
+            0.07235452596776681,
+            0.0514223911049458,
+            0.03418878839813862,
+            True,
+        ),
+        (
+            372.01818632687974,
+            226.63201624259077,
+            1.7984198017633122,
+            0.25927533379777046,
+            0.08028891786090595,
+            0.04921057077671936,
+            False,
+        ),
+    ],
+)
+def test_implied_vol_is_quiet_when_vega_underflows(spot, strike, t, vol, rate, div, is_call):
+    value = _p(spot, strike, t, vol, rate, div, is_call)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        iv = float(bs.implied_vol(value, spot, strike, t, rate, div, is_call))
+    assert iv == pytest.approx(vol, abs=1e-4)
 
 
 def test_implied_vol_nan_outside_no_arbitrage_bounds():
