@@ -1,4 +1,5 @@
-"""Smoke test: the real webserver serves the code location on 127.0.0.1."""
+"""Smoke tests of the code location as its tools load it: the real webserver on 127.0.0.1
+and `dg`."""
 
 from __future__ import annotations
 
@@ -79,3 +80,20 @@ def test_webserver_lists_the_market_assets(tmp_path):
             process.wait(timeout=30)
         except subprocess.TimeoutExpired:
             process.kill()
+
+
+@pytest.mark.slow
+def test_dg_loads_the_code_location(tmp_path):
+    """`[tool.dg]` in pyproject.toml points dg at the same definitions."""
+    dg = Path(sys.executable).with_name("dg")
+    env = {**os.environ, "BUTTERQUANT_DATA_DIR": str(tmp_path / "data")}
+    completed = subprocess.run(
+        [str(dg), "list", "defs", "--json"], cwd=REPO, env=env, capture_output=True,
+        text=True, timeout=300, check=False,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    listed = json.loads(completed.stdout)
+    assets = {a["asset_key"]: a for a in listed["assets"]}
+    assert {"universe", "daily_bars", "option_chains", "market_truth"} == set(assets)
+    assert set(assets["option_chains"]["dependency_keys"]) == {"daily_bars", "universe"}
+    assert len(listed["asset_checks"]) == 16
