@@ -303,8 +303,11 @@ def check_chain_dates(frame: pd.DataFrame, **_) -> Found:
 
 
 def check_greeks_finite(frame: pd.DataFrame, **_) -> Found:
+    """Greeks must be finite wherever the quote has an implied vol; a quote without one
+    (a mid below intrinsic value) is the implied-vol rule's business, with its tolerance."""
     values = frame[["delta", "gamma", "vega", "theta"]].to_numpy(float)
-    mask = ~np.isfinite(values).all(axis=1)
+    has_vol = np.isfinite(frame["implied_vol"].to_numpy(float))
+    mask = ~np.isfinite(values).all(axis=1) & has_vol
     return _rows(
         frame, mask, "greeks_finite",
         lambda r: f"{r['right']} {r['strike']}: delta {r['delta']} gamma {r['gamma']} "
@@ -347,7 +350,8 @@ CHAIN_RULES: tuple[Rule, ...] = (
     Rule("implied_vol_plausible", "implied vols within the plausible range", check_implied_vol),
     Rule("expiry_consistent", "expiry on or after the session, dte consistent",
          check_chain_dates),
-    Rule("greeks_finite", "finite delta, gamma, vega, theta", check_greeks_finite),
+    Rule("greeks_finite", "finite delta, gamma, vega, theta wherever there is an implied vol",
+         check_greeks_finite),
     Rule("missing_tickers", "tickers with a bar but no chain stay within the tolerance",
          lambda f, **kw: check_missing_tickers(f, what="option chain", **kw)),
 )

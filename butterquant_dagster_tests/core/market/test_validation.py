@@ -158,6 +158,13 @@ def test_closed_market_implied_vols_fail(bars, chains):
     assert "closed market" in report.outcomes["implied_vol_plausible"].examples[0].message
 
 
+def test_a_quote_without_implied_vol_has_no_greeks_and_is_tolerated(bars, chains):
+    """A vendor mid below intrinsic value has no implied vol, hence no greeks."""
+    odd = _set(chains, 10, implied_vol=np.nan, delta=np.nan, gamma=np.nan, vega=np.nan,
+               theta=np.nan)
+    assert _run(CHAIN_RULES, odd, bars["symbol"]).passed
+
+
 def test_a_few_odd_vols_are_tolerated(bars, chains):
     odd = _set(chains, 10, implied_vol=7.5)  # one absurd far-wing quote in thousands
     assert _run(CHAIN_RULES, odd, bars["symbol"]).passed
