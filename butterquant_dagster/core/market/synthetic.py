@@ -24,7 +24,6 @@ Nothing here looks ahead: the chain on session t uses only the state at t.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -38,6 +37,7 @@ from butterquant_dagster.core.market.schemas import (
     MARKET_TRUTH,
     conform,
 )
+from butterquant_dagster.core.market.seeding import keyed_rng
 
 REGIMES = ("bull", "neutral", "bear")
 TRADING_DAYS = 252.0
@@ -73,15 +73,6 @@ class SyntheticConfig:
     weekly_weeks: int = 6
 
 
-def _stable_int(*parts: object) -> int:
-    digest = hashlib.sha256("|".join(str(p) for p in parts).encode()).digest()
-    return int.from_bytes(digest[:8], "little")
-
-
-def _rng(seed: int, *key: object) -> np.random.Generator:
-    return np.random.default_rng([seed & 0xFFFFFFFF, _stable_int(*key)])
-
-
 def _ar1(shocks: np.ndarray, phi: float) -> np.ndarray:
     """x_t = phi x_{t-1} + shock_t along axis 0, started at 0."""
     return lfilter([1.0], [1.0, -phi], shocks, axis=0)
@@ -106,7 +97,7 @@ class SyntheticMarket:
     def _ticker_params(self) -> dict[str, np.ndarray]:
         rows = []
         for symbol in self.symbols:
-            r = _rng(self.config.seed, "params", symbol)
+            r = keyed_rng(self.config.seed, "params", symbol)
             rows.append(
                 [
                     np.exp(r.normal(np.log(80.0), 0.9)),  # initial price
@@ -136,7 +127,7 @@ class SyntheticMarket:
     def _simulate(self, n: int) -> dict[str, np.ndarray]:
         """Simulate sessions 0..n-1 since the epoch (a prefix of any longer simulation)."""
         seed = self.config.seed
-        u = _rng(seed, "regime").uniform(size=n)
+        u = keyed_rng(seed, "regime").uniform(size=n)
         regime = np.empty(n, dtype=np.int8)
         state = 1
         cumulative_to = np.cumsum(_TO, axis=1)
@@ -146,7 +137,7 @@ class SyntheticMarket:
                 state = int(np.searchsorted(cumulative_to[state], move, side="right"))
                 state = min(state, 2)
             regime[i] = state
-        market_shocks = _rng(seed, "market").standard_normal((n, 2))
+        market_shocks = keyed_rng(seed, "market").standard_normal((n, 2))
         log_sv = _ar1(_SV_ETA * market_shocks[:, 1], _SV_PHI)
         market_vol = _VOL[regime] * np.exp(log_sv)  # annualised
         market_ret = _DRIFT[regime] + market_vol / np.sqrt(TRADING_DAYS) * market_shocks[:, 0]
@@ -154,14 +145,15 @@ class SyntheticMarket:
         sector_names = sorted(set(self.sectors))
         sector_ret = np.column_stack(
             [
-                _SECTOR_VOL / np.sqrt(TRADING_DAYS) * _rng(seed, "sector", s).standard_normal(n)
+                _SECTOR_VOL / np.sqrt(TRADING_DAYS)
+                * keyed_rng(seed, "sector", s).standard_normal(n)
                 for s in sector_names
             ]
         )
         sector_of = np.array([sector_names.index(s) for s in self.sectors])
 
         draws = np.stack(
-            [_rng(seed, "ticker", s).standard_normal((n, _N_DRAWS)) for s in self.symbols],
+            [keyed_rng(seed, "ticker", s).standard_normal((n, _N_DRAWS)) for s in self.symbols],
             axis=1,
         )  # (n, tickers, draws)
         p = self._params
@@ -288,7 +280,7 @@ class SyntheticMarket:
         )
 
     def chains(self, session: dt.date) -> pd.DataFrame:
-        rng = _rng(self.config.seed, "chain", session.isoformat())
+        rng = keyed_rng(self.config.seed, "chain", session.isoformat())
         return model_chains(
             session,
             self.underlyings(session),

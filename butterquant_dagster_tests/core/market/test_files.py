@@ -12,7 +12,7 @@ import pytest
 
 from butterquant_dagster.core import calendar
 from butterquant_dagster.core.market import files
-from butterquant_dagster.core.market.files import FileMarketSource, ticker_from_name
+from butterquant_dagster.core.market.files import FileMarketSource, parsing, ticker_from_name
 from butterquant_dagster.core.market.schemas import (
     DAILY_BARS,
     OPTION_CHAINS,
@@ -102,8 +102,8 @@ def test_first_bar_has_no_prev_close_and_pre_ipo_sessions_have_no_row():
 def test_a_year_of_bars_is_one_selection(monkeypatch, real_bars_dir):
     files.clear_cache()
     reads = []
-    original = files._read_raw
-    monkeypatch.setattr(files, "_read_raw", lambda path: reads.append(path) or original(path))
+    original = parsing._read_raw
+    monkeypatch.setattr(parsing, "_read_raw", lambda path: reads.append(path) or original(path))
     source = FileMarketSource(universe(), real_bars_dir)
     year = calendar.sessions("2008-01-01", "2008-12-31")
     first = source.bars(year)
