@@ -30,6 +30,7 @@ demo: $(STAMP) instance
 
 test: $(STAMP)
 	$(BIN)/ruff check butterquant_dagster butterquant_dagster_tests benchmarks
+	$(BIN)/ruff format --check butterquant_dagster butterquant_dagster_tests benchmarks
 	$(BIN)/pytest -n 2
 
 bench: $(STAMP)

@@ -98,15 +98,20 @@ def bench_year_backfill(tickers: int = 50) -> None:
         lake = LakeResource(data_dir=str(Path(root)))
         defs = build_definitions(
             Settings("2015-01-02", "synthetic"),
-            {"lake": lake, "market": MarketDataResource(universe_size=tickers),
-             "lake_io_manager": LakeIOManager(lake=lake)},
+            {
+                "lake": lake,
+                "market": MarketDataResource(universe_size=tickers),
+                "lake_io_manager": LakeIOManager(lake=lake),
+            },
         )
         job = defs.resolve_job_def(MARKET_JOB)
         start = time.perf_counter()
         result = job.execute_in_process(
             instance=DagsterInstance.ephemeral(),
-            tags={"dagster/asset_partition_range_start": YEAR[0],
-                  "dagster/asset_partition_range_end": YEAR[1]},
+            tags={
+                "dagster/asset_partition_range_start": YEAR[0],
+                "dagster/asset_partition_range_end": YEAR[1],
+            },
             run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
         )
         dagster_s = time.perf_counter() - start
@@ -115,8 +120,10 @@ def bench_year_backfill(tickers: int = 50) -> None:
     print(f"a year ({len(sessions)} sessions) of {tickers} tickers; {files} chain partitions")
     print(f"  {'':<42}{'seconds':>9}{'ratio':>9}")
     print(f"  {'core generation only':<42}{core_s:>9.2f}{1.0:>9.2f}")
-    print(f"  {'Dagster single-run backfill (target 60 s)':<42}{dagster_s:>9.2f}"
-          f"{dagster_s / core_s:>9.2f}")
+    print(
+        f"  {'Dagster single-run backfill (target 60 s)':<42}{dagster_s:>9.2f}"
+        f"{dagster_s / core_s:>9.2f}"
+    )
 
 
 if __name__ == "__main__":

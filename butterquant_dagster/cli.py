@@ -170,11 +170,13 @@ def _lake_summary(first: dt.date, last: dt.date) -> dict[str, object]:
         window = (first.isoformat(), last.isoformat())
         tickers, bars = db.execute(
             "SELECT count(DISTINCT symbol), count(*) FROM daily_bars "
-            "WHERE session BETWEEN ?::DATE AND ?::DATE", window,
+            "WHERE session BETWEEN ?::DATE AND ?::DATE",
+            window,
         ).fetchone()
         contracts, modelled = db.execute(
             "SELECT count(*), count(*) FILTER (WHERE modelled) FROM option_chains "
-            "WHERE session BETWEEN ?::DATE AND ?::DATE", window,
+            "WHERE session BETWEEN ?::DATE AND ?::DATE",
+            window,
         ).fetchone()
     warehouse = lake.refresh_warehouse()
     return {
@@ -329,7 +331,9 @@ def build_parser() -> argparse.ArgumentParser:
     backfill.add_argument("--start", required=True, help="first date, YYYY-MM-DD")
     backfill.add_argument("--end", required=True, help="last date, YYYY-MM-DD")
     backfill.add_argument(
-        "--assets", choices=["market"], default="market",
+        "--assets",
+        choices=["market"],
+        default="market",
         help="which assets: market = universe, daily bars, option chains (+ synthetic truth)",
     )
     backfill.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -341,26 +345,36 @@ def build_parser() -> argparse.ArgumentParser:
         description="Backfill the most recent sessions (synthetic market by default) and print "
         "what was produced and where.",
     )
-    demo.add_argument("--sessions", type=int, default=DEMO_SESSIONS,
-                      help=f"how many sessions back from the latest close (default "
-                           f"{DEMO_SESSIONS})")
+    demo.add_argument(
+        "--sessions",
+        type=int,
+        default=DEMO_SESSIONS,
+        help=f"how many sessions back from the latest close (default {DEMO_SESSIONS})",
+    )
     demo.add_argument("--json", action="store_true", help="print the result as JSON")
     demo.set_defaults(handler=cmd_demo)
 
-    status = sub.add_parser("status", help="what the lake holds",
-                            description="Tables and partitions in the data root.")
+    status = sub.add_parser(
+        "status", help="what the lake holds", description="Tables and partitions in the data root."
+    )
     status.add_argument("--json", action="store_true", help="print the result as JSON")
     status.set_defaults(handler=cmd_status)
 
-    sql = sub.add_parser("sql", help="query the lake with DuckDB SQL",
-                         description="Run a SQL query over the lake's tables (one view each).")
-    sql.add_argument("query", help="e.g. \"SELECT symbol, close FROM daily_bars LIMIT 5\"")
+    sql = sub.add_parser(
+        "sql",
+        help="query the lake with DuckDB SQL",
+        description="Run a SQL query over the lake's tables (one view each).",
+    )
+    sql.add_argument("query", help='e.g. "SELECT symbol, close FROM daily_bars LIMIT 5"')
     sql.add_argument("--max-rows", type=int, default=50, help="rows to print (text output)")
     sql.add_argument("--json", action="store_true", help="print the rows as JSON")
     sql.set_defaults(handler=cmd_sql)
 
-    sessions = sub.add_parser("sessions", help="list NYSE sessions in a date range",
-                              description="NYSE sessions and early closes in [start, end].")
+    sessions = sub.add_parser(
+        "sessions",
+        help="list NYSE sessions in a date range",
+        description="NYSE sessions and early closes in [start, end].",
+    )
     sessions.add_argument("--start", required=True, help="first date, YYYY-MM-DD")
     sessions.add_argument("--end", required=True, help="last date, YYYY-MM-DD")
     sessions.add_argument("--json", action="store_true", help="print the result as JSON")

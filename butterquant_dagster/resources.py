@@ -67,8 +67,9 @@ class MarketDataResource(ConfigurableResource):
 
     def market(self, universe: pd.DataFrame) -> MarketSource:
         if self.source == "synthetic":
-            pairs = tuple(zip(universe["symbol"].astype(str), universe["sector"].astype(str),
-                              strict=True))
+            pairs = tuple(
+                zip(universe["symbol"].astype(str), universe["sector"].astype(str), strict=True)
+            )
             return _SyntheticSource(
                 _synthetic(self.seed, self.synthetic_epoch, self.risk_free_rate, pairs)
             )

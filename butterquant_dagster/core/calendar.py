@@ -116,11 +116,7 @@ def holidays(start: dt.date | str, end: dt.date | str) -> list[dt.date]:
     """Weekdays in [start, end] on which the NYSE was (or will be) closed."""
     first, last = _to_date(start), _to_date(end)
     index = _session_index()
-    return [
-        day.date()
-        for day in pd.bdate_range(first, last)
-        if day.date() not in index
-    ]
+    return [day.date() for day in pd.bdate_range(first, last) if day.date() not in index]
 
 
 def previous_session(day: dt.date | str) -> dt.date:

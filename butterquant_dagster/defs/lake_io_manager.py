@@ -35,8 +35,9 @@ class LakeIOManager(ConfigurableIOManager):
             context.add_output_metadata({"path": MetadataValue.path(str(path))})
             return
         keys = list(context.asset_partition_keys)
-        staged = obj if isinstance(obj, StagedPartitions) else self._stage_frame(lake, table,
-                                                                                obj, keys)
+        staged = (
+            obj if isinstance(obj, StagedPartitions) else self._stage_frame(lake, table, obj, keys)
+        )
         missing = sorted(set(keys) - set(staged.partitions))
         extra = sorted(set(staged.partitions) - set(keys))
         if missing or extra:

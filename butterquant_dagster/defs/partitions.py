@@ -21,9 +21,7 @@ def nyse_sessions(start: str) -> TimeWindowPartitionsDefinition:
     """
     first = calendar.require_session(start, what="partitions start")
     _, last = calendar.calendar_bounds()
-    excluded = [
-        dt.datetime(day.year, day.month, day.day) for day in calendar.holidays(first, last)
-    ]
+    excluded = [dt.datetime(day.year, day.month, day.day) for day in calendar.holidays(first, last)]
     return TimeWindowPartitionsDefinition(
         start=first.strftime(SESSION_KEY_FORMAT),
         fmt=SESSION_KEY_FORMAT,

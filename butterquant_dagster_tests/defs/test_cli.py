@@ -71,8 +71,7 @@ def test_sql_and_status(isolated_env, capsys):
     assert json.loads(capsys.readouterr().out) == [{"n": 12}]
     assert main(["status", "--json"]) == EXIT_OK
     tables = json.loads(capsys.readouterr().out)["tables"]
-    assert tables["daily_bars"] == {"partitions": 2, "first": "2025-03-03",
-                                    "last": "2025-03-04"}
+    assert tables["daily_bars"] == {"partitions": 2, "first": "2025-03-03", "last": "2025-03-04"}
     assert main(["sql", "SELECT * FROM no_such_table"]) == EXIT_BAD_INPUT
     assert "no_such_table" in capsys.readouterr().err
 

@@ -52,7 +52,10 @@ def test_webserver_lists_the_market_assets(tmp_path):
     webserver = Path(sys.executable).with_name("dagster-webserver")
     process = subprocess.Popen(
         [str(webserver), "-h", "127.0.0.1", "-p", str(port), "-w", "workspace.yaml"],
-        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
     )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -88,8 +91,13 @@ def test_dg_loads_the_code_location(tmp_path):
     dg = Path(sys.executable).with_name("dg")
     env = {**os.environ, "BUTTERQUANT_DATA_DIR": str(tmp_path / "data")}
     completed = subprocess.run(
-        [str(dg), "list", "defs", "--json"], cwd=REPO, env=env, capture_output=True,
-        text=True, timeout=300, check=False,
+        [str(dg), "list", "defs", "--json"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
     assert completed.returncode == 0, completed.stderr[-3000:]
     listed = json.loads(completed.stdout)

@@ -44,8 +44,15 @@ def test_market_checks_are_blocking(tmp_path):
     checks = defs.resolve_asset_graph().asset_check_keys
     bars_checks = {c.name for c in checks if c.asset_key == AssetKey("daily_bars")}
     chain_checks = {c.name for c in checks if c.asset_key == AssetKey("option_chains")}
-    assert {"bar_ohlc_consistent", "split_jump", "missing_tickers", "stale_session",
-            "duplicate_key", "schema", "bar_prices_positive"} == bars_checks
+    assert {
+        "bar_ohlc_consistent",
+        "split_jump",
+        "missing_tickers",
+        "stale_session",
+        "duplicate_key",
+        "schema",
+        "bar_prices_positive",
+    } == bars_checks
     assert {"crossed_quotes", "implied_vol_plausible", "quote_prices_valid"} <= chain_checks
     for key in checks:
         assert defs.resolve_asset_graph().get_check_spec(key).blocking, key
@@ -72,10 +79,11 @@ def test_today_is_a_partition_while_it_trades(tmp_path):
     # tick); it is still never a holiday, and the assets refuse it until its close.
     holiday_weekend = dt.datetime(2025, 7, 5, 12, 0, tzinfo=calendar.EXCHANGE_TZ)
     assert partitions.get_partition_keys(current_time=holiday_weekend)[-2:] == [
-        "2025-07-03", "2025-07-07"]
+        "2025-07-03",
+        "2025-07-07",
+    ]
     monday = dt.datetime(2025, 7, 7, 9, 0, tzinfo=calendar.EXCHANGE_TZ)
-    assert partitions.get_partition_keys(current_time=monday)[-2:] == ["2025-07-03",
-                                                                       "2025-07-07"]
+    assert partitions.get_partition_keys(current_time=monday)[-2:] == ["2025-07-03", "2025-07-07"]
 
 
 def test_market_job_selects_the_market_groups(tmp_path):

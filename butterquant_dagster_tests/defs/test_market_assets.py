@@ -21,8 +21,14 @@ def test_range_over_holidays_creates_exactly_the_sessions(tmp_path):
     assert result.success, failure_messages(result)
     lake = Lake(tmp_path)
     expected = [d.isoformat() for d in calendar.sessions("2025-06-30", "2025-07-08")]
-    assert expected == ["2025-06-30", "2025-07-01", "2025-07-02", "2025-07-03", "2025-07-07",
-                        "2025-07-08"]
+    assert expected == [
+        "2025-06-30",
+        "2025-07-01",
+        "2025-07-02",
+        "2025-07-03",
+        "2025-07-07",
+        "2025-07-08",
+    ]
     for table in ("daily_bars", "option_chains", "market_truth"):
         assert lake.partitions(table) == expected, table
     bars = lake.read("daily_bars", expected)
@@ -43,8 +49,7 @@ def test_rerun_is_idempotent(tmp_path):
     assert first.success and second.success
     after = Lake(tmp_path).read("option_chains", ["2025-03-04"])
     pd.testing.assert_frame_equal(before, after)
-    assert Lake(tmp_path).partitions("option_chains") == ["2025-03-03", "2025-03-04",
-                                                          "2025-03-05"]
+    assert Lake(tmp_path).partitions("option_chains") == ["2025-03-03", "2025-03-04", "2025-03-05"]
 
 
 def test_session_not_closed_yet_is_refused(tmp_path):
@@ -97,14 +102,20 @@ def _corrupt_bar(path, date: str, **values) -> None:
     frame.to_csv(path, index=False)
 
 
-def test_inconsistent_bar_blocks_and_nothing_is_published(tmp_path, real_bars_dir,
-                                                         real_universe_file):
+def test_inconsistent_bar_blocks_and_nothing_is_published(
+    tmp_path, real_bars_dir, real_universe_file
+):
     path = real_bars_dir / "orcl-1995-2014.csv"
     _corrupt_bar(path, "2008-10-08", High=1.0)  # high far below open and close
     root = tmp_path / "root"
-    defs = make_defs(root, partitions_start="1999-01-04", source="files",
-                     bars_path=str(real_bars_dir), universe_file=str(real_universe_file),
-                     universe_size=0)
+    defs = make_defs(
+        root,
+        partitions_start="1999-01-04",
+        source="files",
+        bars_path=str(real_bars_dir),
+        universe_file=str(real_universe_file),
+        universe_size=0,
+    )
     result = run_market(defs, "2008-10-06", "2008-10-09")
     assert not result.success
     outcomes = check_outcomes(result)
@@ -120,13 +131,13 @@ def test_inconsistent_bar_blocks_and_nothing_is_published(tmp_path, real_bars_di
 
     # Fix the file and rerun: the same range now lands.
     frame = pd.read_csv(real_bars_dir / "orcl-1995-2014.csv")
-    frame.loc[frame["Date"] == "2008-10-08", "High"] = frame.loc[
-        frame["Date"] == "2008-10-08", ["Open", "Close"]].max(axis=1) * 1.01
+    frame.loc[frame["Date"] == "2008-10-08", "High"] = (
+        frame.loc[frame["Date"] == "2008-10-08", ["Open", "Close"]].max(axis=1) * 1.01
+    )
     frame.to_csv(path, index=False)
     fixed = run_market(defs, "2008-10-06", "2008-10-09")
     assert fixed.success, failure_messages(fixed)
-    assert lake.partitions("daily_bars") == ["2008-10-06", "2008-10-07", "2008-10-08",
-                                             "2008-10-09"]
+    assert lake.partitions("daily_bars") == ["2008-10-06", "2008-10-07", "2008-10-08", "2008-10-09"]
 
 
 def test_unadjusted_split_blocks(tmp_path, real_bars_dir, real_universe_file):
@@ -137,9 +148,14 @@ def test_unadjusted_split_blocks(tmp_path, real_bars_dir, real_universe_file):
     for column in ("Open", "High", "Low", "Close"):
         frame.loc[before, column] *= 2.0
     frame.to_csv(path, index=False)
-    defs = make_defs(tmp_path / "root", partitions_start="1999-01-04", source="files",
-                     bars_path=str(real_bars_dir), universe_file=str(real_universe_file),
-                     universe_size=0)
+    defs = make_defs(
+        tmp_path / "root",
+        partitions_start="1999-01-04",
+        source="files",
+        bars_path=str(real_bars_dir),
+        universe_file=str(real_universe_file),
+        universe_size=0,
+    )
     result = run_market(defs, "2008-10-07", "2008-10-09")
     assert not result.success
     assert check_outcomes(result)[("daily_bars", "split_jump")] is False
@@ -148,9 +164,14 @@ def test_unadjusted_split_blocks(tmp_path, real_bars_dir, real_universe_file):
 
 def test_missing_ticker_file_is_an_error(tmp_path, real_bars_dir, real_universe_file):
     (real_bars_dir / "yhoo-1996-2015.csv").unlink()
-    defs = make_defs(tmp_path / "root", partitions_start="1999-01-04", source="files",
-                     bars_path=str(real_bars_dir), universe_file=str(real_universe_file),
-                     universe_size=0)
+    defs = make_defs(
+        tmp_path / "root",
+        partitions_start="1999-01-04",
+        source="files",
+        bars_path=str(real_bars_dir),
+        universe_file=str(real_universe_file),
+        universe_size=0,
+    )
     result = run_market(defs, "2008-10-07", "2008-10-08")
     assert not result.success
     assert "YHOO" in failure_messages(result)

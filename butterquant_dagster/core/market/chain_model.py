@@ -168,9 +168,7 @@ def model_chains(
 
     # Activity: open interest peaks at the money and in the monthlies.
     activity = liq2 * np.exp(-0.5 * abs_z**2) * np.where(both(is_monthly), 2.0, 1.0)
-    open_interest = np.floor(
-        4000.0 * activity * rng.lognormal(0.0, 0.6, 2 * n)
-    ).astype(np.int64)
+    open_interest = np.floor(4000.0 * activity * rng.lognormal(0.0, 0.6, 2 * n)).astype(np.int64)
     volume = np.floor(open_interest * rng.uniform(0.0, 0.25, 2 * n)).astype(np.int64)
 
     symbols = u["symbol"].to_numpy()[iu]

@@ -53,7 +53,9 @@ DAILY_BARS = TableSchema(
         Column("close", "float", description="closing price, dollars (split-adjusted)"),
         Column("adj_close", "float", description="close adjusted for splits and dividends"),
         Column(
-            "prev_close", "float", nullable=True,
+            "prev_close",
+            "float",
+            nullable=True,
             description="close of the previous session; null on a ticker's first bar",
         ),
         Column("volume", "int", description="shares traded"),
@@ -151,8 +153,7 @@ def conform(frame: pd.DataFrame, schema: TableSchema, *, origin: str) -> pd.Data
     missing = [name for name in schema.names if name not in frame.columns]
     if missing:
         raise SchemaError(
-            f"{schema.name} from {origin}: missing column(s) {missing}; "
-            f"found {list(frame.columns)}"
+            f"{schema.name} from {origin}: missing column(s) {missing}; found {list(frame.columns)}"
         )
     out = {}
     for column in schema.columns:

@@ -145,7 +145,8 @@ class SyntheticMarket:
         sector_names = sorted(set(self.sectors))
         sector_ret = np.column_stack(
             [
-                _SECTOR_VOL / np.sqrt(TRADING_DAYS)
+                _SECTOR_VOL
+                / np.sqrt(TRADING_DAYS)
                 * keyed_rng(seed, "sector", s).standard_normal(n)
                 for s in sector_names
             ]
@@ -159,9 +160,7 @@ class SyntheticMarket:
         p = self._params
         idio_vol = p["idio"][None, :] * np.exp(_ar1(_IDIO_ETA * draws[:, :, _VOLSHOCK], _IDIO_PHI))
         day_sd = idio_vol / np.sqrt(TRADING_DAYS)
-        earnings_day = (
-            (np.arange(n)[:, None] + p["earn_phase"][None, :]) % _EARNINGS_EVERY
-        ) == 0
+        earnings_day = ((np.arange(n)[:, None] + p["earn_phase"][None, :]) % _EARNINGS_EVERY) == 0
         jump = np.where(earnings_day, p["earn_vol"][None, :] * draws[:, :, _EARN], 0.0)
         diffusive = (
             p["beta"][None, :] * market_ret[:, None]
@@ -225,9 +224,7 @@ class SyntheticMarket:
         first = idx == 0
         # A total-return index anchored at the epoch (dividends reinvested), so it does not
         # depend on how far the path was simulated.
-        adj = path["close"][idx] * np.exp(
-            np.outer(idx, self._params["div"]) / TRADING_DAYS
-        )
+        adj = path["close"][idx] * np.exp(np.outer(idx, self._params["div"]) / TRADING_DAYS)
         frame = pd.DataFrame(
             {
                 "session": np.repeat(pd.to_datetime(sessions).to_numpy(), n_sym),
@@ -255,14 +252,13 @@ class SyntheticMarket:
         p = self._params
         regime = int(path["regime"][i])
         market_vol = path["market_vol"][i]
-        vol_now = np.sqrt(
-            (p["beta"] * market_vol) ** 2 + _SECTOR_VOL**2 + path["idio_vol"][i] ** 2
-        )
+        vol_now = np.sqrt((p["beta"] * market_vol) ** 2 + _SECTOR_VOL**2 + path["idio_vol"][i] ** 2)
         long_market = float(np.dot(_VOL, [0.45, 0.35, 0.20]))
         vol_long = np.sqrt((p["beta"] * long_market) ** 2 + _SECTOR_VOL**2 + p["idio"] ** 2)
         sessions_to_earnings = (-(i + p["earn_phase"])) % _EARNINGS_EVERY
-        sessions_to_earnings = np.where(sessions_to_earnings == 0, _EARNINGS_EVERY,
-                                        sessions_to_earnings)
+        sessions_to_earnings = np.where(
+            sessions_to_earnings == 0, _EARNINGS_EVERY, sessions_to_earnings
+        )
         return pd.DataFrame(
             {
                 "symbol": self.symbols,
@@ -291,4 +287,3 @@ class SyntheticMarket:
             max_days=self.config.max_expiry_days,
             weekly_weeks=self.config.weekly_weeks,
         )
-

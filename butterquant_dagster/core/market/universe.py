@@ -48,8 +48,11 @@ def read_universe_file(path: str | Path | None = None) -> pd.DataFrame:
             raise UniverseError(f"universe file {origin} does not exist")
         raw = pd.read_csv(path, dtype=str)
     renamed = raw.rename(
-        columns={c: _HEADER_ALIASES[c.strip().lower()] for c in raw.columns
-                 if c.strip().lower() in _HEADER_ALIASES}
+        columns={
+            c: _HEADER_ALIASES[c.strip().lower()]
+            for c in raw.columns
+            if c.strip().lower() in _HEADER_ALIASES
+        }
     )
     if "symbol" not in renamed.columns:
         raise UniverseError(f"universe file {origin} has no symbol column: {list(raw.columns)}")

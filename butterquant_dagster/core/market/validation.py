@@ -109,8 +109,10 @@ class RuleOutcome:
     def summary(self) -> str:
         if self.passed:
             return f"{self.rule}: ok ({self.rows_checked} rows)"
-        lines = [f"{self.rule}: {self.violations} violation(s) in {len(self.sessions_failed)} "
-                 f"session(s); first: "]
+        lines = [
+            f"{self.rule}: {self.violations} violation(s) in {len(self.sessions_failed)} "
+            f"session(s); first: "
+        ]
         lines += [f"  {v.describe()}" for v in self.examples[:5]]
         return "\n".join(lines)
 
@@ -161,7 +163,9 @@ def check_session_dated(frame: pd.DataFrame, session: dt.date, **_) -> Found:
 def check_duplicates(frame: pd.DataFrame, schema: TableSchema, **_) -> Found:
     dup = frame.duplicated(list(schema.key), keep="first").to_numpy()
     return _rows(
-        frame, dup, "duplicate_key",
+        frame,
+        dup,
+        "duplicate_key",
         lambda r: "duplicate " + ", ".join(f"{k}={r[k]}" for k in schema.key),
     )
 
@@ -182,14 +186,16 @@ def check_missing_tickers(
     if share <= policy.max_missing_ticker_share:
         return NONE
     shown = ", ".join(missing[:15]) + (" ..." if len(missing) > 15 else "")
-    return Found.of([
-        Violation(
-            "missing_tickers",
-            f"{len(missing)} of {len(expected)} tickers ({share:.1%}) have no {what}, above the "
-            f"tolerance of {policy.max_missing_ticker_share:.1%}: {shown}",
-            session=str(session),
-        )
-    ])
+    return Found.of(
+        [
+            Violation(
+                "missing_tickers",
+                f"{len(missing)} of {len(expected)} tickers ({share:.1%}) have no {what}, "
+                f"above the tolerance of {policy.max_missing_ticker_share:.1%}: {shown}",
+                session=str(session),
+            )
+        ]
+    )
 
 
 # ----------------------------------------------------------------------------- bars rules
@@ -217,9 +223,12 @@ def check_bar_ohlc(frame: pd.DataFrame, **_) -> Found:
     with np.errstate(invalid="ignore"):
         mask = (h < np.maximum(o, c) - tol) | (l_ > np.minimum(o, c) + tol)
     return _rows(
-        frame, mask, "bar_ohlc_consistent",
-        lambda r: f"high {r['high']} / low {r['low']} outside open {r['open']} / close "
-                  f"{r['close']}",
+        frame,
+        mask,
+        "bar_ohlc_consistent",
+        lambda r: (
+            f"high {r['high']} / low {r['low']} outside open {r['open']} / close {r['close']}"
+        ),
     )
 
 
@@ -241,10 +250,14 @@ def check_split_jump(frame: pd.DataFrame, policy: QualityPolicy, **_) -> Found:
         )
         mask &= ~keys.isin(policy.acknowledged_jumps).to_numpy()
     return _rows(
-        frame, mask, "split_jump",
-        lambda r: f"opened at {r['open']} after closing at {r['prev_close']}, a ratio of "
-                  f"{r['prev_close'] / r['open']:.3f}: looks like an unadjusted split; fix the "
-                  "file, or acknowledge the move as real (SYMBOL@YYYY-MM-DD)",
+        frame,
+        mask,
+        "split_jump",
+        lambda r: (
+            f"opened at {r['open']} after closing at {r['prev_close']}, a ratio of "
+            f"{r['prev_close'] / r['open']:.3f}: looks like an unadjusted split; fix the "
+            "file, or acknowledge the move as real (SYMBOL@YYYY-MM-DD)"
+        ),
     )
 
 
@@ -255,13 +268,23 @@ def check_chain_prices(frame: pd.DataFrame, **_) -> Found:
     spot = frame["underlying_price"].to_numpy(float)
     with np.errstate(invalid="ignore"):
         mask = (
-            ~np.isfinite(bid) | ~np.isfinite(ask) | (bid < 0) | (ask <= 0)
-            | ~np.isfinite(strike) | (strike <= 0) | ~np.isfinite(spot) | (spot <= 0)
+            ~np.isfinite(bid)
+            | ~np.isfinite(ask)
+            | (bid < 0)
+            | (ask <= 0)
+            | ~np.isfinite(strike)
+            | (strike <= 0)
+            | ~np.isfinite(spot)
+            | (spot <= 0)
         )
     return _rows(
-        frame, mask, "quote_prices_valid",
-        lambda r: f"{r['right']} {r['strike']} exp {pd.Timestamp(r['expiry']).date()}: "
-                  f"bid {r['bid']}, ask {r['ask']}, underlying {r['underlying_price']}",
+        frame,
+        mask,
+        "quote_prices_valid",
+        lambda r: (
+            f"{r['right']} {r['strike']} exp {pd.Timestamp(r['expiry']).date()}: "
+            f"bid {r['bid']}, ask {r['ask']}, underlying {r['underlying_price']}"
+        ),
     )
 
 
@@ -269,9 +292,13 @@ def check_crossed_quotes(frame: pd.DataFrame, **_) -> Found:
     with np.errstate(invalid="ignore"):
         mask = frame["bid"].to_numpy(float) > frame["ask"].to_numpy(float)
     return _rows(
-        frame, mask, "crossed_quotes",
-        lambda r: f"{r['right']} {r['strike']} exp {pd.Timestamp(r['expiry']).date()}: "
-                  f"bid {r['bid']} > ask {r['ask']}",
+        frame,
+        mask,
+        "crossed_quotes",
+        lambda r: (
+            f"{r['right']} {r['strike']} exp {pd.Timestamp(r['expiry']).date()}: "
+            f"bid {r['bid']} > ask {r['ask']}"
+        ),
     )
 
 
@@ -282,11 +309,15 @@ def check_implied_vol(frame: pd.DataFrame, policy: QualityPolicy, **_) -> Found:
     if len(frame) == 0 or mask.mean() <= policy.max_implausible_iv_share:
         return NONE
     return _rows(
-        frame, mask, "implied_vol_plausible",
-        lambda r: f"{r['right']} {r['strike']} exp {pd.Timestamp(r['expiry']).date()}: implied "
-                  f"vol {r['implied_vol']} outside [{policy.min_implied_vol}, "
-                  f"{policy.max_implied_vol}] ({mask.mean():.1%} of the session's rows; a "
-                  "closed market's quotes look like this)",
+        frame,
+        mask,
+        "implied_vol_plausible",
+        lambda r: (
+            f"{r['right']} {r['strike']} exp {pd.Timestamp(r['expiry']).date()}: implied "
+            f"vol {r['implied_vol']} outside [{policy.min_implied_vol}, "
+            f"{policy.max_implied_vol}] ({mask.mean():.1%} of the session's rows; a "
+            "closed market's quotes look like this)"
+        ),
     )
 
 
@@ -296,9 +327,13 @@ def check_chain_dates(frame: pd.DataFrame, **_) -> Found:
     dte = (expiry - session).dt.days.to_numpy()
     mask = (dte < 0) | (dte != frame["dte"].to_numpy())
     return _rows(
-        frame, mask, "expiry_consistent",
-        lambda r: f"expiry {pd.Timestamp(r['expiry']).date()} with dte {r['dte']} on session "
-                  f"{pd.Timestamp(r['session']).date()}",
+        frame,
+        mask,
+        "expiry_consistent",
+        lambda r: (
+            f"expiry {pd.Timestamp(r['expiry']).date()} with dte {r['dte']} on session "
+            f"{pd.Timestamp(r['session']).date()}"
+        ),
     )
 
 
@@ -309,9 +344,13 @@ def check_greeks_finite(frame: pd.DataFrame, **_) -> Found:
     has_vol = np.isfinite(frame["implied_vol"].to_numpy(float))
     mask = ~np.isfinite(values).all(axis=1) & has_vol
     return _rows(
-        frame, mask, "greeks_finite",
-        lambda r: f"{r['right']} {r['strike']}: delta {r['delta']} gamma {r['gamma']} "
-                  f"vega {r['vega']} theta {r['theta']}",
+        frame,
+        mask,
+        "greeks_finite",
+        lambda r: (
+            f"{r['right']} {r['strike']}: delta {r['delta']} gamma {r['gamma']} "
+            f"vega {r['vega']} theta {r['theta']}"
+        ),
     )
 
 
@@ -323,37 +362,63 @@ class Rule:
 
 
 BAR_RULES: tuple[Rule, ...] = (
-    Rule("schema", "columns and dtypes match the daily_bars schema",
-         lambda f, **kw: check_schema(f, DAILY_BARS)),
+    Rule(
+        "schema",
+        "columns and dtypes match the daily_bars schema",
+        lambda f, **kw: check_schema(f, DAILY_BARS),
+    ),
     Rule("stale_session", "every row is dated the partition's session", check_session_dated),
-    Rule("duplicate_key", "one bar per ticker and session",
-         lambda f, **kw: check_duplicates(f, DAILY_BARS)),
-    Rule("bar_prices_positive", "no NaN or non-positive prices, no negative volume",
-         check_bar_prices),
-    Rule("bar_ohlc_consistent", "high >= max(open, close) and low <= min(open, close)",
-         check_bar_ohlc),
-    Rule("missing_tickers", "universe tickers without a bar stay within the tolerance",
-         lambda f, **kw: check_missing_tickers(f, what="bar", **kw)),
-    Rule("split_jump", "no one-day move by a split ratio (an unadjusted split)",
-         check_split_jump),
+    Rule(
+        "duplicate_key",
+        "one bar per ticker and session",
+        lambda f, **kw: check_duplicates(f, DAILY_BARS),
+    ),
+    Rule(
+        "bar_prices_positive", "no NaN or non-positive prices, no negative volume", check_bar_prices
+    ),
+    Rule(
+        "bar_ohlc_consistent",
+        "high >= max(open, close) and low <= min(open, close)",
+        check_bar_ohlc,
+    ),
+    Rule(
+        "missing_tickers",
+        "universe tickers without a bar stay within the tolerance",
+        lambda f, **kw: check_missing_tickers(f, what="bar", **kw),
+    ),
+    Rule("split_jump", "no one-day move by a split ratio (an unadjusted split)", check_split_jump),
 )
 
 CHAIN_RULES: tuple[Rule, ...] = (
-    Rule("schema", "columns and dtypes match the option_chains schema",
-         lambda f, **kw: check_schema(f, OPTION_CHAINS)),
+    Rule(
+        "schema",
+        "columns and dtypes match the option_chains schema",
+        lambda f, **kw: check_schema(f, OPTION_CHAINS),
+    ),
     Rule("stale_session", "every row is dated the partition's session", check_session_dated),
-    Rule("duplicate_key", "one quote per contract",
-         lambda f, **kw: check_duplicates(f, OPTION_CHAINS)),
-    Rule("quote_prices_valid", "finite non-negative bids, positive asks, strikes, underlyings",
-         check_chain_prices),
+    Rule(
+        "duplicate_key",
+        "one quote per contract",
+        lambda f, **kw: check_duplicates(f, OPTION_CHAINS),
+    ),
+    Rule(
+        "quote_prices_valid",
+        "finite non-negative bids, positive asks, strikes, underlyings",
+        check_chain_prices,
+    ),
     Rule("crossed_quotes", "no bid above its ask", check_crossed_quotes),
     Rule("implied_vol_plausible", "implied vols within the plausible range", check_implied_vol),
-    Rule("expiry_consistent", "expiry on or after the session, dte consistent",
-         check_chain_dates),
-    Rule("greeks_finite", "finite delta, gamma, vega, theta wherever there is an implied vol",
-         check_greeks_finite),
-    Rule("missing_tickers", "tickers with a bar but no chain stay within the tolerance",
-         lambda f, **kw: check_missing_tickers(f, what="option chain", **kw)),
+    Rule("expiry_consistent", "expiry on or after the session, dte consistent", check_chain_dates),
+    Rule(
+        "greeks_finite",
+        "finite delta, gamma, vega, theta wherever there is an implied vol",
+        check_greeks_finite,
+    ),
+    Rule(
+        "missing_tickers",
+        "tickers with a bar but no chain stay within the tolerance",
+        lambda f, **kw: check_missing_tickers(f, what="option chain", **kw),
+    ),
 )
 
 

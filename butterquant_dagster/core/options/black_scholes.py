@@ -100,9 +100,7 @@ def implied_vol(
     disc_strike = k * np.exp(-r * tt)
     lower_bound = np.where(c, disc_spot - disc_strike, disc_strike - disc_spot).clip(min=0.0)
     upper_bound = np.where(c, disc_spot, disc_strike)
-    valid = (
-        np.isfinite(p) & (tt > _MIN_T) & (p > lower_bound + 1e-12) & (p < upper_bound)
-    )
+    valid = np.isfinite(p) & (tt > _MIN_T) & (p > lower_bound + 1e-12) & (p < upper_bound)
     result = np.full(p.shape, np.nan)
     if not valid.any():
         return result.reshape(shape)

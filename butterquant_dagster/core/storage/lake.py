@@ -123,16 +123,13 @@ class Lake:
         directory = self.table_dir(table)
         if not directory.is_dir():
             return []
-        return sorted(
-            p.stem for p in directory.glob("*.parquet") if p.stem != UNPARTITIONED
-        )
+        return sorted(p.stem for p in directory.glob("*.parquet") if p.stem != UNPARTITIONED)
 
     def tables(self) -> list[str]:
         if not self.directory.is_dir():
             return []
         return sorted(
-            p.name for p in self.directory.iterdir()
-            if p.is_dir() and any(p.glob("*.parquet"))
+            p.name for p in self.directory.iterdir() if p.is_dir() and any(p.glob("*.parquet"))
         )
 
     # ------------------------------------------------------------------------ SQL

@@ -5,7 +5,6 @@ The assets are thin: they turn partition keys into sessions, ask the configured 
 frames, run core.validation over them, stage them in the lake and publish only what passed.
 """
 
-
 import datetime as dt
 
 import pandas as pd
@@ -226,8 +225,10 @@ def build_market_assets(partitions: PartitionsDefinition):
         counts = truth["regime"].value_counts().to_dict()
         return Output(
             truth,
-            metadata={"sessions": len(truth), **{f"sessions_{k}": int(v) for k, v in
-                                                 counts.items()}},
+            metadata={
+                "sessions": len(truth),
+                **{f"sessions_{k}": int(v) for k, v in counts.items()},
+            },
         )
 
     return [daily_bars, option_chains, market_truth]

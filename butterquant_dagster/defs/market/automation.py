@@ -1,6 +1,5 @@
 """The daily market snapshot job and the schedule that runs it after each close."""
 
-
 from dagster import (
     AssetSelection,
     PartitionsDefinition,

@@ -128,8 +128,15 @@ def test_tidy_table_gives_identical_bars(tmp_path, fmt):
     tidy = []
     for symbol in FIXTURE_FILES:
         frame = vendor(symbol).rename(
-            columns={"Date": "date", "Open": "open", "High": "high", "Low": "low",
-                     "Close": "close", "Adj Close": "adj_close", "Volume": "volume"}
+            columns={
+                "Date": "date",
+                "Open": "open",
+                "High": "high",
+                "Low": "low",
+                "Close": "close",
+                "Adj Close": "adj_close",
+                "Volume": "volume",
+            }
         )
         frame.insert(1, " Ticker ", symbol.lower())
         tidy.append(frame)
@@ -345,13 +352,19 @@ def hand_made_chain(session: dt.date = SESSION, spot: float | None = None) -> pd
         dte = (expiry - session).days
         for strike in (np.floor(spot * 2) / 2, np.ceil(spot * 2) / 2 + 0.5):
             for right in ("C", "P"):
-                theo = float(bs.price(spot, strike, max(dte, 0.5) / 365, 0.6, RATE, 0.0,
-                                      right == "C"))
+                theo = float(
+                    bs.price(spot, strike, max(dte, 0.5) / 365, 0.6, RATE, 0.0, right == "C")
+                )
                 rows.append(
                     {
-                        "listed": listed, "expiry": expiry, "kind": kind, "dte": dte,
-                        "strike": float(strike), "right": right,
-                        "bid": round(theo - 0.02, 4), "ask": round(theo + 0.02, 4),
+                        "listed": listed,
+                        "expiry": expiry,
+                        "kind": kind,
+                        "dte": dte,
+                        "strike": float(strike),
+                        "right": right,
+                        "bid": round(theo - 0.02, 4),
+                        "ask": round(theo + 0.02, 4),
                         "spot": spot,
                     }
                 )
@@ -422,15 +435,21 @@ def test_dolthub_layout(tmp_path, fmt):
     solved = by_key.loc[key]
     assert solved["implied_vol"] != 0.6
     t0 = (dt.date(2008, 10, 17) - SESSION).days / 365
-    assert bs.price(solved["underlying_price"], key[1], t0, solved["implied_vol"], RATE, 0.0,
-                    True) == pytest.approx(solved["mid"], abs=1e-6)
+    assert bs.price(
+        solved["underlying_price"], key[1], t0, solved["implied_vol"], RATE, 0.0, True
+    ) == pytest.approx(solved["mid"], abs=1e-6)
     assert solved["delta"] == pytest.approx(
-        float(bs.greeks(solved["underlying_price"], key[1], t0, solved["implied_vol"], RATE,
-                        0.0, True)["delta"])
+        float(
+            bs.greeks(
+                solved["underlying_price"], key[1], t0, solved["implied_vol"], RATE, 0.0, True
+            )["delta"]
+        )
     )
-    others = chain.drop(index=chain.index[(chain["expiry"] == key[0])
-                                          & (chain["strike"] == key[1])
-                                          & (chain["right"] == "C")])
+    others = chain.drop(
+        index=chain.index[
+            (chain["expiry"] == key[0]) & (chain["strike"] == key[1]) & (chain["right"] == "C")
+        ]
+    )
     assert (others["implied_vol"] == 0.6).all()
 
 
@@ -477,9 +496,13 @@ def test_quotes_without_an_implied_volatility(tmp_path):
     spot = nvda_close(SESSION)
     frame = pd.DataFrame(
         {
-            "date": SESSION.isoformat(), "act_symbol": "NVDA", "expiration": "2008-11-21",
-            "strike": [spot - 2.0, spot], "call_put": "Call",
-            "bid": [1.5, 0.5], "ask": [1.6, 0.6],
+            "date": SESSION.isoformat(),
+            "act_symbol": "NVDA",
+            "expiration": "2008-11-21",
+            "strike": [spot - 2.0, spot],
+            "call_put": "Call",
+            "bid": [1.5, 0.5],
+            "ask": [1.6, 0.6],
         }
     )
     path = write(frame, tmp_path / "cheap.csv")
@@ -495,13 +518,18 @@ def test_greeks_in_other_units_are_converted(tmp_path):
     greeks = bs.greeks(made["spot"], made["strike"], t, 0.6, RATE, 0.0, is_call)
     frame = pd.DataFrame(
         {
-            "quote_date": SESSION.isoformat(), "underlying_symbol": "NVDA",
-            "expiration": made["listed"].astype(str), "strike": made["strike"],
-            "option_type": np.where(is_call, "C", "P"), "bid": made["bid"], "ask": made["ask"],
+            "quote_date": SESSION.isoformat(),
+            "underlying_symbol": "NVDA",
+            "expiration": made["listed"].astype(str),
+            "strike": made["strike"],
+            "option_type": np.where(is_call, "C", "P"),
+            "bid": made["bid"],
+            "ask": made["ask"],
             "implied_volatility": 60.0,  # percent
             "vega": greeks["vega"] * 100.0,  # per 1.00 of volatility
             "theta": greeks["theta"] * 365.0,  # per year
-            "delta": greeks["delta"], "gamma": greeks["gamma"],
+            "delta": greeks["delta"],
+            "gamma": greeks["gamma"],
         }
     )
     path = write(frame, tmp_path / "units.csv")
@@ -509,8 +537,15 @@ def test_greeks_in_other_units_are_converted(tmp_path):
     chain = source.chains(SESSION).sort_values(["expiry", "strike", "right"])
     made = made.sort_values(["expiry", "strike", "right"])
     np.testing.assert_allclose(chain["implied_vol"], 0.6)
-    expected = bs.greeks(made["spot"], made["strike"], np.maximum(made["dte"], 0.5) / 365,
-                         0.6, RATE, 0.0, made["right"] == "C")
+    expected = bs.greeks(
+        made["spot"],
+        made["strike"],
+        np.maximum(made["dte"], 0.5) / 365,
+        0.6,
+        RATE,
+        0.0,
+        made["right"] == "C",
+    )
     np.testing.assert_allclose(chain["vega"], expected["vega"], rtol=1e-9)
     np.testing.assert_allclose(chain["theta"], expected["theta"], rtol=1e-9)
     assert len(source.warnings) == 3
@@ -564,16 +599,21 @@ def test_good_friday_expiry_is_monthly(tmp_path):
     session = dt.date(2014, 4, 15)
     frame = pd.DataFrame(
         {
-            "date": session.isoformat(), "act_symbol": "ORCL",
+            "date": session.isoformat(),
+            "act_symbol": "ORCL",
             "expiration": ["2014-04-17", "2014-04-18", "2014-04-25", "2014-05-17"],
-            "strike": 40.0, "call_put": "Call", "bid": [0.5, 0.5, 0.7, 1.0],
+            "strike": 40.0,
+            "call_put": "Call",
+            "bid": [0.5, 0.5, 0.7, 1.0],
             "ask": [0.55, 0.55, 0.75, 1.1],
         }
     )
     path = write(frame.iloc[[0, 2, 3]], tmp_path / "orcl.csv")
     chain = FileMarketSource(universe("ORCL"), FIXTURES, path).chains(session)
     assert chain["expiry"].dt.date.tolist() == [
-        dt.date(2014, 4, 17), dt.date(2014, 4, 25), dt.date(2014, 5, 16)
+        dt.date(2014, 4, 17),
+        dt.date(2014, 4, 25),
+        dt.date(2014, 5, 16),
     ]
     assert chain["expiry_type"].tolist() == ["monthly", "weekly", "monthly"]
     assert chain["dte"].tolist() == [2, 10, 31]
@@ -588,8 +628,12 @@ def test_chain_file_without_the_session_names_its_latest_date(tmp_path):
     frame = pd.DataFrame(
         {
             "date": ["2008-10-13", "2008-10-14"] * (len(made) // 2),
-            "act_symbol": "NVDA", "expiration": "2008-11-21", "strike": made["strike"],
-            "call_put": "Put", "bid": 1.0, "ask": 1.1,
+            "act_symbol": "NVDA",
+            "expiration": "2008-11-21",
+            "strike": made["strike"],
+            "call_put": "Put",
+            "bid": 1.0,
+            "ask": 1.1,
         }
     )
     path = write(frame, tmp_path / "nvda_chain.csv")
@@ -607,9 +651,13 @@ def test_directory_of_daily_chain_files(tmp_path):
     made = hand_made_chain()
     frame = pd.DataFrame(
         {
-            "date": SESSION.isoformat(), "act_symbol": made.get("symbol", "NVDA"),
-            "expiration": made["listed"].astype(str), "strike": made["strike"],
-            "call_put": made["right"], "bid": made["bid"], "ask": made["ask"],
+            "date": SESSION.isoformat(),
+            "act_symbol": made.get("symbol", "NVDA"),
+            "expiration": made["listed"].astype(str),
+            "strike": made["strike"],
+            "call_put": made["right"],
+            "bid": made["bid"],
+            "ask": made["ask"],
         }
     )
     write(frame, directory / f"options_{SESSION:%Y%m%d}.csv")
@@ -626,8 +674,13 @@ def test_directory_of_daily_chain_files(tmp_path):
 def test_chain_rows_with_bad_values(tmp_path):
     frame = pd.DataFrame(
         {
-            "date": SESSION.isoformat(), "act_symbol": "NVDA", "expiration": "2008-11-21",
-            "strike": [6.5, 7.5], "call_put": ["Call", "Straddle"], "bid": 1.0, "ask": 1.1,
+            "date": SESSION.isoformat(),
+            "act_symbol": "NVDA",
+            "expiration": "2008-11-21",
+            "strike": [6.5, 7.5],
+            "call_put": ["Call", "Straddle"],
+            "bid": 1.0,
+            "ask": 1.1,
         }
     )
     path = write(frame, tmp_path / "bad.csv")
@@ -648,8 +701,9 @@ def test_modelled_chains_from_real_bars():
     for symbol, name in FIXTURE_FILES.items():
         assert set(chain.loc[chain["symbol"] == symbol, "source"]) == {f"modelled:files:{name}"}
         spot = chain.loc[chain["symbol"] == symbol, "underlying_price"].unique()
-        assert spot.tolist() == [pytest.approx(float(vendor(symbol).set_index("Date")
-                                                      .loc[SESSION.isoformat(), "Close"]))]
+        assert spot.tolist() == [
+            pytest.approx(float(vendor(symbol).set_index("Date").loc[SESSION.isoformat(), "Close"]))
+        ]
     assert source.skipped_tickers == []
     ordered = chain.sort_values(["symbol", "expiry", "strike", "right"]).reset_index(drop=True)
     pd.testing.assert_frame_equal(chain, ordered)
@@ -696,13 +750,13 @@ def test_modelled_chain_uses_no_future_bars(tmp_path):
     full = FileMarketSource(universe(), FIXTURES).chains(SESSION)
     for directory in (truncated, altered):
         chain = FileMarketSource(universe(), directory).chains(SESSION)
-        pd.testing.assert_frame_equal(
-            chain.drop(columns="source"), full.drop(columns="source")
-        )
+        pd.testing.assert_frame_equal(chain.drop(columns="source"), full.drop(columns="source"))
     # The next session does see the change.
     later = dt.date(2008, 10, 16)
-    assert not FileMarketSource(universe(), altered).chains(later)["underlying_price"].equals(
-        FileMarketSource(universe(), FIXTURES).chains(later)["underlying_price"]
+    assert (
+        not FileMarketSource(universe(), altered)
+        .chains(later)["underlying_price"]
+        .equals(FileMarketSource(universe(), FIXTURES).chains(later)["underlying_price"])
     )
 
 

@@ -75,10 +75,12 @@ def _gap(frame, row, ratio):
         (lambda f: _set(f, 2, open=0.0), "bar_prices_positive", "open=0.0"),
         (lambda f: _set(f, 2, high=f.loc[2, "close"] * 0.5), "bar_ohlc_consistent", "high"),
         (lambda f: _set(f, 2, low=f.loc[2, "open"] * 2.0), "bar_ohlc_consistent", "low"),
-        (lambda f: pd.concat([f, f.iloc[[2]]], ignore_index=True), "duplicate_key",
-         "duplicate"),
-        (lambda f: _set(f, 2, session=pd.Timestamp("2025-03-04")), "stale_session",
-         "dated 2025-03-04"),
+        (lambda f: pd.concat([f, f.iloc[[2]]], ignore_index=True), "duplicate_key", "duplicate"),
+        (
+            lambda f: _set(f, 2, session=pd.Timestamp("2025-03-04")),
+            "stale_session",
+            "dated 2025-03-04",
+        ),
         (lambda f: _gap(f, 2, 2.02), "split_jump", "unadjusted split"),
         (lambda f: _gap(f, 2, 1 / 3.1), "split_jump", "unadjusted split"),
         (lambda f: f.drop(columns=["adj_close"]), "schema", "missing column 'adj_close'"),
@@ -130,12 +132,17 @@ def test_a_crash_that_is_not_a_split_ratio_passes(bars):
         (lambda f: _set(f, 10, underlying_price=0.0), "quote_prices_valid", "underlying 0.0"),
         (lambda f: _set(f, 10, delta=np.inf), "greeks_finite", "delta inf"),
         (lambda f: _set(f, 10, dte=f.loc[10, "dte"] + 3), "expiry_consistent", "dte"),
-        (lambda f: _set(f, 10, expiry=pd.Timestamp("2025-03-03"), dte=-2), "expiry_consistent",
-         "expiry 2025-03-03"),
-        (lambda f: pd.concat([f, f.iloc[[10]]], ignore_index=True), "duplicate_key",
-         "duplicate"),
-        (lambda f: _set(f, 10, session=pd.Timestamp("2025-03-04")), "stale_session",
-         "dated 2025-03-04"),
+        (
+            lambda f: _set(f, 10, expiry=pd.Timestamp("2025-03-03"), dte=-2),
+            "expiry_consistent",
+            "expiry 2025-03-03",
+        ),
+        (lambda f: pd.concat([f, f.iloc[[10]]], ignore_index=True), "duplicate_key", "duplicate"),
+        (
+            lambda f: _set(f, 10, session=pd.Timestamp("2025-03-04")),
+            "stale_session",
+            "dated 2025-03-04",
+        ),
         (lambda f: f.drop(columns=["implied_vol"]), "schema", "implied_vol"),
     ],
 )
@@ -160,8 +167,9 @@ def test_closed_market_implied_vols_fail(bars, chains):
 
 def test_a_quote_without_implied_vol_has_no_greeks_and_is_tolerated(bars, chains):
     """A vendor mid below intrinsic value has no implied vol, hence no greeks."""
-    odd = _set(chains, 10, implied_vol=np.nan, delta=np.nan, gamma=np.nan, vega=np.nan,
-               theta=np.nan)
+    odd = _set(
+        chains, 10, implied_vol=np.nan, delta=np.nan, gamma=np.nan, vega=np.nan, theta=np.nan
+    )
     assert _run(CHAIN_RULES, odd, bars["symbol"]).passed
 
 

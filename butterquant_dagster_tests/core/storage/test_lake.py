@@ -11,8 +11,11 @@ from butterquant_dagster.core.storage.lake import Lake, LakeError
 
 def _frame(session: str, n: int = 3) -> pd.DataFrame:
     return pd.DataFrame(
-        {"session": pd.Timestamp(session), "symbol": [f"T{i}" for i in range(n)],
-         "close": [float(i + 1) for i in range(n)]}
+        {
+            "session": pd.Timestamp(session),
+            "symbol": [f"T{i}" for i in range(n)],
+            "close": [float(i + 1) for i in range(n)],
+        }
     )
 
 
@@ -77,7 +80,8 @@ def test_duckdb_views_over_all_partitions(tmp_path):
         lake.write("bars", _frame(day), day)
     with lake.connect() as db:
         count, sessions = db.execute(
-            "SELECT count(*), count(DISTINCT session) FROM bars").fetchone()
+            "SELECT count(*), count(DISTINCT session) FROM bars"
+        ).fetchone()
     assert (count, sessions) == (9, 3)
     warehouse = lake.refresh_warehouse()
     import duckdb

@@ -112,9 +112,7 @@ def _parse_bars(path: Path, ticker: str | None) -> BarsFile:
     else:
         symbols = pd.Series(ticker or ticker_from_name(path), index=raw.index, dtype=object)
 
-    values = {
-        c: _parse_numbers(raw[cols[c]], path, cols[c]) for c in _BAR_VALUES if c in cols
-    }
+    values = {c: _parse_numbers(raw[cols[c]], path, cols[c]) for c in _BAR_VALUES if c in cols}
     if "adj_close" not in values:
         values["adj_close"] = values["close"]
     not_positive = values["close"] <= 0
@@ -219,7 +217,8 @@ def _universe_bars(
     if unknown:
         layout = (
             "no file named <ticker>-....csv/.parquet in the directory"
-            if bars_path.is_dir() else "no rows with that symbol in the file"
+            if bars_path.is_dir()
+            else "no rows with that symbol in the file"
         )
         raise MarketDataError(
             f"{bars_path}: unknown ticker(s) {unknown}: {layout} "

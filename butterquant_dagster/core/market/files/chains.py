@@ -67,8 +67,21 @@ CHAIN_ALIASES: dict[str, tuple[str, ...]] = {
 }
 CHAIN_REQUIRED = ("session", "symbol", "expiry", "strike", "right", "bid", "ask")
 _CHAIN_NUMBERS = (
-    "strike", "bid", "ask", "mid", "theo", "volume", "open_interest", "implied_vol",
-    "delta", "gamma", "vega", "theta", "underlying_price", "rate", "dividend_yield",
+    "strike",
+    "bid",
+    "ask",
+    "mid",
+    "theo",
+    "volume",
+    "open_interest",
+    "implied_vol",
+    "delta",
+    "gamma",
+    "vega",
+    "theta",
+    "underlying_price",
+    "rate",
+    "dividend_yield",
 )
 _GREEKS = ("delta", "gamma", "vega", "theta")
 _RIGHTS = {"c": "C", "call": "C", "calls": "C", "p": "P", "put": "P", "puts": "P"}

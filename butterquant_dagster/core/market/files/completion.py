@@ -138,7 +138,10 @@ def _complete(
     files = ", ".join(sorted(set(rows["_file"])))
     if "implied_vol" in rows.columns:
         given, note = _rescale(
-            rows["implied_vol"].to_numpy(float), computed, 100.0, "implied volatility",
+            rows["implied_vol"].to_numpy(float),
+            computed,
+            100.0,
+            "implied volatility",
             files,
         )
         warn([note] if note else [])
@@ -170,8 +173,8 @@ def _complete(
         first = out.loc[duplicated].iloc[0]
         same = out.loc[duplicated & (out[key[1:]] == first[key[1:]]).all(axis=1).to_numpy()]
         places = ", ".join(
-            f"{f} {_where(Path(f), int(p))}" for f, p in zip(same["_file"], same["_pos"],
-                                                               strict=True)
+            f"{f} {_where(Path(f), int(p))}"
+            for f, p in zip(same["_file"], same["_pos"], strict=True)
         )
         raise MarketDataError(
             f"{origin}: contract {first['symbol']} {_fmt(first['expiry'])} "

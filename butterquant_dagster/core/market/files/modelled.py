@@ -51,12 +51,10 @@ def _volatility_state(
             continue
         past = returns[: n - 1]  # returns up to and including the session
         if len(past) < MIN_RETURNS:
-            skipped[symbol] = (
-                f"only {len(past)} daily returns up to {day}, needs {MIN_RETURNS}"
-            )
+            skipped[symbol] = f"only {len(past)} daily returns up to {day}, needs {MIN_RETURNS}"
             continue
         recent = past[-EWMA_WINDOW:]
-        w = weights[-len(recent):]
+        w = weights[-len(recent) :]
         vol_now = float(np.sqrt(np.sum(w * recent**2) / np.sum(w) * TRADING_DAYS))
         long = past[-LONG_WINDOW:]
         vol_long = float(np.sqrt(np.mean(long**2) * TRADING_DAYS))
@@ -88,8 +86,9 @@ def _modelled_chains(
     """OPTION_CHAINS rows modelled from ``state``, each sourced to its ticker's bars file."""
     if state.empty:
         return empty(OPTION_CHAINS)
-    sources = {s: f"modelled:files:{f}" for s, f in zip(state["symbol"], state["_file"],
-                                                        strict=True)}
+    sources = {
+        s: f"modelled:files:{f}" for s, f in zip(state["symbol"], state["_file"], strict=True)
+    }
     chain = model_chains(
         session,
         state[list(UNDERLYING_COLUMNS)],
@@ -101,6 +100,4 @@ def _modelled_chains(
     chain["source"] = chain["symbol"].astype(object).map(sources)
     # Same row order as file chains (conform aligns on the index, so reset it after).
     chain = chain.sort_values(["symbol", "expiry", "strike", "right"], kind="stable")
-    return conform(
-        chain.reset_index(drop=True), OPTION_CHAINS, origin=f"modelled from {bars_path}"
-    )
+    return conform(chain.reset_index(drop=True), OPTION_CHAINS, origin=f"modelled from {bars_path}")

@@ -79,7 +79,8 @@ def _data_files(path: Path, what: str) -> list[Path]:
             )
         return [path]
     files = sorted(
-        p for p in path.iterdir()
+        p
+        for p in path.iterdir()
         if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in SUFFIXES
     )
     if not files:
@@ -102,8 +103,13 @@ def _read_raw(path: Path) -> pd.DataFrame:
         if path.suffix.lower() == ".csv":
             return pd.read_csv(path, skip_blank_lines=False)
         return pd.read_parquet(path)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError,
-            OSError, ValueError) as exc:
+    except (
+        pd.errors.ParserError,
+        pd.errors.EmptyDataError,
+        UnicodeDecodeError,
+        OSError,
+        ValueError,
+    ) as exc:
         raise MarketDataError(
             f"{path}: cannot be read as {path.suffix.lstrip('.').upper()} "
             f"(rule: a readable table with a header row): {exc}"
