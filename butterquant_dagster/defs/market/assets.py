@@ -52,6 +52,37 @@ def _progress(context, table: str, done: int, total: int, session: dt.date) -> N
         context.log.info(f"progress {table} {done}/{total} sessions (last {session})")
 
 
+def _stage_checked(
+    context, lake: LakeResource, table: str, report: QualityReport, sessions: list[dt.date], produce
+) -> tuple[StagedPartitions, int]:
+    """Produce, check and stage one session at a time (memory stays one session's worth).
+
+    ``produce(session)`` returns the session's frame and the tickers expected in it.
+    """
+    staged = lake.lake().stage(table)
+    rows = 0
+    try:
+        for done, session in enumerate(sessions, start=1):
+            frame, expected = produce(session)
+            report.check(frame, session, expected=expected)
+            staged.write(session.isoformat(), frame)
+            rows += len(frame)
+            _progress(context, table, done, len(sessions), session)
+    except Exception:
+        staged.discard()
+        raise
+    return staged, rows
+
+
+def _run_metadata(sessions: list[dt.date], source) -> dict[str, object]:
+    return {
+        "sessions": len(sessions),
+        "first_session": str(sessions[0]),
+        "last_session": str(sessions[-1]),
+        "source": source.name,
+    }
+
+
 def _finish(context, table: str, report: QualityReport, staged: StagedPartitions, metadata):
     """Publish what passed every check, or quarantine it and fail naming each rule."""
     results = check_results(table, report)
@@ -120,27 +151,20 @@ def build_market_assets(partitions: PartitionsDefinition):
         labels = pd.to_datetime(frame["session"]).dt.date
         expected = universe["symbol"].astype(str).tolist()
         report = QualityReport(BAR_RULES, market.quality_policy())
-        staged = lake.lake().stage("daily_bars")
         by_session = {day: part for day, part in frame.groupby(labels, sort=False)}
         stray = frame.loc[~labels.isin(sessions)]
         if not stray.empty:  # rows dated outside the run's sessions: stale or look-ahead
             report.check(stray, sessions[0], expected=[])
-        try:
-            for done, session in enumerate(sessions, start=1):
-                part = by_session.get(session, empty(DAILY_BARS)).reset_index(drop=True)
-                report.check(part, session, expected=expected)
-                staged.write(session.isoformat(), part)
-                _progress(context, "daily_bars", done, len(sessions), session)
-        except Exception:
-            staged.discard()
-            raise
+
+        def produce(session):
+            part = by_session.get(session, empty(DAILY_BARS)).reset_index(drop=True)
+            return part, expected
+
+        staged, rows = _stage_checked(context, lake, "daily_bars", report, sessions, produce)
         metadata = {
-            "sessions": len(sessions),
-            "first_session": str(sessions[0]),
-            "last_session": str(sessions[-1]),
-            "rows": len(frame),
+            **_run_metadata(sessions, source),
+            "rows": rows,
             "tickers": int(frame["symbol"].nunique()),
-            "source": source.name,
         }
         yield from _finish(context, "daily_bars", report, staged, metadata)
 
@@ -174,26 +198,15 @@ def build_market_assets(partitions: PartitionsDefinition):
             for day, part in daily_bars.groupby(bar_labels, sort=False)
         }
         report = QualityReport(CHAIN_RULES, market.quality_policy())
-        staged = lake.lake().stage("option_chains")
-        rows = contracts_last = 0
-        try:
-            for done, session in enumerate(sessions, start=1):
-                chain = source.chains(session)
-                report.check(chain, session, expected=tickers_with_bars.get(session, []))
-                staged.write(session.isoformat(), chain)
-                rows += len(chain)
-                contracts_last = len(chain)
-                _progress(context, "option_chains", done, len(sessions), session)
-        except Exception:
-            staged.discard()
-            raise
+
+        def produce(session):
+            return source.chains(session), tickers_with_bars.get(session, [])
+
+        staged, rows = _stage_checked(context, lake, "option_chains", report, sessions, produce)
         metadata = {
-            "sessions": len(sessions),
-            "first_session": str(sessions[0]),
-            "last_session": str(sessions[-1]),
+            **_run_metadata(sessions, source),
             "contracts": rows,
-            "contracts_last_session": contracts_last,
-            "source": source.name,
+            "contracts_per_session": round(rows / len(sessions)),
         }
         yield from _finish(context, "option_chains", report, staged, metadata)
 
