@@ -15,6 +15,18 @@ from butterquant_dagster_tests.defs.helpers import (
 )
 
 
+def _real_files_defs(root, bars_dir, universe_file):
+    """Definitions on the real Yahoo bars (NVDA, ORCL, YHOO) with modelled chains."""
+    return make_defs(
+        root,
+        partitions_start="1999-01-04",
+        source="files",
+        bars_path=str(bars_dir),
+        universe_file=str(universe_file),
+        universe_size=0,
+    )
+
+
 def test_range_over_holidays_creates_exactly_the_sessions(tmp_path):
     defs = make_defs(tmp_path, universe_size=5)
     result = run_market(defs, "2025-06-30", "2025-07-08")  # July 4th inside, early close 3rd
@@ -68,14 +80,7 @@ def test_session_closed_early_is_accepted_after_its_early_close(tmp_path):
 
 
 def test_real_files_end_to_end(tmp_path, real_bars_dir, real_universe_file):
-    defs = make_defs(
-        tmp_path / "root",
-        partitions_start="1999-01-04",
-        source="files",
-        bars_path=str(real_bars_dir),
-        universe_file=str(real_universe_file),
-        universe_size=0,
-    )
+    defs = _real_files_defs(tmp_path / "root", real_bars_dir, real_universe_file)
     result = run_market(defs, "2008-10-01", "2008-10-10")
     assert result.success, failure_messages(result)
     lake = Lake(tmp_path / "root")
@@ -108,14 +113,7 @@ def test_inconsistent_bar_blocks_and_nothing_is_published(
     path = real_bars_dir / "orcl-1995-2014.csv"
     _corrupt_bar(path, "2008-10-08", High=1.0)  # high far below open and close
     root = tmp_path / "root"
-    defs = make_defs(
-        root,
-        partitions_start="1999-01-04",
-        source="files",
-        bars_path=str(real_bars_dir),
-        universe_file=str(real_universe_file),
-        universe_size=0,
-    )
+    defs = _real_files_defs(root, real_bars_dir, real_universe_file)
     result = run_market(defs, "2008-10-06", "2008-10-09")
     assert not result.success
     outcomes = check_outcomes(result)
@@ -148,14 +146,7 @@ def test_unadjusted_split_blocks(tmp_path, real_bars_dir, real_universe_file):
     for column in ("Open", "High", "Low", "Close"):
         frame.loc[before, column] *= 2.0
     frame.to_csv(path, index=False)
-    defs = make_defs(
-        tmp_path / "root",
-        partitions_start="1999-01-04",
-        source="files",
-        bars_path=str(real_bars_dir),
-        universe_file=str(real_universe_file),
-        universe_size=0,
-    )
+    defs = _real_files_defs(tmp_path / "root", real_bars_dir, real_universe_file)
     result = run_market(defs, "2008-10-07", "2008-10-09")
     assert not result.success
     assert check_outcomes(result)[("daily_bars", "split_jump")] is False
@@ -164,14 +155,7 @@ def test_unadjusted_split_blocks(tmp_path, real_bars_dir, real_universe_file):
 
 def test_missing_ticker_file_is_an_error(tmp_path, real_bars_dir, real_universe_file):
     (real_bars_dir / "yhoo-1996-2015.csv").unlink()
-    defs = make_defs(
-        tmp_path / "root",
-        partitions_start="1999-01-04",
-        source="files",
-        bars_path=str(real_bars_dir),
-        universe_file=str(real_universe_file),
-        universe_size=0,
-    )
+    defs = _real_files_defs(tmp_path / "root", real_bars_dir, real_universe_file)
     result = run_market(defs, "2008-10-07", "2008-10-08")
     assert not result.success
     assert "YHOO" in failure_messages(result)
