@@ -314,6 +314,13 @@ def cmd_sessions(args) -> int:
     return EXIT_OK
 
 
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="butterquant",
@@ -347,7 +354,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument(
         "--sessions",
-        type=int,
+        type=_positive_int,
         default=DEMO_SESSIONS,
         help=f"how many sessions back from the latest close (default {DEMO_SESSIONS})",
     )
@@ -387,9 +394,6 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     warnings.filterwarnings("ignore", module="dagster")
     args = build_parser().parse_args(argv)
-    if getattr(args, "sessions", 1) is not None and args.command == "demo" and args.sessions < 1:
-        print("butterquant: error: --sessions must be at least 1", file=sys.stderr)
-        return EXIT_BAD_INPUT
     try:
         return args.handler(args)
     except CliError as exc:

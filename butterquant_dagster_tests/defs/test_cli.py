@@ -94,3 +94,10 @@ def test_every_command_has_help(command, capsys):
         parser.parse_args([command, "--help"])
     assert exit_info.value.code == 0
     assert f"usage: butterquant {command}" in capsys.readouterr().out
+
+
+def test_demo_needs_at_least_one_session(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["demo", "--sessions", "0"])
+    assert exit_info.value.code == EXIT_BAD_INPUT
+    assert "must be at least 1" in capsys.readouterr().err
