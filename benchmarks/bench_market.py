@@ -66,13 +66,13 @@ def bench_session(tickers: int = 500) -> None:
 
     bare_s = _best(bare)
     print(f"one session, {tickers} tickers, {n:,} options")
-    print(f"  {'':<34}{'seconds':>9}{'options/s':>14}{'vs bare BS':>12}")
+    print(f"  {'':<38}{'seconds':>9}{'options/s':>14}{'vs bare BS':>12}")
     for label, seconds in (
         ("bare vectorized BS (price+greeks)", bare_s),
         ("synthetic session, warm path", warm_s),
         ("synthetic session, cold (target 2 s)", cold_s),
     ):
-        print(f"  {label:<34}{seconds:>9.3f}{n / seconds:>14,.0f}{bare_s / seconds:>12.3f}")
+        print(f"  {label:<38}{seconds:>9.3f}{n / seconds:>14,.0f}{bare_s / seconds:>12.3f}")
 
 
 def bench_year_backfill(tickers: int = 50) -> None:
