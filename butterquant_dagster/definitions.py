@@ -8,6 +8,12 @@ from butterquant_dagster.core.settings import Settings
 from butterquant_dagster.defs.market.assets import build_market_assets, universe
 from butterquant_dagster.defs.market.automation import build_market_job, build_market_schedule
 from butterquant_dagster.defs.partitions import nyse_sessions
+from butterquant_dagster.defs.scan.assets import build_scan_assets
+from butterquant_dagster.defs.scan.automation import (
+    build_outcomes_schedule,
+    build_scan_jobs,
+    build_scan_schedule,
+)
 from butterquant_dagster.resources import default_resources
 
 
@@ -19,10 +25,15 @@ def build_definitions(
     settings = settings or Settings.from_env()
     partitions = nyse_sessions(settings.partitions_start)
     market_job = build_market_job(partitions, settings.market_source)
+    scan_job, outcomes_job = build_scan_jobs()
     return Definitions(
-        assets=[universe, *build_market_assets(partitions)],
-        jobs=[market_job],
-        schedules=[build_market_schedule(market_job)],
+        assets=[universe, *build_market_assets(partitions), *build_scan_assets(partitions)],
+        jobs=[market_job, scan_job, outcomes_job],
+        schedules=[
+            build_market_schedule(market_job),
+            build_scan_schedule(scan_job),
+            build_outcomes_schedule(outcomes_job),
+        ],
         resources=resources or default_resources(),
     )
 

@@ -151,4 +151,32 @@ def default_resources() -> dict[str, object]:
         chains_path=_setting("BUTTERQUANT_CHAINS_PATH"),
         risk_free_rate=float(settings.env("BUTTERQUANT_RISK_FREE_RATE")),
     )
-    return {"lake": lake, "market": market, "lake_io_manager": LakeIOManager(lake=lake)}
+    return {
+        "lake": lake,
+        "market": market,
+        "scan": ScanResource(),
+        "lake_io_manager": LakeIOManager(lake=lake),
+    }
+
+
+class ScanResource(ConfigurableResource):
+    """How the daily scan builds, scores and ranks candidates."""
+
+    min_dte: int = 7
+    max_dte: int = 60
+    center_band: float = 0.10
+    max_width_steps: int = 3
+    lookback_sessions: int = 252
+    min_history_sessions: int = 60
+    per_ticker: int = 3
+    max_outcome_rows: int = 250_000
+
+    def candidate_rules(self):
+        from butterquant_dagster.core.scan.candidates import CandidateRules
+
+        return CandidateRules(
+            min_dte=self.min_dte,
+            max_dte=self.max_dte,
+            center_band=self.center_band,
+            max_width_steps=self.max_width_steps,
+        )

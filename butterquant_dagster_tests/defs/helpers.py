@@ -15,21 +15,24 @@ from butterquant_dagster.core.settings import Settings
 from butterquant_dagster.definitions import build_definitions
 from butterquant_dagster.defs.lake_io_manager import LakeIOManager
 from butterquant_dagster.defs.market.automation import MARKET_JOB
-from butterquant_dagster.resources import LakeResource, MarketDataResource
+from butterquant_dagster.resources import LakeResource, MarketDataResource, ScanResource
 
 
-def make_defs(root: Path, *, partitions_start="2015-01-02", source="synthetic", **market):
+def make_defs(
+    root: Path, *, partitions_start="2015-01-02", source="synthetic", scan=None, **market
+):
     lake = LakeResource(data_dir=str(root))
     resources = {
         "lake": lake,
         "market": MarketDataResource(source=source, **market),
+        "scan": scan or ScanResource(),
         "lake_io_manager": LakeIOManager(lake=lake),
     }
     return build_definitions(Settings(partitions_start, source), resources)
 
 
-def run_market(defs: Definitions, first: str, last: str, instance=None):
-    job = defs.resolve_job_def(MARKET_JOB)
+def run_market(defs: Definitions, first: str, last: str, instance=None, job_name=MARKET_JOB):
+    job = defs.resolve_job_def(job_name)
     return job.execute_in_process(
         instance=instance or DagsterInstance.ephemeral(),
         tags={ASSET_PARTITION_RANGE_START_TAG: first, ASSET_PARTITION_RANGE_END_TAG: last},

@@ -102,6 +102,15 @@ def test_dg_loads_the_code_location(tmp_path):
     assert completed.returncode == 0, completed.stderr[-3000:]
     listed = json.loads(completed.stdout)
     assets = {a["asset_key"]: a for a in listed["assets"]}
-    assert {"universe", "daily_bars", "option_chains", "market_truth"} == set(assets)
+    assert {
+        "universe",
+        "daily_bars",
+        "option_chains",
+        "market_truth",
+        "butterfly_candidates",
+        "scan_skips",
+        "scan_rankings",
+        "candidate_outcomes",
+    } == set(assets)
     assert set(assets["option_chains"]["dependency_keys"]) == {"daily_bars", "universe"}
-    assert len(listed["asset_checks"]) == 16
+    assert len(listed["asset_checks"]) == 16 + 5

@@ -123,7 +123,7 @@ def _origin(frame: pd.DataFrame, mask: np.ndarray) -> list[str]:
     return [""] * int(mask.sum())
 
 
-def _rows(frame, mask, rule, message: Callable[[pd.Series], str]) -> Found:
+def found_in(frame, mask, rule, message: Callable[[pd.Series], str]) -> Found:
     mask = np.asarray(mask, dtype=bool)
     if not mask.any():
         return NONE
@@ -152,7 +152,7 @@ def check_schema(frame: pd.DataFrame, schema: TableSchema, **_) -> Found:
 def check_session_dated(frame: pd.DataFrame, session: dt.date, **_) -> Found:
     """Stale data: every row of a partition must be dated the partition's session."""
     dates = pd.to_datetime(frame["session"]).dt.date
-    return _rows(
+    return found_in(
         frame,
         (dates != session).to_numpy(),
         "stale_session",
@@ -162,7 +162,7 @@ def check_session_dated(frame: pd.DataFrame, session: dt.date, **_) -> Found:
 
 def check_duplicates(frame: pd.DataFrame, schema: TableSchema, **_) -> Found:
     dup = frame.duplicated(list(schema.key), keep="first").to_numpy()
-    return _rows(
+    return found_in(
         frame,
         dup,
         "duplicate_key",
@@ -214,7 +214,7 @@ def check_bar_prices(frame: pd.DataFrame, **_) -> Found:
             cols.append("volume")
         return "NaN or non-positive " + ", ".join(f"{c}={row[c]}" for c in cols)
 
-    return _rows(frame, mask, "bar_prices_positive", message)
+    return found_in(frame, mask, "bar_prices_positive", message)
 
 
 def check_bar_ohlc(frame: pd.DataFrame, **_) -> Found:
@@ -222,7 +222,7 @@ def check_bar_ohlc(frame: pd.DataFrame, **_) -> Found:
     tol = 1e-9 * np.maximum(np.abs(c), 1.0)
     with np.errstate(invalid="ignore"):
         mask = (h < np.maximum(o, c) - tol) | (l_ > np.minimum(o, c) + tol)
-    return _rows(
+    return found_in(
         frame,
         mask,
         "bar_ohlc_consistent",
@@ -249,7 +249,7 @@ def check_split_jump(frame: pd.DataFrame, policy: QualityPolicy, **_) -> Found:
             + pd.to_datetime(frame["session"]).dt.strftime("%Y-%m-%d")
         )
         mask &= ~keys.isin(policy.acknowledged_jumps).to_numpy()
-    return _rows(
+    return found_in(
         frame,
         mask,
         "split_jump",
@@ -277,7 +277,7 @@ def check_chain_prices(frame: pd.DataFrame, **_) -> Found:
             | ~np.isfinite(spot)
             | (spot <= 0)
         )
-    return _rows(
+    return found_in(
         frame,
         mask,
         "quote_prices_valid",
@@ -291,7 +291,7 @@ def check_chain_prices(frame: pd.DataFrame, **_) -> Found:
 def check_crossed_quotes(frame: pd.DataFrame, **_) -> Found:
     with np.errstate(invalid="ignore"):
         mask = frame["bid"].to_numpy(float) > frame["ask"].to_numpy(float)
-    return _rows(
+    return found_in(
         frame,
         mask,
         "crossed_quotes",
@@ -308,7 +308,7 @@ def check_implied_vol(frame: pd.DataFrame, policy: QualityPolicy, **_) -> Found:
         mask = ~np.isfinite(iv) | (iv < policy.min_implied_vol) | (iv > policy.max_implied_vol)
     if len(frame) == 0 or mask.mean() <= policy.max_implausible_iv_share:
         return NONE
-    return _rows(
+    return found_in(
         frame,
         mask,
         "implied_vol_plausible",
@@ -326,7 +326,7 @@ def check_chain_dates(frame: pd.DataFrame, **_) -> Found:
     expiry = pd.to_datetime(frame["expiry"])
     dte = (expiry - session).dt.days.to_numpy()
     mask = (dte < 0) | (dte != frame["dte"].to_numpy())
-    return _rows(
+    return found_in(
         frame,
         mask,
         "expiry_consistent",
@@ -343,7 +343,7 @@ def check_greeks_finite(frame: pd.DataFrame, **_) -> Found:
     values = frame[["delta", "gamma", "vega", "theta"]].to_numpy(float)
     has_vol = np.isfinite(frame["implied_vol"].to_numpy(float))
     mask = ~np.isfinite(values).all(axis=1) & has_vol
-    return _rows(
+    return found_in(
         frame,
         mask,
         "greeks_finite",
@@ -430,13 +430,18 @@ class QualityReport:
         self.policy = policy
         self.outcomes = {rule.name: RuleOutcome(rule.name, rule.description) for rule in rules}
 
-    def check(self, frame: pd.DataFrame, session: dt.date, expected: Iterable[str]) -> None:
+    def check(
+        self, frame: pd.DataFrame, session: dt.date, expected: Iterable[str], **context
+    ) -> None:
+        """Run every rule on one session's frame; ``context`` is passed to the rules."""
         expected = list(expected)
         schema_ok = True
         for rule in self.rules:
             if rule.name != "schema" and not schema_ok:
                 continue  # the other rules cannot read a frame without its columns
-            found = rule.fn(frame, session=session, expected=expected, policy=self.policy)
+            found = rule.fn(
+                frame, session=session, expected=expected, policy=self.policy, **context
+            )
             self.outcomes[rule.name].add(found, len(frame), str(session))
             if rule.name == "schema" and found:
                 schema_ok = False

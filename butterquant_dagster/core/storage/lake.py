@@ -119,6 +119,13 @@ class Lake:
             return frames[0]
         return pd.concat(frames, ignore_index=True)
 
+    def read_existing(self, table: str, partitions: Iterable[str]) -> pd.DataFrame:
+        """The partitions that exist, concatenated (an empty frame when none does): for
+        history windows that may reach back before the first materialized session."""
+        present = set(self.partitions(table))
+        wanted = [p for p in partitions if p in present]
+        return self.read(table, wanted) if wanted else pd.DataFrame()
+
     def partitions(self, table: str) -> list[str]:
         directory = self.table_dir(table)
         if not directory.is_dir():

@@ -5,97 +5,24 @@ The assets are thin: they turn partition keys into sessions, ask the configured 
 frames, run core.validation over them, stage them in the lake and publish only what passed.
 """
 
-import datetime as dt
-
 import pandas as pd
 from dagster import (
     AssetExecutionContext,
     BackfillPolicy,
     Failure,
-    MetadataValue,
     Output,
     PartitionsDefinition,
     asset,
 )
 
-from butterquant_dagster.core import calendar, progress
 from butterquant_dagster.core.market.schemas import DAILY_BARS, empty
 from butterquant_dagster.core.market.validation import BAR_RULES, CHAIN_RULES, QualityReport
-from butterquant_dagster.core.storage.lake import StagedPartitions
-from butterquant_dagster.defs.market.checks import check_results, check_specs, failure_message
-from butterquant_dagster.defs.partitions import session_of
+from butterquant_dagster.defs.quality_checks import check_specs
+from butterquant_dagster.defs.staging import finish, run_metadata, run_sessions, stage_checked
 from butterquant_dagster.resources import LakeResource, MarketDataResource
 
 OWNER = "team:market-data"
 KINDS = {"python", "parquet"}
-
-
-def _sessions(context: AssetExecutionContext, market: MarketDataResource) -> list[dt.date]:
-    """The run's sessions, refusing any that has not closed yet (no look-ahead)."""
-    sessions = [session_of(key) for key in context.partition_keys]
-    latest = calendar.latest_completed_session(market.now())
-    open_sessions = [s for s in sessions if s > latest]
-    if open_sessions:
-        first = open_sessions[0]
-        closes = calendar.session_close(first).strftime("%Y-%m-%d %H:%M %Z")
-        raise Failure(
-            f"session {first} has not closed yet (closes {closes}); the latest completed "
-            f"session is {latest}. A snapshot taken before the close is not the closing snapshot."
-        )
-    return sessions
-
-
-def _progress(context, table: str, done: int, total: int, session: dt.date) -> None:
-    progress.report(table, done, total, str(session))
-    step = max(1, total // 20)
-    if done == total or done % step == 0:
-        context.log.info(f"progress {table} {done}/{total} sessions (last {session})")
-
-
-def _stage_checked(
-    context, lake: LakeResource, table: str, report: QualityReport, sessions: list[dt.date], produce
-) -> tuple[StagedPartitions, int]:
-    """Produce, check and stage one session at a time (memory stays one session's worth).
-
-    ``produce(session)`` returns the session's frame and the tickers expected in it.
-    """
-    staged = lake.lake().stage(table)
-    rows = 0
-    try:
-        for done, session in enumerate(sessions, start=1):
-            frame, expected = produce(session)
-            report.check(frame, session, expected=expected)
-            staged.write(session.isoformat(), frame)
-            rows += len(frame)
-            _progress(context, table, done, len(sessions), session)
-    except Exception:
-        staged.discard()
-        raise
-    return staged, rows
-
-
-def _run_metadata(sessions: list[dt.date], source) -> dict[str, object]:
-    return {
-        "sessions": len(sessions),
-        "first_session": str(sessions[0]),
-        "last_session": str(sessions[-1]),
-        "source": source.name,
-    }
-
-
-def _finish(context, table: str, report: QualityReport, staged: StagedPartitions, metadata):
-    """Publish what passed every check, or quarantine it and fail naming each rule."""
-    results = check_results(table, report)
-    if not report.passed:
-        message = failure_message(table, report)
-        where = staged.quarantine(message)
-        yield from results
-        raise Failure(
-            description=f"{message}\nRejected partitions kept for inspection in {where}",
-            metadata={"quarantine": MetadataValue.path(str(where))},
-        )
-    yield Output(staged, metadata=metadata)
-    yield from results
 
 
 @asset(
@@ -145,7 +72,7 @@ def build_market_assets(partitions: PartitionsDefinition):
         market: MarketDataResource,
         lake: LakeResource,
     ):
-        sessions = _sessions(context, market)
+        sessions = run_sessions(context, market.now())
         source = market.market(universe)
         frame = source.bars(sessions)
         labels = pd.to_datetime(frame["session"]).dt.date
@@ -160,13 +87,13 @@ def build_market_assets(partitions: PartitionsDefinition):
             part = by_session.get(session, empty(DAILY_BARS)).reset_index(drop=True)
             return part, expected
 
-        staged, rows = _stage_checked(context, lake, "daily_bars", report, sessions, produce)
+        staged, rows = stage_checked(context, lake, "daily_bars", report, sessions, produce)
         metadata = {
-            **_run_metadata(sessions, source),
+            **run_metadata(sessions, source),
             "rows": rows,
             "tickers": int(frame["symbol"].nunique()),
         }
-        yield from _finish(context, "daily_bars", report, staged, metadata)
+        yield from finish(context, "daily_bars", report, staged, metadata)
 
     @asset(
         name="option_chains",
@@ -190,7 +117,7 @@ def build_market_assets(partitions: PartitionsDefinition):
         market: MarketDataResource,
         lake: LakeResource,
     ):
-        sessions = _sessions(context, market)
+        sessions = run_sessions(context, market.now())
         source = market.market(universe)
         bar_labels = pd.to_datetime(daily_bars["session"]).dt.date
         tickers_with_bars = {
@@ -202,13 +129,13 @@ def build_market_assets(partitions: PartitionsDefinition):
         def produce(session):
             return source.chains(session), tickers_with_bars.get(session, [])
 
-        staged, rows = _stage_checked(context, lake, "option_chains", report, sessions, produce)
+        staged, rows = stage_checked(context, lake, "option_chains", report, sessions, produce)
         metadata = {
-            **_run_metadata(sessions, source),
+            **run_metadata(sessions, source),
             "contracts": rows,
             "contracts_per_session": round(rows / len(sessions)),
         }
-        yield from _finish(context, "option_chains", report, staged, metadata)
+        yield from finish(context, "option_chains", report, staged, metadata)
 
     @asset(
         name="market_truth",
@@ -228,7 +155,7 @@ def build_market_assets(partitions: PartitionsDefinition):
     def market_truth(
         context: AssetExecutionContext, universe: pd.DataFrame, market: MarketDataResource
     ) -> Output:
-        sessions = _sessions(context, market)
+        sessions = run_sessions(context, market.now())
         truth = market.market(universe).truth(sessions)
         if truth is None:
             raise Failure(

@@ -1,4 +1,4 @@
-"""Blocking data-quality checks of the market snapshot, one per rule of core.validation.
+"""Blocking data-quality checks, one per rule of a core rule set (market data, candidates).
 
 The checks run inside the asset, on the frames it produced, before anything is published:
 a snapshot that fails one never reaches the lake, so no later run can read it either.

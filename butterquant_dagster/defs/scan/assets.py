@@ -1,0 +1,307 @@
+"""The daily pre-scan as assets: signals per ticker, every priced butterfly with its score,
+the skips, the rankings, and what every candidate returned at expiry.
+
+Thin: sessions in, core.scan functions called once per session, frames staged and published
+only when the candidate invariants hold.
+"""
+
+import datetime as dt
+
+import pandas as pd
+from dagster import (
+    AssetDep,
+    AssetExecutionContext,
+    AssetOut,
+    BackfillPolicy,
+    Failure,
+    MetadataValue,
+    Output,
+    PartitionsDefinition,
+    TimeWindowPartitionMapping,
+    asset,
+    multi_asset,
+)
+
+from butterquant_dagster.core import calendar
+from butterquant_dagster.core.market.validation import QualityPolicy, QualityReport
+from butterquant_dagster.core.scan.invariants import CANDIDATE_RULES, listed_strikes
+from butterquant_dagster.core.scan.outcomes import OutcomeError, sample_for_outcomes, settle
+from butterquant_dagster.core.scan.pipeline import scan_session
+from butterquant_dagster.core.scan.score import rank
+from butterquant_dagster.core.scan.signals import ticker_signals
+from butterquant_dagster.defs.quality_checks import check_specs
+from butterquant_dagster.defs.staging import finish, report_progress, run_sessions
+from butterquant_dagster.resources import LakeResource, MarketDataResource, ScanResource
+
+OWNER = "team:quant-research"
+KINDS = {"python", "parquet"}
+TOP_SHOWN = 20
+RANKING_COLUMNS = [
+    "rank",
+    "ticker",
+    "score",
+    "strategy",
+    "recommendation",
+    "confidence",
+    "ml_success_prob",
+    "ml_expected_roi",
+    "date",
+    "expiry",
+    "lower",
+    "center",
+    "upper",
+    "is_credit_strategy",
+    "tags",
+    "ticker_rank",
+    "structure",
+    "dte",
+    "width",
+    "spot",
+    "debit_mid",
+    "debit_natural",
+    "cost",
+    "max_profit",
+    "max_loss",
+    "capital_at_risk",
+    "breakeven_low",
+    "breakeven_high",
+    "profit_zone_width",
+    "reward_risk",
+    "net_delta",
+    "net_gamma",
+    "net_vega",
+    "net_theta",
+    "iv_center",
+    "iv_atm",
+    "vol_forecast",
+    "forecast_price",
+    "prob_profit_rn",
+    "prob_profit_forecast",
+    "ev_per_1000",
+    "expected_move",
+    "spread_pct",
+    "min_volume",
+    "min_open_interest",
+    "risk_level",
+    "stop_loss_pnl",
+    "take_profit_pnl",
+    "session",
+]
+
+
+def _history_sessions(session: dt.date, lookback: int) -> list[str]:
+    days = [session]
+    while len(days) < lookback:
+        try:
+            days.append(calendar.previous_session(days[-1]))
+        except calendar.CalendarError:
+            break
+    return [d.isoformat() for d in reversed(days)]
+
+
+def build_scan_assets(partitions: PartitionsDefinition, lookback_sessions: int = 252):
+    history = TimeWindowPartitionMapping(
+        start_offset=-(lookback_sessions - 1), allow_nonexistent_upstream_partitions=True
+    )
+
+    @multi_asset(
+        name="scan",
+        partitions_def=partitions,
+        backfill_policy=BackfillPolicy.single_run(),
+        outs={
+            "butterfly_candidates": AssetOut(
+                group_name="scan",
+                owners=[OWNER],
+                kinds=KINDS,
+                io_manager_key="lake_io_manager",
+                description=(
+                    "Every listed call, put and iron butterfly of every ticker in the expiry "
+                    "window, priced from its legs' quotes (mid and natural, IB fees), with "
+                    "payoff, greeks, probabilities, the rule score and expected value."
+                ),
+            ),
+            "scan_skips": AssetOut(
+                group_name="scan",
+                owners=[OWNER],
+                kinds=KINDS,
+                io_manager_key="lake_io_manager",
+                description=(
+                    "Tickers (or candidates) the scan skipped and why: no chain, no expiry in "
+                    "the window, a one-sided quote, too little price history."
+                ),
+            ),
+        },
+        deps=[AssetDep("daily_bars", partition_mapping=history), "option_chains"],
+        check_specs=check_specs("butterfly_candidates", CANDIDATE_RULES),
+    )
+    def scan(
+        context: AssetExecutionContext,
+        market: MarketDataResource,
+        scan: ScanResource,
+        lake: LakeResource,
+    ):
+        sessions = run_sessions(context, market.now())
+        store = lake.lake()
+        report = QualityReport(CANDIDATE_RULES, QualityPolicy())
+        staged = store.stage("butterfly_candidates")
+        staged_skips = store.stage("scan_skips")
+        rows = skipped = 0
+        try:
+            for done, session in enumerate(sessions, start=1):
+                key = session.isoformat()
+                chain = store.read("option_chains", [key])
+                bars = store.read_existing(
+                    "daily_bars", _history_sessions(session, scan.lookback_sessions)
+                )
+                signals, signal_skips = ticker_signals(
+                    bars,
+                    session,
+                    lookback=scan.lookback_sessions,
+                    min_history=scan.min_history_sessions,
+                )
+                scored, skips = scan_session(
+                    chain, signals, signal_skips, session, scan.candidate_rules()
+                )
+                report.check(scored, session, expected=[], listed=listed_strikes(chain))
+                staged.write(key, scored)
+                staged_skips.write(key, skips)
+                rows += len(scored)
+                skipped += skips["symbol"].nunique()
+                report_progress(context, "scan", done, len(sessions), session)
+        except Exception:
+            staged.discard()
+            staged_skips.discard()
+            raise
+        metadata = {
+            "sessions": len(sessions),
+            "candidates": rows,
+            "candidates_per_session": round(rows / len(sessions)),
+        }
+        yield from finish(
+            context,
+            "butterfly_candidates",
+            report,
+            staged,
+            metadata,
+            companions={"scan_skips": (staged_skips, {"tickers_with_skips": skipped})},
+        )
+
+    @asset(
+        name="scan_rankings",
+        partitions_def=partitions,
+        backfill_policy=BackfillPolicy.single_run(),
+        group_name="scan",
+        owners=[OWNER],
+        kinds=KINDS,
+        io_manager_key="lake_io_manager",
+        deps=["butterfly_candidates"],
+        description=(
+            "The best candidates per ticker and overall, ranked by expected value per $1,000 "
+            "at risk after costs (score breaks ties), with the original scanner's fields."
+        ),
+    )
+    def scan_rankings(
+        context: AssetExecutionContext, scan: ScanResource, lake: LakeResource
+    ) -> Output:
+        store = lake.lake()
+        frames = []
+        for key in context.partition_keys:
+            ranked = rank(store.read("butterfly_candidates", [key]), per_ticker=scan.per_ticker)
+            frames.append(ranked[RANKING_COLUMNS])
+        rankings = pd.concat(frames, ignore_index=True)
+        latest = frames[-1]
+        shown = latest.head(TOP_SHOWN)[
+            [
+                "rank",
+                "ticker",
+                "strategy",
+                "expiry",
+                "lower",
+                "center",
+                "upper",
+                "cost",
+                "max_loss",
+                "score",
+                "ev_per_1000",
+                "recommendation",
+            ]
+        ]
+        return Output(
+            rankings,
+            metadata={
+                "rows": len(rankings),
+                "session_shown": context.partition_keys[-1],
+                "top_20": MetadataValue.md(shown.to_markdown(index=False, floatfmt=".2f")),
+            },
+        )
+
+    @asset(
+        name="candidate_outcomes",
+        partitions_def=partitions,
+        backfill_policy=BackfillPolicy.single_run(),
+        group_name="scan",
+        owners=[OWNER],
+        kinds=KINDS,
+        io_manager_key="lake_io_manager",
+        deps=[
+            "butterfly_candidates",
+            AssetDep(
+                "daily_bars",
+                partition_mapping=TimeWindowPartitionMapping(
+                    start_offset=0, end_offset=45, allow_nonexistent_upstream_partitions=True
+                ),
+            ),
+        ],
+        description=(
+            "What each candidate of the entry session returned held to expiry, settled at "
+            "intrinsic value on the expiry close after spread and fees: P/L, ROI, yield "
+            "per $1,000, win. The labels of the probability model."
+        ),
+    )
+    def candidate_outcomes(
+        context: AssetExecutionContext,
+        market: MarketDataResource,
+        scan: ScanResource,
+        lake: LakeResource,
+    ) -> Output:
+        store = lake.lake()
+        latest = calendar.latest_completed_session(market.now())
+        available = set(store.partitions("daily_bars"))
+        frames = []
+        for key in context.partition_keys:
+            candidates = store.read("butterfly_candidates", [key])
+            session = dt.date.fromisoformat(key)
+            sample = sample_for_outcomes(
+                candidates, scan.max_outcome_rows, seed=int(session.strftime("%Y%m%d"))
+            )
+            expiries = sorted({pd.Timestamp(e).date() for e in sample["expiry"]})
+            pending = [e for e in expiries if e > latest or e.isoformat() not in available]
+            if pending:
+                raise Failure(
+                    f"candidate_outcomes for {key} needs the closes of its expiries up to "
+                    f"{expiries[-1]}; {pending[0]} has not passed in the data yet (latest "
+                    f"completed session {latest}, latest daily_bars partition "
+                    f"{max(available) if available else 'none'}). No look-ahead: materialize "
+                    "this partition once every expiry has closed."
+                )
+            closes = store.read("daily_bars", [e.isoformat() for e in expiries])
+            try:
+                frames.append(settle(sample, closes[["session", "symbol", "close"]]))
+            except OutcomeError as exc:
+                raise Failure(f"candidate_outcomes for {key}: {exc}") from exc
+            report_progress(
+                context, "candidate_outcomes", len(frames), len(context.partition_keys), session
+            )
+        outcomes = pd.concat(frames, ignore_index=True)
+        return Output(
+            outcomes,
+            metadata={
+                "rows": len(outcomes),
+                "win_rate": float(outcomes["win"].mean()) if len(outcomes) else 0.0,
+                "mean_yield_per_1000": float(outcomes["yield_per_1000"].mean())
+                if len(outcomes)
+                else 0.0,
+            },
+        )
+
+    return [scan, scan_rankings, candidate_outcomes]

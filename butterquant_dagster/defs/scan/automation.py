@@ -1,0 +1,82 @@
+"""The scan job, its pre-close schedule, and the daily settlement of matured candidates."""
+
+import datetime as dt
+
+from dagster import (
+    AssetSelection,
+    RunRequest,
+    ScheduleEvaluationContext,
+    SkipReason,
+    define_asset_job,
+    schedule,
+)
+
+from butterquant_dagster.core import calendar
+
+SCAN_JOB = "scan_job"
+OUTCOMES_JOB = "outcomes_job"
+SCAN_MINUTES_BEFORE_CLOSE = 45
+SCAN_ASSETS = ["butterfly_candidates", "scan_skips", "scan_rankings"]
+
+
+def build_scan_jobs():
+    scan_job = define_asset_job(
+        SCAN_JOB,
+        selection=AssetSelection.assets(*SCAN_ASSETS),
+        tags={"butterquant/lane": "scan"},
+        description="Scan, price, score and rank every listed butterfly of a session.",
+    )
+    outcomes_job = define_asset_job(
+        OUTCOMES_JOB,
+        selection=AssetSelection.assets("candidate_outcomes"),
+        description="Settle the candidates of an entry session whose expiries have passed.",
+    )
+    return scan_job, outcomes_job
+
+
+def build_scan_schedule(job):
+    """45 minutes before each close (15:15, or 12:15 before a 13:00 early close), scan the
+    latest completed session so the day's orders can still be placed before the close."""
+
+    @schedule(
+        name="scan_before_close",
+        job=job,
+        cron_schedule="15 12,15 * * 1-5",
+        execution_timezone="America/New_York",
+        description="Pre-close scan of the latest completed session's snapshot.",
+    )
+    def scan_before_close(context: ScheduleEvaluationContext):
+        tick = context.scheduled_execution_time.astimezone(calendar.EXCHANGE_TZ)
+        today = tick.date()
+        if not calendar.is_session(today):
+            return SkipReason(f"{today} is not an NYSE session (holiday)")
+        close = calendar.session_close(today)
+        due = close - dt.timedelta(minutes=SCAN_MINUTES_BEFORE_CLOSE)
+        if (tick.hour, tick.minute) != (due.hour, due.minute):
+            return SkipReason(f"{today} closes at {close:%H:%M}; the scan runs at {due:%H:%M}")
+        scanned = calendar.previous_session(today).isoformat()
+        return RunRequest(run_key=f"scan-{scanned}", partition_key=scanned)
+
+    return scan_before_close
+
+
+def build_outcomes_schedule(job, max_dte: int = 60):
+    """After each close, settle the entry session whose every expiry has now passed."""
+
+    @schedule(
+        name="settle_matured_candidates",
+        job=job,
+        cron_schedule="0 17 * * 1-5",
+        execution_timezone="America/New_York",
+        description="Outcomes of the entry session whose expiries (up to max dte) have passed.",
+    )
+    def settle_matured_candidates(context: ScheduleEvaluationContext):
+        tick = context.scheduled_execution_time.astimezone(calendar.EXCHANGE_TZ)
+        today = tick.date()
+        if not calendar.is_session(today):
+            return SkipReason(f"{today} is not an NYSE session (holiday)")
+        entry = calendar.previous_session(today - dt.timedelta(days=max_dte))
+        key = entry.isoformat()
+        return RunRequest(run_key=f"outcomes-{key}", partition_key=key)
+
+    return settle_matured_candidates

@@ -1,0 +1,105 @@
+"""The scan assets end to end on the synthetic market: candidates, rankings, skips and
+outcomes, including the refusal to settle before expiries have passed."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from butterquant_dagster.core import calendar
+from butterquant_dagster.core.storage.lake import Lake
+from butterquant_dagster.defs.scan.assets import RANKING_COLUMNS
+from butterquant_dagster.defs.scan.automation import OUTCOMES_JOB, SCAN_JOB
+from butterquant_dagster.resources import ScanResource
+from butterquant_dagster_tests.defs.helpers import (
+    check_outcomes,
+    failure_messages,
+    make_defs,
+    run_market,
+)
+
+HISTORY = ("2025-01-02", "2025-05-30")  # enough history for signals before the scan days
+SCANNED = ("2025-04-28", "2025-04-30")
+# Expiries up to 30 days out, so the scanned sessions' candidates all expire by May 30.
+SCAN = ScanResource(max_dte=30)
+
+
+@pytest.fixture(scope="module")
+def scanned(tmp_path_factory):
+    root = tmp_path_factory.mktemp("scan")
+    defs = make_defs(root, universe_size=4, as_of="2025-06-02T17:00:00-04:00", scan=SCAN)
+    market = run_market(defs, *HISTORY)
+    assert market.success, failure_messages(market)
+    scan = run_market(defs, *SCANNED, job_name=SCAN_JOB)
+    outcomes = run_market(defs, *SCANNED, job_name=OUTCOMES_JOB)
+    return root, defs, scan, outcomes
+
+
+def test_scan_publishes_candidates_skips_and_rankings(scanned):
+    root, _, scan, _ = scanned
+    assert scan.success, failure_messages(scan)
+    lake = Lake(root)
+    sessions = [d.isoformat() for d in calendar.sessions(*SCANNED)]
+    for table in ("butterfly_candidates", "scan_skips", "scan_rankings"):
+        assert lake.partitions(table) == sessions, table
+    outcomes = check_outcomes(scan)
+    assert outcomes and all(outcomes.values()), outcomes
+    assert {name for _, name in outcomes} == {
+        "max_loss_positive",
+        "debit_within_width",
+        "credit_below_width",
+        "breakevens_inside_wings",
+        "legs_listed",
+    }
+
+
+def test_candidates_use_only_listed_strikes(scanned):
+    root = scanned[0]
+    lake = Lake(root)
+    candidates = lake.read("butterfly_candidates", ["2025-04-29"])
+    chain = lake.read("option_chains", ["2025-04-29"])
+    listed = set(zip(chain["symbol"], chain["expiry"], chain["strike"], strict=True))
+    for column in ("lower", "center", "upper"):
+        keys = zip(candidates["symbol"], candidates["expiry"], candidates[column], strict=True)
+        assert all(k in listed for k in keys), column
+    assert set(candidates["structure"]) == {"call_fly", "put_fly", "iron_fly"}
+    assert candidates["dte"].between(7, 30).all()
+    assert (
+        (candidates["center"] - candidates["lower"])
+        .round(6)
+        .equals((candidates["upper"] - candidates["center"]).round(6))
+    )
+
+
+def test_rankings_carry_the_original_fields(scanned):
+    root = scanned[0]
+    rankings = Lake(root).read("scan_rankings", ["2025-04-30"])
+    assert list(rankings.columns) == RANKING_COLUMNS
+    assert rankings["rank"].tolist() == list(range(1, len(rankings) + 1))
+    assert rankings["ev_per_1000"].is_monotonic_decreasing
+    assert rankings.groupby("ticker").size().max() <= 3
+    assert rankings["ml_success_prob"].isna().all()
+    assert set(rankings["recommendation"]) <= {"STRONG_BUY", "BUY", "NEUTRAL", "AVOID"}
+
+
+def test_outcomes_for_sessions_whose_expiries_passed(scanned):
+    root, _, _, outcomes = scanned
+    assert outcomes.success, failure_messages(outcomes)
+    lake = Lake(root)
+    settled = lake.read("candidate_outcomes", ["2025-04-28"])
+    candidates = lake.read("butterfly_candidates", ["2025-04-28"])
+    assert len(settled) == len(candidates)
+    bars = lake.read("daily_bars", [d.isoformat() for d in calendar.sessions(*HISTORY)])
+    closes = bars.set_index(["symbol", "session"])["close"]
+    row = settled.iloc[0]
+    assert row["settle_price"] == closes[(row["symbol"], pd.Timestamp(row["expiry"]))]
+    assert (settled["pnl_per_contract"] == settled["pnl_per_share"] * 100).all()
+    assert settled.loc[settled["win"], "pnl_per_share"].gt(0).all()
+
+
+def test_outcomes_refuse_unexpired_sessions(scanned):
+    # On 2025-05-05 the candidates of 2025-04-30 (expiring up to May 30) have not expired.
+    early = make_defs(scanned[0], universe_size=4, as_of="2025-05-05T17:00:00-04:00", scan=SCAN)
+    result = run_market(early, "2025-04-30", "2025-04-30", job_name=OUTCOMES_JOB)
+    assert not result.success
+    assert "has not passed" in failure_messages(result)
