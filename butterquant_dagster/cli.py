@@ -22,7 +22,10 @@ from butterquant_dagster.core import calendar, progress, settings
 
 EXIT_OK, EXIT_RUN_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 _REPO_INSTANCE_CONFIG = Path(__file__).resolve().parents[1] / "dagster.yaml"
-DEMO_SESSIONS = 63  # about three months
+DEMO_SESSIONS = 126  # about six months of market data
+DEMO_SCAN_SESSIONS = 63  # the last three months are scanned
+SCAN_HISTORY_SESSIONS = 65  # the signals need 60 sessions of closes
+MAX_DTE_DAYS = 60  # the scan's longest expiry; older entry sessions can be settled
 
 
 class CliError(Exception):
@@ -113,6 +116,13 @@ def _session_range(start: str, end: str) -> list[dt.date]:
 
 def materialize_market(first: dt.date, last: dt.date, *, show_progress: bool) -> RunSummary:
     """Materialize the market snapshot for every session in [first, last] in one run."""
+    from butterquant_dagster.defs.market.automation import MARKET_JOB
+
+    return materialize(MARKET_JOB, first, last, show_progress=show_progress)
+
+
+def materialize(job_name: str, first: dt.date, last: dt.date, *, show_progress: bool) -> RunSummary:
+    """Run ``job_name`` for every session in [first, last] in one run of the instance."""
     instance = prepare_instance()
     from dagster import DagsterEventType
     from dagster._core.storage.tags import (
@@ -121,9 +131,8 @@ def materialize_market(first: dt.date, last: dt.date, *, show_progress: bool) ->
     )
 
     from butterquant_dagster.definitions import build_definitions
-    from butterquant_dagster.defs.market.automation import MARKET_JOB
 
-    job = build_definitions().resolve_job_def(MARKET_JOB)
+    job = build_definitions().resolve_job_def(job_name)
     unsubscribe = progress.subscribe(_ProgressBar()) if show_progress else (lambda: None)
     try:
         result = job.execute_in_process(
@@ -152,7 +161,7 @@ def materialize_market(first: dt.date, last: dt.date, *, show_progress: bool) ->
     return RunSummary(
         run_id=result.run_id,
         success=result.success,
-        job=MARKET_JOB,
+        job=job_name,
         first_session=first.isoformat(),
         last_session=last.isoformat(),
         sessions=len(calendar.sessions(first, last)),
@@ -226,32 +235,156 @@ def cmd_backfill(args) -> int:
     return EXIT_OK
 
 
-def cmd_demo(args) -> int:
-    latest = calendar.latest_completed_session(dt.datetime.now(dt.UTC))
-    start = latest
-    for _ in range(args.sessions - 1):
-        start = calendar.previous_session(start)
-    days = _session_range(start.isoformat(), latest.isoformat())
-    summary = materialize_market(days[0], days[-1], show_progress=not args.json)
+def _sessions_back(last: dt.date, count: int) -> list[dt.date]:
+    """The ``count`` sessions ending at ``last``."""
+    days = [last]
+    while len(days) < count:
+        days.append(calendar.previous_session(days[-1]))
+    return days[::-1]
+
+
+def _ensure_market(last: dt.date, sessions: int, show_progress: bool) -> RunSummary | None:
+    """Backfill the market for any of the ``sessions`` up to ``last`` the lake lacks (the
+    scan needs a price history); None when nothing was missing."""
+    from butterquant_dagster.core.storage.lake import Lake
+
+    have = set(Lake(settings.data_root()).partitions("option_chains"))
+    needed = _sessions_back(last, sessions)
+    missing = [d for d in needed if d.isoformat() not in have]
+    if not missing:
+        return None
+    days = _session_range(missing[0].isoformat(), last.isoformat())
+    return materialize_market(days[0], days[-1], show_progress=show_progress)
+
+
+def _rankings(session: dt.date, top: int):
+    from butterquant_dagster.core.storage.lake import Lake
+
+    rankings = Lake(settings.data_root()).read("scan_rankings", [session.isoformat()])
+    return rankings.head(top)
+
+
+def _rankings_lines(frame) -> list[str]:
+    if frame.empty:
+        return ["  (no candidates: every ticker was skipped; see the scan_skips table)"]
+    shown = frame[
+        [
+            "rank",
+            "ticker",
+            "strategy",
+            "expiry",
+            "lower",
+            "center",
+            "upper",
+            "cost",
+            "max_loss",
+            "score",
+            "ev_per_1000",
+            "recommendation",
+            "confidence",
+        ]
+    ].copy()
+    shown["expiry"] = shown["expiry"].dt.strftime("%Y-%m-%d")
+    return shown.to_string(index=False, float_format=lambda v: f"{v:.2f}").splitlines()
+
+
+def _outcome_stats(first: dt.date, last: dt.date) -> dict[str, object]:
+    from butterquant_dagster.core.storage.lake import Lake
+
+    with Lake(settings.data_root()).connect() as db:
+        rows, wins, mean_yield = db.execute(
+            "SELECT count(*), avg(win::INTEGER), avg(yield_per_1000) FROM candidate_outcomes "
+            "WHERE session BETWEEN ?::DATE AND ?::DATE",
+            (first.isoformat(), last.isoformat()),
+        ).fetchone()
+    return {"settled_candidates": rows, "win_rate": wins, "mean_yield_per_1000": mean_yield}
+
+
+def cmd_scan(args) -> int:
+    from butterquant_dagster.defs.scan.automation import SCAN_JOB
+
+    if args.date:
+        try:
+            session = calendar.require_session(args.date, what="--date")
+        except calendar.CalendarError as exc:
+            raise CliError(str(exc)) from exc
+    else:
+        session = calendar.latest_completed_session(dt.datetime.now(dt.UTC))
+    market = _ensure_market(session, SCAN_HISTORY_SESSIONS, show_progress=not args.json)
+    if market is not None and not market.success:
+        return _report_failure(market, args.json)
+    summary = materialize(SCAN_JOB, session, session, show_progress=not args.json)
     if not summary.success:
         return _report_failure(summary, args.json)
+    top = _rankings(session, args.top)
+    if args.json:
+        print(top.to_json(orient="records", date_format="iso", indent=2))
+    else:
+        print(f"top {len(top)} butterflies of {session} (run {summary.run_id})")
+        print("\n".join(_rankings_lines(top)))
+    return EXIT_OK
+
+
+def cmd_demo(args) -> int:
+    from butterquant_dagster.defs.scan.automation import OUTCOMES_JOB, SCAN_JOB
+
+    latest = calendar.latest_completed_session(dt.datetime.now(dt.UTC))
+    days = _sessions_back(latest, args.sessions)
+    _session_range(days[0].isoformat(), latest.isoformat())
+    show = not args.json
+    summary = materialize_market(days[0], days[-1], show_progress=show)
+    if not summary.success:
+        return _report_failure(summary, args.json)
+    scanned = days[-min(args.scan_sessions, len(days)) :]
+    scan = materialize(SCAN_JOB, scanned[0], scanned[-1], show_progress=show)
+    if not scan.success:
+        return _report_failure(scan, args.json)
+    matured = [d for d in scanned if d + dt.timedelta(days=MAX_DTE_DAYS) < latest]
+    outcomes = {"settled_sessions": 0}
+    if matured:
+        settled = materialize(OUTCOMES_JOB, matured[0], matured[-1], show_progress=show)
+        if not settled.success:
+            return _report_failure(settled, args.json)
+        outcomes = {"settled_sessions": len(matured), **_outcome_stats(matured[0], matured[-1])}
     lake = _lake_summary(days[0], days[-1])
+    top = _rankings(latest, 20)
     source = settings.env("BUTTERQUANT_MARKET_SOURCE")
+    lines = [
+        f"butterquant demo: {source} market, {summary.sessions} sessions "
+        f"{summary.first_session}..{summary.last_session}",
+        f"  tickers:   {lake['tickers']}",
+        f"  bars:      {lake['bars']}",
+        f"  contracts: {lake['contracts']} option quotes"
+        + (" (modelled)" if lake["modelled_contracts"] == lake["contracts"] else ""),
+        f"  scanned:   {len(scanned)} sessions {scanned[0]}..{scanned[-1]}",
+    ]
+    if outcomes["settled_sessions"]:
+        lines.append(
+            f"  outcomes:  {outcomes['settled_candidates']} candidates of "
+            f"{outcomes['settled_sessions']} entry sessions held to expiry: win rate "
+            f"{outcomes['win_rate']:.1%}, mean yield {outcomes['mean_yield_per_1000']:.0f} "
+            "per $1,000 at risk"
+        )
+    lines += [
+        f"  data:      {lake['lake']} (Parquet, one file per session)",
+        f"  SQL:       {lake['warehouse']} (DuckDB views), or `butterquant sql`",
+        f"  runs:      in the instance at {os.environ['DAGSTER_HOME']}",
+        "  UI:        `make dev`, then open http://127.0.0.1:3000",
+        "",
+        f"top 20 butterflies of {latest}:",
+        *_rankings_lines(top),
+    ]
     _print(
-        {**asdict(summary), **lake, "source": source},
+        {
+            **asdict(summary),
+            **lake,
+            "source": source,
+            "scanned_sessions": len(scanned),
+            **outcomes,
+            "top": top.to_dict(orient="records"),
+        },
         args.json,
-        [
-            f"butterquant demo: {source} market, {summary.sessions} sessions "
-            f"{summary.first_session}..{summary.last_session}",
-            f"  tickers:   {lake['tickers']}",
-            f"  bars:      {lake['bars']}",
-            f"  contracts: {lake['contracts']} option quotes"
-            + (" (modelled)" if lake["modelled_contracts"] == lake["contracts"] else ""),
-            f"  data:      {lake['lake']} (Parquet, one file per session)",
-            f"  SQL:       {lake['warehouse']} (DuckDB views), or `butterquant sql`",
-            f"  run:       {summary.run_id} in the instance at {os.environ['DAGSTER_HOME']}",
-            "  UI:        `make dev`, then open http://127.0.0.1:3000",
-        ],
+        lines,
     )
     return EXIT_OK
 
@@ -348,9 +481,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser(
         "demo",
-        help="backfill the last ~3 months of the configured market and summarize it",
-        description="Backfill the most recent sessions (synthetic market by default) and print "
-        "what was produced and where.",
+        help="backfill ~6 months of the market, scan the last 3, settle, show the top 20",
+        description="Backfill the most recent sessions (synthetic market by default), scan the "
+        "latest ones, settle the candidates whose expiries have passed, and print what was "
+        "produced, where, and the top 20 butterflies.",
     )
     demo.add_argument(
         "--sessions",
@@ -358,8 +492,25 @@ def build_parser() -> argparse.ArgumentParser:
         default=DEMO_SESSIONS,
         help=f"how many sessions back from the latest close (default {DEMO_SESSIONS})",
     )
+    demo.add_argument(
+        "--scan-sessions",
+        type=_positive_int,
+        default=DEMO_SCAN_SESSIONS,
+        help=f"how many of the latest sessions to scan (default {DEMO_SCAN_SESSIONS})",
+    )
     demo.add_argument("--json", action="store_true", help="print the result as JSON")
     demo.set_defaults(handler=cmd_demo)
+
+    scan = sub.add_parser(
+        "scan",
+        help="scan a session's butterflies and print the top rankings",
+        description="Scan, price, score and rank every listed butterfly of a session "
+        "(default: the latest completed session), backfilling the market history it needs.",
+    )
+    scan.add_argument("--date", help="session to scan, YYYY-MM-DD (default: latest close)")
+    scan.add_argument("--top", type=_positive_int, default=20, help="rows to print (20)")
+    scan.add_argument("--json", action="store_true", help="print the rankings as JSON")
+    scan.set_defaults(handler=cmd_scan)
 
     status = sub.add_parser(
         "status", help="what the lake holds", description="Tables and partitions in the data root."
@@ -392,6 +543,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     if hasattr(signal, "SIGPIPE"):  # `butterquant sql ... | head` ends quietly
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    # Dagster marks some of the APIs used here beta/preview; that is for us, not the user.
+    warnings.filterwarnings("ignore", message=r".*(currently in beta|currently in preview).*")
     warnings.filterwarnings("ignore", module="dagster")
     args = build_parser().parse_args(argv)
     try:

@@ -62,10 +62,9 @@ class LakeIOManager(ConfigurableIOManager):
         staged = lake.stage(table)
         try:
             for key in keys:
-                part = frame.loc[labels == key]
-                if part.empty:
-                    raise LakeError(f"{table}: no rows for partition {key}")
-                staged.write(key, part.reset_index(drop=True))
+                # An empty partition is a real answer (every ticker skipped) and is stored
+                # with its columns, so readers see the schema.
+                staged.write(key, frame.loc[labels == key].reset_index(drop=True))
             stray = sorted(set(labels) - set(keys))
             if stray:
                 raise LakeError(f"{table}: rows dated outside the run's partitions: {stray[:5]}")

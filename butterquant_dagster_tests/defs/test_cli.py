@@ -32,13 +32,20 @@ def test_backfill_over_holidays_creates_exactly_the_sessions(isolated_env, capsy
 
 
 def test_demo_summarizes_what_it_made(isolated_env, capsys):
-    code = main(["demo", "--sessions", "3"])
+    code = main(["demo", "--sessions", "3", "--scan-sessions", "2"])
     out = capsys.readouterr().out
     assert code == EXIT_OK, out
     assert "3 sessions" in out and "tickers:   6" in out
+    assert "scanned:   2 sessions" in out
     assert str(isolated_env / "lake") in out
     assert "http://127.0.0.1:3000" in out
-    assert len(Lake(isolated_env).partitions("option_chains")) == 3
+    lake = Lake(isolated_env)
+    assert len(lake.partitions("option_chains")) == 3
+    assert len(lake.partitions("scan_rankings")) == 2
+    # Three sessions are too little history for the signals: skipped, not crashed.
+    skips = lake.read("scan_skips", lake.partitions("scan_skips"))
+    assert skips["reason"].str.startswith("insufficient history").any()
+    assert "no candidates" in out
 
 
 @pytest.mark.parametrize(
@@ -87,7 +94,7 @@ def test_sessions_lists_early_closes(capsys):
     ]
 
 
-@pytest.mark.parametrize("command", ["backfill", "demo", "status", "sql", "sessions"])
+@pytest.mark.parametrize("command", ["backfill", "demo", "scan", "status", "sql", "sessions"])
 def test_every_command_has_help(command, capsys):
     parser = build_parser()
     with pytest.raises(SystemExit) as exit_info:
@@ -101,3 +108,27 @@ def test_demo_needs_at_least_one_session(capsys):
         main(["demo", "--sessions", "0"])
     assert exit_info.value.code == EXIT_BAD_INPUT
     assert "must be at least 1" in capsys.readouterr().err
+
+
+def test_scan_backfills_history_and_prints_ranked_listed_butterflies(isolated_env, capsys):
+    code = main(["scan", "--date", "2025-06-02", "--top", "5", "--json"])
+    out = capsys.readouterr().out
+    assert code == EXIT_OK, out
+    rows = json.loads(out)
+    assert [r["rank"] for r in rows] == [1, 2, 3, 4, 5]
+    lake = Lake(isolated_env)
+    assert len(lake.partitions("daily_bars")) == 65  # the history the signals need
+    chain = lake.read("option_chains", ["2025-06-02"])
+    listed = set(zip(chain["symbol"], chain["strike"], strict=True))
+    for row in rows:
+        for leg in ("lower", "center", "upper"):
+            assert (row["ticker"], row[leg]) in listed
+        assert row["max_loss"] > 0 and row["lower"] < row["center"] < row["upper"]
+        assert row["recommendation"] in {"STRONG_BUY", "BUY", "NEUTRAL", "AVOID"}
+    evs = [r["ev_per_1000"] for r in rows]
+    assert evs == sorted(evs, reverse=True)
+
+
+def test_scan_refuses_a_holiday(isolated_env, capsys):
+    assert main(["scan", "--date", "2025-07-04"]) == EXIT_BAD_INPUT
+    assert "not an NYSE session" in capsys.readouterr().err

@@ -90,8 +90,6 @@ def build_candidates(
                 "count": 1,
             }
         )
-    if in_window.empty:
-        return pd.DataFrame(), pd.DataFrame(skips, columns=["symbol", "reason", "detail", "count"])
     table = _strike_table(in_window)
     position, size = _positions(table)
     strike = table["strike"].to_numpy()
@@ -228,6 +226,13 @@ def _validity(raw: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         (raw["_zero_bid"].to_numpy(), "a leg has a zero bid (one-sided quote)"),
         (raw["max_loss"].to_numpy() <= 0, "impossible price: no risk (max loss <= 0)"),
         (raw["max_profit"].to_numpy() <= 0, "impossible price: cost at or above the width"),
+        # A credit of the width or more is free money before fees; the invariant
+        # ``credit_below_width`` rejects it, so it must not be built.
+        (
+            raw["is_credit"].to_numpy(bool)
+            & (-raw["debit_natural"].to_numpy(float) >= raw["width"].to_numpy(float)),
+            "impossible price: credit at or above the width",
+        ),
     ]
     for failed, reason in checks:
         reasons = np.where(failed & (reasons == ""), reason, reasons)

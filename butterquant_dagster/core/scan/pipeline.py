@@ -31,8 +31,6 @@ def scan_session(
         signal_skips.assign(stage="signals", detail="", count=0),
         candidate_skips.assign(stage="candidates"),
     ]
-    if candidates.empty:
-        return candidates, _skips(skips, session)
     with_signals = candidates["symbol"].isin(signals["symbol"])
     no_signals = sorted(set(candidates.loc[~with_signals, "symbol"]) - set(signal_skips["symbol"]))
     skips.append(
