@@ -94,7 +94,7 @@ def build_candidates(
     position, size = _positions(table)
     strike = table["strike"].to_numpy()
     spot = table["underlying_price"].to_numpy()
-    near_spot = np.abs(strike / spot - 1.0) <= rules.center_band
+    near_spot = np.abs(strike / spot - 1.0) <= rules.center_band + 1e-12  # the edge is in
 
     pieces = []
     for width_steps in range(1, rules.max_width_steps + 1):
@@ -232,6 +232,13 @@ def _validity(raw: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
             raw["is_credit"].to_numpy(bool)
             & (-raw["debit_natural"].to_numpy(float) >= raw["width"].to_numpy(float)),
             "impossible price: credit at or above the width",
+        ),
+        # Being paid to buy a long fly (or to sell an iron fly) is not a price either.
+        (
+            np.where(raw["is_credit"].to_numpy(bool), 1.0, -1.0)
+            * raw["debit_natural"].to_numpy(float)
+            >= 0,
+            "impossible price: a debit structure for a credit, or the reverse",
         ),
     ]
     for failed, reason in checks:

@@ -30,7 +30,8 @@ def check_max_loss_positive(frame: pd.DataFrame, **_) -> Found:
 
 def check_debit_within_width(frame: pd.DataFrame, **_) -> Found:
     debit = ~frame["is_credit"].to_numpy(bool)
-    bad = debit & (frame["debit_natural"].to_numpy(float) > frame["width"].to_numpy(float) + _TOL)
+    paid = frame["debit_natural"].to_numpy(float)
+    bad = debit & ~((paid > 0) & (paid <= frame["width"].to_numpy(float) + _TOL))
     return found_in(frame, bad, "debit_within_width", _describe)
 
 
@@ -83,7 +84,11 @@ CANDIDATE_RULES: tuple[Rule, ...] = (
         "every candidate risks something (max loss > 0)",
         check_max_loss_positive,
     ),
-    Rule("debit_within_width", "a debit never exceeds the wing width", check_debit_within_width),
+    Rule(
+        "debit_within_width",
+        "a debit is positive and never exceeds the wing width",
+        check_debit_within_width,
+    ),
     Rule(
         "credit_below_width",
         "a credit is positive and below the wing width",
