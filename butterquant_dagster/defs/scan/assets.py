@@ -147,14 +147,18 @@ def build_scan_assets(partitions: PartitionsDefinition, lookback_sessions: int =
         staged_skips = store.stage("scan_skips")
         rows = skipped = 0
         try:
+            # One read of the bars the whole run needs; ticker_signals ignores later rows.
+            window = _history_sessions(sessions[0], scan.lookback_sessions)
+            window += [d.isoformat() for d in sessions if d.isoformat() > window[-1]]
+            bars = store.read_existing("daily_bars", window)
+            bar_day = pd.to_datetime(bars["session"]) if len(bars) else pd.Series(dtype=object)
             for done, session in enumerate(sessions, start=1):
                 key = session.isoformat()
                 chain = store.read("option_chains", [key])
-                bars = store.read_existing(
-                    "daily_bars", _history_sessions(session, scan.lookback_sessions)
-                )
+                first = _history_sessions(session, scan.lookback_sessions)[0]
+                history = bars.loc[(bar_day >= first) & (bar_day <= key)] if len(bars) else bars
                 signals, signal_skips = ticker_signals(
-                    bars,
+                    history,
                     session,
                     lookback=scan.lookback_sessions,
                     min_history=scan.min_history_sessions,
