@@ -15,6 +15,7 @@ from butterquant_dagster.core.scan.score import score_candidates
 from butterquant_dagster.core.scan.signals import forecast
 
 SKIP_COLUMNS = ["session", "symbol", "stage", "reason", "detail", "count"]
+CARRIED_SIGNALS = ["trend_r2", "cycle_power_share", "return_20d", "vol_ewma", "vol_long"]
 
 
 def scan_session(
@@ -55,6 +56,9 @@ def scan_session(
     scored = score_candidates(
         candidates, pd.concat([rows, predicted.reset_index(drop=True)], axis=1)
     )
+    # The ticker's own signals travel with each candidate: the probability model's features.
+    for column in CARRIED_SIGNALS:
+        scored[column] = rows[column].to_numpy(float)
     return scored, _skips(skips, session)
 
 
