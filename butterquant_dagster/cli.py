@@ -22,10 +22,11 @@ from butterquant_dagster.core import calendar, progress, settings
 
 EXIT_OK, EXIT_RUN_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 _REPO_INSTANCE_CONFIG = Path(__file__).resolve().parents[1] / "dagster.yaml"
-DEMO_SESSIONS = 126  # about six months of market data
-DEMO_SCAN_SESSIONS = 63  # the last three months are scanned
+DEMO_SESSIONS = 252  # a year of market data
+DEMO_SCAN_SESSIONS = 100  # the last ~5 months are scanned; the older ~2 months settle
 SCAN_HISTORY_SESSIONS = 65  # the signals need 60 sessions of closes
 MAX_DTE_DAYS = 60  # the scan's longest expiry; older entry sessions can be settled
+REGIME_WARMUP = 12  # sessions of bars before the first regime (realized-vol window)
 
 
 class CliError(Exception):
@@ -121,8 +122,11 @@ def materialize_market(first: dt.date, last: dt.date, *, show_progress: bool) ->
     return materialize(MARKET_JOB, first, last, show_progress=show_progress)
 
 
-def materialize(job_name: str, first: dt.date, last: dt.date, *, show_progress: bool) -> RunSummary:
-    """Run ``job_name`` for every session in [first, last] in one run of the instance."""
+def materialize(
+    job_name: str, first: dt.date | None, last: dt.date | None, *, show_progress: bool
+) -> RunSummary:
+    """Run ``job_name`` for every session in [first, last] in one run of the instance
+    (``first`` None: a job of unpartitioned assets)."""
     instance = prepare_instance()
     from dagster import DagsterEventType
     from dagster._core.storage.tags import (
@@ -138,8 +142,14 @@ def materialize(job_name: str, first: dt.date, last: dt.date, *, show_progress: 
         result = job.execute_in_process(
             instance=instance,
             tags={
-                ASSET_PARTITION_RANGE_START_TAG: first.isoformat(),
-                ASSET_PARTITION_RANGE_END_TAG: last.isoformat(),
+                **(
+                    {
+                        ASSET_PARTITION_RANGE_START_TAG: first.isoformat(),
+                        ASSET_PARTITION_RANGE_END_TAG: last.isoformat(),
+                    }
+                    if first
+                    else {}
+                ),
                 "butterquant/launched_by": "cli",
             },
             # The full log stays in the instance (the UI); the terminal gets the summary.
@@ -162,9 +172,9 @@ def materialize(job_name: str, first: dt.date, last: dt.date, *, show_progress: 
         run_id=result.run_id,
         success=result.success,
         job=job_name,
-        first_session=first.isoformat(),
-        last_session=last.isoformat(),
-        sessions=len(calendar.sessions(first, last)),
+        first_session=first.isoformat() if first else "",
+        last_session=last.isoformat() if last else "",
+        sessions=len(calendar.sessions(first, last)) if first else 0,
         data_dir=str(settings.data_root()),
         failures=failures,
         failed_checks=failed_checks,
@@ -267,23 +277,24 @@ def _rankings(session: dt.date, top: int):
 def _rankings_lines(frame) -> list[str]:
     if frame.empty:
         return ["  (no candidates: every ticker was skipped; see the scan_skips table)"]
-    shown = frame[
-        [
-            "rank",
-            "ticker",
-            "strategy",
-            "expiry",
-            "lower",
-            "center",
-            "upper",
-            "cost",
-            "max_loss",
-            "score",
-            "ev_per_1000",
-            "recommendation",
-            "confidence",
-        ]
-    ].copy()
+    columns = [
+        "rank",
+        "ticker",
+        "strategy",
+        "expiry",
+        "lower",
+        "center",
+        "upper",
+        "cost",
+        "max_loss",
+        "score",
+        "ev_per_1000",
+        "recommendation",
+        "confidence",
+    ]
+    if frame["ml_success_prob"].notna().any():
+        columns += ["ml_success_prob", "ml_expected_roi"]
+    shown = frame[columns].copy()
     shown["expiry"] = shown["expiry"].dt.strftime("%Y-%m-%d")
     return shown.to_string(index=False, float_format=lambda v: f"{v:.2f}").splitlines()
 
@@ -341,11 +352,24 @@ def cmd_demo(args) -> int:
         return _report_failure(scan, args.json)
     matured = [d for d in scanned if d + dt.timedelta(days=MAX_DTE_DAYS) < latest]
     outcomes = {"settled_sessions": 0}
+    trained = {"trained": False}
     if matured:
         settled = materialize(OUTCOMES_JOB, matured[0], matured[-1], show_progress=show)
         if not settled.success:
             return _report_failure(settled, args.json)
         outcomes = {"settled_sessions": len(matured), **_outcome_stats(matured[0], matured[-1])}
+        if not args.skip_training:
+            runs = train_models("all", None, None, show)["runs"]
+            failed = [r for r in runs if not r.success]
+            if failed:
+                return _report_failure(failed[0], args.json)
+            rescored = materialize(SCAN_JOB, latest, latest, show_progress=show)
+            if not rescored.success:
+                return _report_failure(rescored, args.json)
+            trained = {
+                "trained": True,
+                "models": {n: _model_summary(n) for n in _registry().names()},
+            }
     lake = _lake_summary(days[0], days[-1])
     top = _rankings(latest, 20)
     source = settings.env("BUTTERQUANT_MARKET_SOURCE")
@@ -358,6 +382,15 @@ def cmd_demo(args) -> int:
         + (" (modelled)" if lake["modelled_contracts"] == lake["contracts"] else ""),
         f"  scanned:   {len(scanned)} sessions {scanned[0]}..{scanned[-1]}",
     ]
+    if trained["trained"]:
+        win = trained["models"].get("butterfly_win_probability") or {}
+        lines.append(
+            f"  model:     butterfly_win_probability {win.get('champion')} walk-forward AUC "
+            f"{win.get('roc_auc') or float('nan'):.3f}, Brier skill "
+            f"{win.get('brier_skill') or float('nan'):.3f}, top-decile yield "
+            f"{win.get('top_decile_yield_per_1000') or float('nan'):.0f} vs all "
+            f"{win.get('all_yield_per_1000') or float('nan'):.0f} per $1,000"
+        )
     if outcomes["settled_sessions"]:
         lines.append(
             f"  outcomes:  {outcomes['settled_candidates']} candidates of "
@@ -387,6 +420,221 @@ def cmd_demo(args) -> int:
         lines,
     )
     return EXIT_OK
+
+
+def _lake():
+    from butterquant_dagster.core.storage.lake import Lake
+
+    return Lake(settings.data_root())
+
+
+def _registry():
+    from butterquant_dagster.core.ml.registry import ModelRegistry
+
+    return ModelRegistry(settings.data_root() / "models")
+
+
+def train_models(model: str, start: str | None, end: str | None, show: bool) -> dict:
+    """Fit the regime model over the bar history, then train the ensemble and the
+    probability model over the scanned sessions in [start, end]; one run per stage."""
+    from butterquant_dagster.defs.ml.automation import (
+        ENSEMBLE_TRAINING_JOB,
+        PROBABILITY_TRAINING_JOB,
+        REGIME_JOB,
+        TRAINING_JOB,
+    )
+
+    lake = _lake()
+    bars = lake.partitions("daily_bars")
+    scanned = [
+        s
+        for s in lake.partitions("butterfly_candidates")
+        if (not start or s >= start) and (not end or s <= end)
+    ]
+    if not bars:
+        raise CliError("no market data: run `butterquant backfill` or `butterquant demo` first")
+    runs = []
+    if model in ("all", "regime"):
+        runs.append(
+            materialize(
+                REGIME_JOB,
+                dt.date.fromisoformat(bars[REGIME_WARMUP]),
+                dt.date.fromisoformat(bars[-1]),
+                show_progress=show,
+            )
+        )
+    if model in ("all", "probability", "ensemble") and runs and not runs[-1].success:
+        return {"runs": runs}
+    if model == "ensemble":
+        runs.append(materialize(ENSEMBLE_TRAINING_JOB, None, None, show_progress=show))
+    elif model in ("all", "probability"):
+        if not scanned:
+            raise CliError(
+                "no scanned sessions in the range: run `butterquant scan` or "
+                "`butterquant demo` first"
+            )
+        job = TRAINING_JOB if model == "all" else PROBABILITY_TRAINING_JOB
+        first, last = dt.date.fromisoformat(scanned[0]), dt.date.fromisoformat(scanned[-1])
+        runs.append(materialize(job, first, last, show_progress=show))
+    return {"runs": runs}
+
+
+def _model_summary(name: str) -> dict | None:
+    registry = _registry()
+    champion = registry.champion(name) if name in registry.names() else None
+    versions = registry.versions(name) if name in registry.names() else []
+    if not versions:
+        return None
+    latest = versions[-1]
+    metrics = latest.metadata.get("metrics", {})
+    return {
+        "name": name,
+        "latest": latest.version,
+        "champion": champion.version if champion else None,
+        "forced": latest.forced,
+        "training_samples": latest.metadata.get("training_samples"),
+        "roc_auc": metrics.get("roc_auc"),
+        "brier": metrics.get("brier"),
+        "brier_skill": metrics.get("brier_skill"),
+        "ece": metrics.get("ece"),
+        "accuracy": metrics.get("accuracy"),
+        "top_decile_yield_per_1000": metrics.get("economic", {}).get("top_decile_mean_yield"),
+        "all_yield_per_1000": metrics.get("economic", {}).get("all_mean_yield"),
+    }
+
+
+def cmd_train(args) -> int:
+    if args.force:
+        os.environ["BUTTERQUANT_FORCE_TRAINING"] = "true"
+    if args.tickers:
+        os.environ["BUTTERQUANT_TRAINING_TICKERS"] = args.tickers
+    before = {
+        n: (_registry().champion(n).version if _registry().champion(n) else None)
+        for n in _registry().names()
+    }
+    result = train_models(args.model, args.start_date, args.end_date, show=not args.json)
+    failed = [r for r in result["runs"] if not r.success]
+    summaries = {n: _model_summary(n) for n in _registry().names()}
+    changed = {
+        n: {"before": before.get(n), "after": s["champion"]}
+        for n, s in summaries.items()
+        if s and before.get(n) != s["champion"]
+    }
+    payload = {
+        "success": not failed,
+        "runs": [asdict(r) for r in result["runs"]],
+        "models": summaries,
+        "champion_changed": changed,
+    }
+    if args.json:
+        print(json.dumps(payload, indent=2, default=str))
+    else:
+        for run in result["runs"]:
+            print(f"{run.job}: {'ok' if run.success else 'FAILED'} ({run.run_id})")
+            for message in run.failures:
+                print(f"  {message}", file=sys.stderr)
+        for name, summary in summaries.items():
+            if summary:
+                print(
+                    f"{name}: latest {summary['latest']}, champion {summary['champion']}"
+                    + (
+                        f", AUC {summary['roc_auc']:.3f}, Brier {summary['brier']:.4f}, "
+                        f"ECE {summary['ece']:.4f}"
+                        if summary.get("brier") is not None and summary.get("roc_auc") is not None
+                        else ""
+                    )
+                )
+        print(
+            "champion changed: "
+            + (", ".join(f"{n} {c['before']} -> {c['after']}" for n, c in changed.items()) or "no")
+        )
+    return EXIT_RUN_FAILED if failed else EXIT_OK
+
+
+def cmd_models(args) -> int:
+    from butterquant_dagster.core.ml.registry import RegistryError
+
+    registry = _registry()
+    try:
+        if args.action == "list":
+            rows = [s for s in (_model_summary(n) for n in registry.names()) if s]
+            if args.json:
+                print(json.dumps(rows, indent=2, default=str))
+            else:
+                for row in rows:
+                    print(
+                        f"{row['name']:<32} latest {row['latest']}  champion "
+                        f"{row['champion']}  samples {row['training_samples']}"
+                    )
+                if not rows:
+                    print("no models yet: run `butterquant train`")
+        elif args.action == "show":
+            if not args.name:
+                raise CliError("models show needs NAME")
+            version = (
+                registry.get(args.name, args.version)
+                if args.version
+                else (registry.champion(args.name) or registry.versions(args.name)[-1])
+            )
+            print(json.dumps(version.metadata, indent=2, default=str))
+        elif args.action == "promote":
+            if not (args.name and args.version):
+                raise CliError("models promote needs NAME and VERSION")
+            registry.promote(args.name, args.version, reason="promoted by hand (CLI)")
+            print(f"{args.name}: champion is now {args.version}")
+        elif args.action == "rollback":
+            if not args.name:
+                raise CliError("models rollback needs NAME")
+            version = registry.rollback(args.name)
+            print(f"{args.name}: rolled back to {version.version}")
+    except (RegistryError, IndexError) as exc:
+        raise CliError(str(exc) or "no such model") from exc
+    return EXIT_OK
+
+
+def cmd_analyze(args) -> int:
+    from butterquant_dagster.core.ml.ensemble import decisions_json
+    from butterquant_dagster.defs.ml.automation import ANALYSIS_JOB
+
+    session = (
+        _require(args.date)
+        if args.date
+        else calendar.latest_completed_session(dt.datetime.now(dt.UTC))
+    )
+    lake = _lake()
+    key = session.isoformat()
+    if key not in lake.partitions("trading_decisions"):
+        summary = materialize(ANALYSIS_JOB, session, session, show_progress=False)
+        if not summary.success:
+            return _report_failure(summary, False)
+    decisions = lake.read("trading_decisions", [key])
+    tickers = [t.strip().upper() for t in args.tickers.split(",") if t.strip()]
+    unknown = sorted(set(tickers) - set(decisions["symbol"]))
+    if unknown:
+        raise CliError(
+            f"no decision for {unknown} on {key} (not in the universe, or too little price history)"
+        )
+    chosen = decisions[decisions["symbol"].isin(tickers)]
+    regime = lake.read("market_regime", [key]).iloc[0]
+    payload = decisions_json(
+        chosen,
+        {
+            k: regime[k]
+            for k in ("market_regime", "regime_confidence", "p_bear", "p_neutral", "p_bull")
+        },
+    )
+    if not args.show_reasoning:
+        for decision in payload["decisions"].values():
+            decision.pop("reasoning", None)
+    print(json.dumps(payload, indent=2, default=str))
+    return EXIT_OK
+
+
+def _require(text: str) -> dt.date:
+    try:
+        return calendar.require_session(text, what="--date")
+    except calendar.CalendarError as exc:
+        raise CliError(str(exc)) from exc
 
 
 def cmd_status(args) -> int:
@@ -481,7 +729,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser(
         "demo",
-        help="backfill ~6 months of the market, scan the last 3, settle, show the top 20",
+        help="backfill a year of the market, scan, settle, train, show the top 20",
         description="Backfill the most recent sessions (synthetic market by default), scan the "
         "latest ones, settle the candidates whose expiries have passed, and print what was "
         "produced, where, and the top 20 butterflies.",
@@ -498,6 +746,11 @@ def build_parser() -> argparse.ArgumentParser:
         default=DEMO_SCAN_SESSIONS,
         help=f"how many of the latest sessions to scan (default {DEMO_SCAN_SESSIONS})",
     )
+    demo.add_argument(
+        "--skip-training",
+        action="store_true",
+        help="do not train the models (rankings use the rule score)",
+    )
     demo.add_argument("--json", action="store_true", help="print the result as JSON")
     demo.set_defaults(handler=cmd_demo)
 
@@ -511,6 +764,50 @@ def build_parser() -> argparse.ArgumentParser:
     scan.add_argument("--top", type=_positive_int, default=20, help="rows to print (20)")
     scan.add_argument("--json", action="store_true", help="print the rankings as JSON")
     scan.set_defaults(handler=cmd_scan)
+
+    train = sub.add_parser(
+        "train",
+        help="train, validate walk-forward, export and register the models",
+        description="Fit the regime model, train the signal ensemble and the butterfly "
+        "probability model on the scanned history, and promote what beats the champion.",
+    )
+    train.add_argument(
+        "--model",
+        choices=["all", "regime", "ensemble", "probability"],
+        default="all",
+        help="which models (default all)",
+    )
+    train.add_argument("--start-date", help="first scanned session to train on")
+    train.add_argument("--end-date", help="last scanned session to train on")
+    train.add_argument("--tickers", help="comma-separated tickers for the probability model")
+    train.add_argument(
+        "--force",
+        action="store_true",
+        help="train on too little data; the model is marked forced, never promoted",
+    )
+    train.add_argument("--json", action="store_true", help="print the result as JSON")
+    train.set_defaults(handler=cmd_train)
+
+    models = sub.add_parser(
+        "models",
+        help="list, show, promote or roll back models",
+        description="The model registry under <data root>/models.",
+    )
+    models.add_argument("action", choices=["list", "show", "promote", "rollback"])
+    models.add_argument("name", nargs="?", help="model name, e.g. butterfly_win_probability")
+    models.add_argument("version", nargs="?", help="version, e.g. v0002")
+    models.add_argument("--json", action="store_true", help="print JSON (list)")
+    models.set_defaults(handler=cmd_models)
+
+    analyze = sub.add_parser(
+        "analyze",
+        help="buy / hold / sell decisions with the regime",
+        description="The signal ensemble's decisions for tickers.",
+    )
+    analyze.add_argument("--tickers", required=True, help="comma-separated, e.g. AAPL,MSFT")
+    analyze.add_argument("--date", help="session, YYYY-MM-DD (default: latest close)")
+    analyze.add_argument("--show-reasoning", action="store_true", help="include the reasoning text")
+    analyze.set_defaults(handler=cmd_analyze)
 
     status = sub.add_parser(
         "status", help="what the lake holds", description="Tables and partitions in the data root."

@@ -7,6 +7,21 @@ from dagster import Definitions
 from butterquant_dagster.core.settings import Settings
 from butterquant_dagster.defs.market.assets import build_market_assets, universe
 from butterquant_dagster.defs.market.automation import build_market_job, build_market_schedule
+from butterquant_dagster.defs.ml.assets import (
+    build_feature_assets,
+    build_regime_assets,
+    champion_age,
+    probability_model,
+    probability_model_champion,
+    regime_model,
+    training_set,
+)
+from butterquant_dagster.defs.ml.automation import (
+    build_drift_sensor,
+    build_ml_jobs,
+    build_ml_schedules,
+)
+from butterquant_dagster.defs.ml.decisions import build_decision_assets, signal_ensemble
 from butterquant_dagster.defs.partitions import nyse_sessions
 from butterquant_dagster.defs.scan.assets import build_scan_assets
 from butterquant_dagster.defs.scan.automation import (
@@ -26,14 +41,31 @@ def build_definitions(
     partitions = nyse_sessions(settings.partitions_start)
     market_job = build_market_job(partitions, settings.market_source)
     scan_job, outcomes_job = build_scan_jobs()
+    ml_jobs = build_ml_jobs()
+    ml_by_name = {job.name: job for job in ml_jobs}
     return Definitions(
-        assets=[universe, *build_market_assets(partitions), *build_scan_assets(partitions)],
-        jobs=[market_job, scan_job, outcomes_job],
+        assets=[
+            universe,
+            *build_market_assets(partitions),
+            *build_scan_assets(partitions),
+            regime_model,
+            *build_regime_assets(partitions),
+            signal_ensemble,
+            *build_decision_assets(partitions),
+            *build_feature_assets(partitions),
+            training_set,
+            probability_model,
+            probability_model_champion,
+        ],
+        asset_checks=[champion_age],
+        jobs=[market_job, scan_job, outcomes_job, *ml_jobs],
         schedules=[
             build_market_schedule(market_job),
             build_scan_schedule(scan_job),
             build_outcomes_schedule(outcomes_job),
+            *build_ml_schedules(ml_by_name),
         ],
+        sensors=[build_drift_sensor(ml_by_name)],
         resources=resources or default_resources(),
     )
 

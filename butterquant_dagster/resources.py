@@ -155,6 +155,11 @@ def default_resources() -> dict[str, object]:
         "lake": lake,
         "market": market,
         "scan": ScanResource(),
+        "models": ModelsResource(
+            data_dir=str(settings.data_root()),
+            force=settings.env("BUTTERQUANT_FORCE_TRAINING").lower() in ("1", "true", "yes"),
+            training_tickers=settings.env("BUTTERQUANT_TRAINING_TICKERS"),
+        ),
         "lake_io_manager": LakeIOManager(lake=lake),
     }
 
@@ -180,3 +185,29 @@ class ScanResource(ConfigurableResource):
             center_band=self.center_band,
             max_width_steps=self.max_width_steps,
         )
+
+
+class ModelsResource(ConfigurableResource):
+    """Where models live and how they are trained, compared and aged."""
+
+    data_dir: str
+    max_training_rows: int = 60_000
+    training_sessions: int = 0  # 0 = every session with resolved outcomes
+    n_folds: int = 4
+    min_training_rows: int = 500
+    min_class_rows: int = 50
+    force: bool = False
+    training_tickers: str = ""
+    promotion_brier_margin: float = 0.0005
+    max_ece_increase: float = 0.01
+    regime_index_symbol: str = ""
+    age_warn_days: int = 30
+    age_fail_days: int = 60
+    seed: int = 7
+
+    def registry(self):
+        from pathlib import Path
+
+        from butterquant_dagster.core.ml.registry import ModelRegistry
+
+        return ModelRegistry(Path(self.data_dir) / "models")

@@ -39,6 +39,14 @@ SETTINGS: dict[str, tuple[str, str]] = {
     "BUTTERQUANT_BARS_PATH": ("", "Files source: a directory of per-ticker files or one table."),
     "BUTTERQUANT_CHAINS_PATH": ("", "Files source: option chains; modelled from bars if unset."),
     "BUTTERQUANT_RISK_FREE_RATE": ("0.04", "Annual risk-free rate used for option models."),
+    "BUTTERQUANT_TRAINING_TICKERS": (
+        "",
+        "Comma-separated tickers the probability model trains on; all when unset.",
+    ),
+    "BUTTERQUANT_FORCE_TRAINING": (
+        "false",
+        "Train even on too little data; such a model is marked forced and never promoted.",
+    ),
 }
 
 

@@ -15,17 +15,29 @@ from butterquant_dagster.core.settings import Settings
 from butterquant_dagster.definitions import build_definitions
 from butterquant_dagster.defs.lake_io_manager import LakeIOManager
 from butterquant_dagster.defs.market.automation import MARKET_JOB
-from butterquant_dagster.resources import LakeResource, MarketDataResource, ScanResource
+from butterquant_dagster.resources import (
+    LakeResource,
+    MarketDataResource,
+    ModelsResource,
+    ScanResource,
+)
 
 
 def make_defs(
-    root: Path, *, partitions_start="2015-01-02", source="synthetic", scan=None, **market
+    root: Path,
+    *,
+    partitions_start="2015-01-02",
+    source="synthetic",
+    scan=None,
+    models=None,
+    **market,
 ):
     lake = LakeResource(data_dir=str(root))
     resources = {
         "lake": lake,
         "market": MarketDataResource(source=source, **market),
         "scan": scan or ScanResource(),
+        "models": models or ModelsResource(data_dir=str(root)),
         "lake_io_manager": LakeIOManager(lake=lake),
     }
     return build_definitions(Settings(partitions_start, source), resources)

@@ -102,15 +102,26 @@ def test_dg_loads_the_code_location(tmp_path):
     assert completed.returncode == 0, completed.stderr[-3000:]
     listed = json.loads(completed.stdout)
     assets = {a["asset_key"]: a for a in listed["assets"]}
-    assert {
+    expected = {
         "universe",
         "daily_bars",
         "option_chains",
         "market_truth",
         "butterfly_candidates",
         "scan_skips",
+        "iv_surface",
         "scan_rankings",
         "candidate_outcomes",
-    } == set(assets)
+        "regime_model",
+        "market_regime",
+        "signal_ensemble",
+        "trading_decisions",
+        "candidate_features",
+        "ai_probabilities",
+        "training_set",
+        "probability_model",
+        "probability_model_champion",
+    }
+    assert expected == set(assets)
     assert set(assets["option_chains"]["dependency_keys"]) == {"daily_bars", "universe"}
-    assert len(listed["asset_checks"]) == 16 + 5
+    assert len(listed["asset_checks"]) == 16 + 5 + 3 + 1

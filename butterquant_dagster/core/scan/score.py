@@ -179,14 +179,27 @@ def _tags(frame: pd.DataFrame) -> pd.Series:
 
 def rank(scored: pd.DataFrame, *, per_ticker: int = 3) -> pd.DataFrame:
     """The best ``per_ticker`` candidates of each ticker, ranked overall by expected value
-    per $1,000 at risk after costs, the score breaking ties."""
-    ordered = scored.sort_values(["ev_per_1000", "score"], ascending=[False, False], kind="stable")
+    per $1,000 at risk after costs, the score breaking ties.
+
+    When the champion model's estimates are present (``ml_expected_roi``), they are the
+    expected value; otherwise the rule's forecast-based estimate (``ev_per_1000``) is.
+    """
+    scored = scored.copy()
+    model = "ml_expected_roi" in scored and bool(scored["ml_expected_roi"].notna().any())
+    scored["ranked_by"] = "model" if model else "rule"
+    scored["ranking_value"] = scored["ml_expected_roi"] * 1000.0 if model else scored["ev_per_1000"]
+    ordered = scored.sort_values(
+        ["ranking_value", "score"], ascending=[False, False], kind="stable"
+    )
     best = ordered.groupby("symbol", sort=False).head(per_ticker).reset_index(drop=True)
     best["ticker_rank"] = best.groupby("symbol").cumcount() + 1
     best.insert(0, "rank", np.arange(1, len(best) + 1))
     best["ticker"] = best["symbol"]
     best["date"] = best["session"]
     best["is_credit_strategy"] = best["is_credit"]
-    best["ml_success_prob"] = np.nan  # filled by the probability model (issue 4)
-    best["ml_expected_roi"] = np.nan
+    for column in ("ml_success_prob", "ml_expected_roi"):
+        if column not in best:
+            best[column] = np.nan  # no champion model yet
+    if "model_version" not in best:
+        best["model_version"] = "none"
     return best

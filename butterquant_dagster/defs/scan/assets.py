@@ -24,11 +24,13 @@ from dagster import (
 
 from butterquant_dagster.core import calendar
 from butterquant_dagster.core.market.validation import QualityPolicy, QualityReport
+from butterquant_dagster.core.ml.features import KEY_COLUMNS
 from butterquant_dagster.core.scan.invariants import CANDIDATE_RULES, listed_strikes
 from butterquant_dagster.core.scan.outcomes import OutcomeError, sample_for_outcomes, settle
 from butterquant_dagster.core.scan.pipeline import scan_session
 from butterquant_dagster.core.scan.score import rank
 from butterquant_dagster.core.scan.signals import ticker_signals
+from butterquant_dagster.core.scan.surface import surface_summary
 from butterquant_dagster.defs.quality_checks import check_specs
 from butterquant_dagster.defs.staging import finish, report_progress, run_sessions
 from butterquant_dagster.resources import LakeResource, MarketDataResource, ScanResource
@@ -85,6 +87,9 @@ RANKING_COLUMNS = [
     "risk_level",
     "stop_loss_pnl",
     "take_profit_pnl",
+    "model_version",
+    "ranked_by",
+    "ranking_value",
     "session",
 ]
 
@@ -120,6 +125,16 @@ def build_scan_assets(partitions: PartitionsDefinition, lookback_sessions: int =
                     "payoff, greeks, probabilities, the rule score and expected value."
                 ),
             ),
+            "iv_surface": AssetOut(
+                group_name="scan",
+                owners=[OWNER],
+                kinds=KINDS,
+                io_manager_key="lake_io_manager",
+                description=(
+                    "Per ticker and session: 30-day ATM implied vol, near and far ATM vol, "
+                    "term slope and 25-delta skew; the history behind IV rank features."
+                ),
+            ),
             "scan_skips": AssetOut(
                 group_name="scan",
                 owners=[OWNER],
@@ -145,6 +160,7 @@ def build_scan_assets(partitions: PartitionsDefinition, lookback_sessions: int =
         report = QualityReport(CANDIDATE_RULES, QualityPolicy())
         staged = store.stage("butterfly_candidates")
         staged_skips = store.stage("scan_skips")
+        staged_surface = store.stage("iv_surface")
         rows = skipped = 0
         try:
             # One read of the bars the whole run needs; ticker_signals ignores later rows.
@@ -169,12 +185,14 @@ def build_scan_assets(partitions: PartitionsDefinition, lookback_sessions: int =
                 report.check(scored, session, expected=[], listed=listed_strikes(chain))
                 staged.write(key, scored)
                 staged_skips.write(key, skips)
+                staged_surface.write(key, surface_summary(chain, session))
                 rows += len(scored)
                 skipped += skips["symbol"].nunique()
                 report_progress(context, "scan", done, len(sessions), session)
         except Exception:
             staged.discard()
             staged_skips.discard()
+            staged_surface.discard()
             raise
         metadata = {
             "sessions": len(sessions),
@@ -187,7 +205,10 @@ def build_scan_assets(partitions: PartitionsDefinition, lookback_sessions: int =
             report,
             staged,
             metadata,
-            companions={"scan_skips": (staged_skips, {"tickers_with_skips": skipped})},
+            companions={
+                "scan_skips": (staged_skips, {"tickers_with_skips": skipped}),
+                "iv_surface": (staged_surface, {"sessions": len(sessions)}),
+            },
         )
 
     @asset(
@@ -198,10 +219,11 @@ def build_scan_assets(partitions: PartitionsDefinition, lookback_sessions: int =
         owners=[OWNER],
         kinds=KINDS,
         io_manager_key="lake_io_manager",
-        deps=["butterfly_candidates"],
+        deps=["butterfly_candidates", "ai_probabilities"],
         description=(
             "The best candidates per ticker and overall, ranked by expected value per $1,000 "
-            "at risk after costs (score breaks ties), with the original scanner's fields."
+            "at risk after costs: the champion model's estimate when there is one, else the "
+            "rule's (score breaks ties), with the original scanner's fields."
         ),
     )
     def scan_rankings(
@@ -209,8 +231,19 @@ def build_scan_assets(partitions: PartitionsDefinition, lookback_sessions: int =
     ) -> Output:
         store = lake.lake()
         frames = []
+        with_model = set(store.partitions("ai_probabilities"))
         for key in context.partition_keys:
-            ranked = rank(store.read("butterfly_candidates", [key]), per_ticker=scan.per_ticker)
+            candidates = store.read("butterfly_candidates", [key])
+            if key in with_model:
+                estimates = store.read("ai_probabilities", [key])
+                candidates = candidates.merge(
+                    estimates[
+                        [*KEY_COLUMNS, "ml_success_prob", "ml_expected_roi", "model_version"]
+                    ],
+                    on=KEY_COLUMNS,
+                    how="left",
+                )
+            ranked = rank(candidates, per_ticker=scan.per_ticker)
             frames.append(ranked[RANKING_COLUMNS])
         rankings = pd.concat(frames, ignore_index=True)
         latest = frames[-1]
@@ -235,6 +268,7 @@ def build_scan_assets(partitions: PartitionsDefinition, lookback_sessions: int =
             metadata={
                 "rows": len(rankings),
                 "session_shown": context.partition_keys[-1],
+                "ranked_by": str(latest["ranked_by"].iloc[0]) if len(latest) else "none",
                 "top_20": MetadataValue.md(shown.to_markdown(index=False, floatfmt=".2f")),
             },
         )

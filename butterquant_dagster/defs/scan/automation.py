@@ -16,7 +16,14 @@ from butterquant_dagster.core import calendar
 SCAN_JOB = "scan_job"
 OUTCOMES_JOB = "outcomes_job"
 SCAN_MINUTES_BEFORE_CLOSE = 45
-SCAN_ASSETS = ["butterfly_candidates", "scan_skips", "scan_rankings"]
+SCAN_ASSETS = [
+    "butterfly_candidates",
+    "scan_skips",
+    "iv_surface",
+    "candidate_features",
+    "ai_probabilities",
+    "scan_rankings",
+]
 
 
 def build_scan_jobs():

@@ -1,0 +1,625 @@
+"""The models as assets: market regime, candidate features, training set, the probability
+model and its promotion, and the daily AI probabilities.
+
+Thin: each asset reads the lake, calls core.ml, and writes frames or registry entries.
+Retraining a model is re-materializing its asset, so every version has lineage to the
+data it saw (the run id and upstream data versions are stored in its metadata).
+"""
+
+import datetime as dt
+import json
+
+import numpy as np
+import pandas as pd
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    AssetKey,
+    BackfillPolicy,
+    Failure,
+    MetadataValue,
+    Output,
+    PartitionsDefinition,
+    asset,
+    asset_check,
+)
+
+from butterquant_dagster.core import calendar
+from butterquant_dagster.core.ml import onnx_export
+from butterquant_dagster.core.ml.features import (
+    FEATURE_COLUMNS,
+    KEY_COLUMNS,
+    build_features,
+    feature_matrix,
+    ticker_context,
+)
+from butterquant_dagster.core.ml.probability import (
+    LABEL,
+    LABEL_DEFINITION,
+    TrainingError,
+    latest_fold_brier,
+    train,
+)
+from butterquant_dagster.core.ml.regime import (
+    RegimeModel,
+    agreement,
+    filter_regimes,
+    fit_regime_model,
+    index_features,
+)
+from butterquant_dagster.core.ml.registry import RegistryError, age_days
+from butterquant_dagster.core.scan.surface import iv_rank
+from butterquant_dagster.defs.staging import report_progress, run_sessions
+from butterquant_dagster.resources import LakeResource, MarketDataResource, ModelsResource
+
+OWNER = "team:quant-research"
+KINDS = {"python", "parquet"}
+WIN_MODEL = "butterfly_win_probability"
+YIELD_MODEL = "butterfly_expected_yield"
+IV_HISTORY_SESSIONS = 252
+
+
+def _sessions_before(session: dt.date, count: int) -> list[str]:
+    days = []
+    day = session
+    while len(days) < count:
+        try:
+            day = calendar.previous_session(day)
+        except calendar.CalendarError:
+            break
+        days.append(day.isoformat())
+    return days[::-1]
+
+
+def _regime_row(store, key: str) -> dict | None:
+    if key not in store.partitions("market_regime"):
+        return None
+    row = store.read("market_regime", [key]).iloc[0]
+    return {
+        k: row[k] for k in ("market_regime", "regime_confidence", "p_bear", "p_neutral", "p_bull")
+    }
+
+
+# ------------------------------------------------------------------------------ regime
+@asset(
+    group_name="regime",
+    owners=[OWNER],
+    kinds={"python", "hmmlearn"},
+    io_manager_key="lake_io_manager",
+    deps=["daily_bars"],
+    description=(
+        "A 3-state Gaussian HMM on a market index's daily return and realized volatility, "
+        "states ordered by mean return and named bear / neutral / bull; parameters as JSON."
+    ),
+)
+def regime_model(
+    context: AssetExecutionContext,
+    lake: LakeResource,
+    models: ModelsResource,
+    market: MarketDataResource,
+) -> Output:
+    store = lake.lake()
+    latest = calendar.latest_completed_session(market.now()).isoformat()
+    sessions = [p for p in store.partitions("daily_bars") if p <= latest]
+    if not sessions:
+        raise Failure("regime_model needs daily_bars; backfill the market first")
+    features = index_features(
+        store.read("daily_bars", sessions), models.regime_index_symbol or None
+    )
+    try:
+        model = fit_regime_model(features, seed=models.seed)
+    except ValueError as exc:
+        raise Failure(f"regime_model: {exc}") from exc
+    frame = pd.DataFrame(
+        [
+            {
+                "model_json": model.to_json(),
+                "train_start": model.train_start,
+                "train_end": model.train_end,
+                "n_samples": model.n_samples,
+                "fitted_at": dt.datetime.now(dt.UTC).isoformat(),
+                "run_id": context.run.run_id,
+            }
+        ]
+    )
+    means = np.asarray(model.means)
+    return Output(
+        frame,
+        metadata={
+            "train_start": model.train_start,
+            "train_end": model.train_end,
+            "n_samples": model.n_samples,
+            "state_mean_returns_standardized": ", ".join(
+                f"{name} {m:+.3f}" for name, m in zip(model.state_names, means[:, 0], strict=True)
+            ),
+            "log_likelihood": float(model.log_likelihood),
+        },
+    )
+
+
+def build_regime_assets(partitions: PartitionsDefinition):
+    @asset(
+        name="market_regime",
+        partitions_def=partitions,
+        backfill_policy=BackfillPolicy.single_run(),
+        group_name="regime",
+        owners=[OWNER],
+        kinds=KINDS,
+        io_manager_key="lake_io_manager",
+        deps=["regime_model", "daily_bars"],
+        description=(
+            "The market regime of each session by forward filtering only (never smoothing): "
+            "market_regime, regime_confidence and the three probabilities. Sessions inside "
+            "the regime model's training window are flagged in_sample."
+        ),
+    )
+    def market_regime(
+        context: AssetExecutionContext,
+        lake: LakeResource,
+        models: ModelsResource,
+        market: MarketDataResource,
+    ) -> Output:
+        sessions = run_sessions(context, market.now())
+        store = lake.lake()
+        try:
+            fitted = store.read("regime_model")
+        except Exception as exc:
+            raise Failure(
+                "market_regime needs a regime_model: materialize it first (butterquant train)"
+            ) from exc
+        model = RegimeModel.from_json(fitted["model_json"].iloc[0])
+        last = sessions[-1].isoformat()
+        history = [p for p in store.partitions("daily_bars") if p <= last]
+        features = index_features(
+            store.read("daily_bars", history), models.regime_index_symbol or None
+        )
+        filtered = filter_regimes(model, features)
+        wanted = pd.to_datetime([s.isoformat() for s in sessions])
+        rows = filtered[filtered["session"].isin(wanted)].copy()
+        missing = sorted(set(wanted) - set(rows["session"]))
+        if missing:
+            raise Failure(
+                f"no regime for {len(missing)} session(s), e.g. {missing[0].date()}: the index "
+                "needs a few sessions of bars before them to measure realized volatility"
+            )
+        rows["in_sample"] = rows["session"] <= pd.Timestamp(model.train_end)
+        metadata = {
+            "sessions": len(rows),
+            "regime_counts": json.dumps(rows["market_regime"].value_counts().to_dict()),
+        }
+        truth_keys = [s.isoformat() for s in sessions]
+        if set(truth_keys) <= set(store.partitions("market_truth")):
+            scored = agreement(rows, store.read("market_truth", truth_keys))
+            metadata["agreement_with_true_regime"] = float(scored["accuracy"])
+            metadata["majority_baseline"] = float(scored["baseline_accuracy"])
+        return Output(rows.reset_index(drop=True), metadata=metadata)
+
+    return [market_regime]
+
+
+# ------------------------------------------------------------------------------ features
+def build_feature_assets(partitions: PartitionsDefinition):
+    @asset(
+        name="candidate_features",
+        partitions_def=partitions,
+        backfill_policy=BackfillPolicy.single_run(),
+        group_name="ml",
+        owners=[OWNER],
+        kinds=KINDS,
+        io_manager_key="lake_io_manager",
+        deps=["butterfly_candidates", "iv_surface", "market_regime", "trading_decisions"],
+        description=(
+            "The probability model's features of every candidate, from the one feature "
+            "pipeline (core/ml/features.py) that training and inference both call."
+        ),
+    )
+    def candidate_features(
+        context: AssetExecutionContext, lake: LakeResource, market: MarketDataResource
+    ) -> Output:
+        sessions = run_sessions(context, market.now())
+        store = lake.lake()
+        frames, without_regime = [], 0
+        for done, session in enumerate(sessions, start=1):
+            key = session.isoformat()
+            candidates = store.read("butterfly_candidates", [key])
+            today = store.read("iv_surface", [key])
+            history = store.read_existing(
+                "iv_surface", _sessions_before(session, IV_HISTORY_SESSIONS)
+            )
+            if history.empty:
+                history = today.iloc[:0]
+            rank, percentile, _ = iv_rank(history, today)
+            regime = _regime_row(store, key)
+            without_regime += regime is None
+            decisions = (
+                store.read("trading_decisions", [key])
+                if key in store.partitions("trading_decisions")
+                else None
+            )
+            context_frame = ticker_context(today, rank, percentile, regime, decisions)
+            frames.append(build_features(candidates, context_frame))
+            report_progress(context, "candidate_features", done, len(sessions), session)
+        features = pd.concat(frames, ignore_index=True)
+        return Output(
+            features,
+            metadata={
+                "rows": len(features),
+                "features": len(FEATURE_COLUMNS),
+                "sessions_without_regime": without_regime,
+            },
+        )
+
+    @asset(
+        name="ai_probabilities",
+        partitions_def=partitions,
+        backfill_policy=BackfillPolicy.single_run(),
+        group_name="ml",
+        owners=[OWNER],
+        kinds={"python", "onnx"},
+        io_manager_key="lake_io_manager",
+        deps=["candidate_features", "probability_model_champion"],
+        description=(
+            "The champion model's P(win) and expected yield for every candidate of the "
+            "session, with the model version; empty with model_status 'none' when there is "
+            "no champion (rankings then use the rule score). A champion that fails to load "
+            "falls back to the previous version, flagged."
+        ),
+    )
+    def ai_probabilities(
+        context: AssetExecutionContext,
+        lake: LakeResource,
+        models: ModelsResource,
+        market: MarketDataResource,
+    ) -> Output:
+        sessions = run_sessions(context, market.now())
+        store = lake.lake()
+        registry = models.registry()
+        win, win_warnings = registry.load_champion_with_fallback(WIN_MODEL)
+        gain, gain_warnings = registry.load_champion_with_fallback(YIELD_MODEL)
+        for warning in win_warnings + gain_warnings:
+            context.log.warning(warning)
+        frames = []
+        for session in sessions:
+            features = store.read("candidate_features", [session.isoformat()])
+            out = features[KEY_COLUMNS].copy()
+            if win is None or gain is None:
+                out["ml_success_prob"] = np.nan
+                out["ml_expected_roi"] = np.nan
+                out["model_version"] = "none"
+                out["model_status"] = "no champion: ranked by the rule score"
+            else:
+                win.check_features(FEATURE_COLUMNS)
+                gain.check_features(FEATURE_COLUMNS)
+                x = feature_matrix(features, FEATURE_COLUMNS)
+                out["ml_success_prob"] = onnx_export.run(win.session, x)
+                out["ml_expected_roi"] = onnx_export.run(gain.session, x) / 1000.0
+                out["model_version"] = win.version
+                out["model_status"] = "fallback" if win_warnings else "champion"
+            frames.append(out)
+        probabilities = pd.concat(frames, ignore_index=True)
+        return Output(
+            probabilities,
+            metadata={
+                "rows": len(probabilities),
+                "model_version": win.version if win else "none",
+                "warnings": "; ".join(win_warnings + gain_warnings) or "none",
+            },
+        )
+
+    return [candidate_features, ai_probabilities]
+
+
+# ------------------------------------------------------------------------------ training
+@asset(
+    group_name="ml",
+    owners=[OWNER],
+    kinds=KINDS,
+    io_manager_key="lake_io_manager",
+    deps=["candidate_features", "candidate_outcomes"],
+    description=(
+        "Features joined with their recorded outcomes, only outcomes known at the training "
+        "cutoff, sampled reproducibly (evenly across entry sessions) to the size cap."
+    ),
+)
+def training_set(
+    context: AssetExecutionContext,
+    lake: LakeResource,
+    models: ModelsResource,
+    market: MarketDataResource,
+) -> Output:
+    store = lake.lake()
+    cutoff = calendar.latest_completed_session(market.now())
+    sessions = sorted(
+        set(store.partitions("candidate_outcomes")) & set(store.partitions("candidate_features"))
+    )
+    if models.training_sessions:
+        sessions = sessions[-models.training_sessions :]
+    if not sessions:
+        raise Failure(
+            "training_set: no session has both candidate_features and "
+            "candidate_outcomes; scan and settle some history first"
+        )
+    per_session = max(1, models.max_training_rows // len(sessions))
+    tickers = {t.strip().upper() for t in models.training_tickers.split(",") if t.strip()}
+    frames = []
+    for key in sessions:
+        outcomes = store.read("candidate_outcomes", [key])
+        outcomes = outcomes[pd.to_datetime(outcomes["expiry"]) <= pd.Timestamp(cutoff)]
+        if len(outcomes) > per_session:
+            outcomes = outcomes.sample(n=per_session, random_state=models.seed)
+        features = store.read("candidate_features", [key])
+        if tickers:
+            features = features[features["symbol"].isin(tickers)]
+        frames.append(
+            features.merge(
+                outcomes[[*KEY_COLUMNS, LABEL, "yield_per_1000"]], on=KEY_COLUMNS, how="inner"
+            )
+        )
+    rows = pd.concat(frames, ignore_index=True)
+    return Output(
+        rows,
+        metadata={
+            "rows": len(rows),
+            "sessions": len(sessions),
+            "first_session": sessions[0],
+            "last_session": sessions[-1],
+            "cutoff": cutoff.isoformat(),
+            "win_rate": float(rows[LABEL].mean()) if len(rows) else 0.0,
+        },
+    )
+
+
+PROBABILITY_CHECKS = [
+    AssetCheckSpec(
+        "onnx_parity",
+        asset="probability_model",
+        blocking=True,
+        description="ONNX and scikit-learn agree within 1e-5 on held-out rows",
+    ),
+    AssetCheckSpec(
+        "trained_on_enough_data",
+        asset="probability_model",
+        blocking=True,
+        description="enough rows and both classes; a forced model never passes",
+    ),
+    AssetCheckSpec(
+        "beats_champion",
+        asset="probability_model",
+        blocking=True,
+        description="lower Brier than the champion on the same latest walk-forward "
+        "fold by the margin, and calibration not worse",
+    ),
+]
+
+
+def _jsonable(value):
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value
+
+
+@asset(
+    group_name="ml",
+    owners=[OWNER],
+    kinds={"python", "scikitlearn", "onnx"},
+    io_manager_key="lake_io_manager",
+    deps=["training_set"],
+    check_specs=PROBABILITY_CHECKS,
+    description=(
+        "Trains P(win) and the expected yield per $1,000 on the training set, validates them "
+        "walk-forward with a purge gap, exports both to ONNX and registers them (not yet "
+        "champion: promotion is gated by the blocking checks)."
+    ),
+)
+def probability_model(context: AssetExecutionContext, lake: LakeResource, models: ModelsResource):
+    store = lake.lake()
+    rows = store.read("training_set")
+    try:
+        trained = train(
+            rows,
+            n_folds=models.n_folds,
+            seed=models.seed,
+            min_rows=models.min_training_rows,
+            min_class=models.min_class_rows,
+            force=models.force,
+        )
+    except TrainingError as exc:
+        raise Failure(str(exc)) from exc
+    registry = models.registry()
+    test_rows = trained.latest_fold["test_rows"]
+    challenger = latest_fold_brier(
+        lambda x: onnx_export.run(onnx_export.session(trained.classifier_onnx), x), rows, test_rows
+    )
+    champion_score, champion_version = None, None
+    champion, load_warnings = registry.load_champion_with_fallback(WIN_MODEL)
+    for warning in load_warnings:
+        context.log.warning(warning)
+    if champion is not None and list(champion.feature_columns) == FEATURE_COLUMNS:
+        champion_version = champion.version
+        champion_score = latest_fold_brier(
+            lambda x: onnx_export.run(champion.session, x), rows, test_rows
+        )
+    metadata = _jsonable(
+        {
+            "training_date": dt.date.today().isoformat(),
+            "training_window": {"start": trained.window[0], "end": trained.window[1]},
+            "training_samples": trained.training_samples,
+            "feature_columns": FEATURE_COLUMNS,
+            "label": LABEL_DEFINITION,
+            "metrics": {k: v for k, v in trained.metrics.items()},
+            "folds": trained.folds,
+            "parity": trained.parity,
+            "latest_fold": {k: v for k, v in trained.latest_fold.items() if k != "test_rows"},
+            "latest_fold_scores": {"challenger": challenger, "champion": champion_score},
+            "compared_with": champion_version,
+            "opset": onnx_export.OPSET,
+            "libraries": _library_versions(),
+            "dagster_run_id": context.run.run_id,
+            "upstream": {"training_set": _data_version(context, "training_set")},
+        }
+    )
+    win_version = registry.register(
+        WIN_MODEL, trained.classifier_onnx, metadata, forced=trained.forced
+    )
+    yield_metadata = {
+        **metadata,
+        "label": "expected yield per $1,000 at risk (clipped 1..99%)",
+        "paired_with": f"{WIN_MODEL}:{win_version.version}",
+    }
+    gain_version = registry.register(
+        YIELD_MODEL, trained.regressor_onnx, yield_metadata, forced=trained.forced
+    )
+    summary = pd.DataFrame(
+        [
+            {
+                "win_model_version": win_version.version,
+                "yield_model_version": gain_version.version,
+                "forced": trained.forced,
+                "brier": trained.metrics["brier"],
+                "roc_auc": trained.metrics["roc_auc"],
+                "ece": trained.metrics["ece"],
+                "training_samples": trained.training_samples,
+                "compared_with": champion_version or "",
+            }
+        ]
+    )
+    yield Output(
+        summary,
+        metadata={
+            "win_model_version": win_version.version,
+            "roc_auc": trained.metrics["roc_auc"],
+            "brier": trained.metrics["brier"],
+            "brier_skill": trained.metrics["brier_skill"],
+            "ece": trained.metrics["ece"],
+            "top_decile_yield_per_1000": trained.metrics["economic"]["top_decile_mean_yield"],
+            "all_yield_per_1000": trained.metrics["economic"]["all_mean_yield"],
+            "training_samples": trained.training_samples,
+            "reliability": MetadataValue.md(
+                pd.DataFrame(trained.metrics["reliability"]).to_markdown(
+                    index=False, floatfmt=".3f"
+                )
+            ),
+        },
+    )
+    parity_ok = all(p["passed"] for p in trained.parity.values())
+    yield AssetCheckResult(
+        check_name="onnx_parity",
+        passed=parity_ok,
+        metadata={k: v["max_abs_diff"] for k, v in trained.parity.items()},
+    )
+    yield AssetCheckResult(
+        check_name="trained_on_enough_data",
+        passed=not trained.forced,
+        description="forced model: never promoted" if trained.forced else "ok",
+        metadata={"training_samples": trained.training_samples},
+    )
+    if champion_score is None:
+        beats, why = True, "no comparable champion yet"
+    else:
+        better = challenger["brier"] <= champion_score["brier"] - models.promotion_brier_margin
+        calibrated = challenger["ece"] <= champion_score["ece"] + models.max_ece_increase
+        beats = better and calibrated
+        why = (
+            f"challenger Brier {challenger['brier']:.5f} vs champion "
+            f"{champion_score['brier']:.5f} (margin {models.promotion_brier_margin}); ECE "
+            f"{challenger['ece']:.4f} vs {champion_score['ece']:.4f}"
+        )
+    yield AssetCheckResult(
+        check_name="beats_champion",
+        passed=beats,
+        description=why,
+        severity=AssetCheckSeverity.WARN if champion_score else AssetCheckSeverity.ERROR,
+    )
+
+
+def _library_versions() -> dict[str, str]:
+    import onnxruntime
+    import skl2onnx
+    import sklearn
+
+    return {
+        "scikit-learn": sklearn.__version__,
+        "skl2onnx": skl2onnx.__version__,
+        "onnxruntime": onnxruntime.__version__,
+    }
+
+
+def _data_version(context, asset_name: str) -> str | None:
+    """The run that last materialized ``asset_name``: the data this model saw."""
+    record = context.instance.get_latest_materialization_event(AssetKey(asset_name))
+    return record.run_id if record else None
+
+
+@asset(
+    group_name="ml",
+    owners=[OWNER],
+    kinds=KINDS,
+    io_manager_key="lake_io_manager",
+    deps=["probability_model"],
+    description=(
+        "Promotes the newly trained models to champion. Runs only when probability_model's "
+        "blocking checks passed (parity, enough data, beats the champion); the previous "
+        "champion stays in the registry for rollback."
+    ),
+)
+def probability_model_champion(
+    context: AssetExecutionContext, lake: LakeResource, models: ModelsResource
+) -> Output:
+    registry = models.registry()
+    trained = lake.lake().read("probability_model").iloc[0]
+    try:
+        registry.promote(
+            WIN_MODEL,
+            trained["win_model_version"],
+            reason=f"beat {trained['compared_with'] or 'no champion'} (run {context.run.run_id})",
+        )
+        registry.promote(
+            YIELD_MODEL,
+            trained["yield_model_version"],
+            reason=f"paired with {WIN_MODEL}:{trained['win_model_version']}",
+        )
+    except RegistryError as exc:
+        raise Failure(f"promotion refused: {exc}") from exc
+    champion = registry.champion(WIN_MODEL)
+    frame = pd.DataFrame(
+        [
+            {
+                "model": WIN_MODEL,
+                "version": champion.version,
+                "promoted_at": dt.datetime.now(dt.UTC).isoformat(),
+            }
+        ]
+    )
+    return Output(frame, metadata={"champion": champion.version})
+
+
+@asset_check(
+    asset=probability_model_champion,
+    description="The champion is younger than the warning age (30 days by default, a warning) "
+    "and the failure age (60 days, an error). Runs daily in model_health_job.",
+)
+def champion_age(models: ModelsResource, market: MarketDataResource) -> AssetCheckResult:
+    champion = models.registry().champion(WIN_MODEL)
+    if champion is None:
+        return AssetCheckResult(
+            passed=False,
+            severity=AssetCheckSeverity.WARN,
+            description="no champion yet: train one (butterquant train)",
+        )
+    age = age_days(champion, market.now())
+    failed = age > models.age_fail_days
+    return AssetCheckResult(
+        passed=age <= models.age_warn_days,
+        severity=AssetCheckSeverity.ERROR if failed else AssetCheckSeverity.WARN,
+        description=f"champion {champion.version} is {age:.1f} days old (warn after "
+        f"{models.age_warn_days}, fail after {models.age_fail_days})",
+        metadata={"age_days": float(age), "version": champion.version},
+    )

@@ -1,0 +1,172 @@
+"""Model jobs, retraining schedules, the daily health check and the drift sensor."""
+
+import datetime as dt
+
+import pandas as pd
+from dagster import (
+    AssetSelection,
+    DefaultSensorStatus,
+    RunRequest,
+    ScheduleEvaluationContext,
+    SensorEvaluationContext,
+    SkipReason,
+    define_asset_job,
+    schedule,
+    sensor,
+)
+
+from butterquant_dagster.core import calendar
+from butterquant_dagster.core.ml.features import KEY_COLUMNS
+from butterquant_dagster.core.monitoring.drift import DriftRules, drift_status
+from butterquant_dagster.defs.ml.assets import WIN_MODEL
+
+REGIME_JOB = "regime_job"
+ANALYSIS_JOB = "analysis_job"
+ENSEMBLE_TRAINING_JOB = "ensemble_training_job"
+PROBABILITY_TRAINING_JOB = "probability_training_job"
+TRAINING_JOB = "training_job"
+MODEL_HEALTH_JOB = "model_health_job"
+PROBABILITY_TRAINING = ["training_set", "probability_model", "probability_model_champion"]
+
+
+def build_ml_jobs():
+    return [
+        define_asset_job(
+            REGIME_JOB,
+            selection=AssetSelection.assets("regime_model", "market_regime"),
+            description="Fit the regime HMM and filter the regime of a range of sessions.",
+        ),
+        define_asset_job(
+            ANALYSIS_JOB,
+            selection=AssetSelection.assets("market_regime", "trading_decisions"),
+            description="The session's regime and buy / hold / sell decisions.",
+        ),
+        define_asset_job(
+            ENSEMBLE_TRAINING_JOB,
+            selection=AssetSelection.assets("signal_ensemble"),
+            description="Retrain the per-regime signal ensemble.",
+        ),
+        define_asset_job(
+            PROBABILITY_TRAINING_JOB,
+            selection=AssetSelection.assets(*PROBABILITY_TRAINING),
+            description="Retrain, validate, register and (if it wins) promote "
+            "the butterfly probability model.",
+        ),
+        define_asset_job(
+            TRAINING_JOB,
+            selection=AssetSelection.assets(
+                "signal_ensemble", "trading_decisions", "candidate_features", *PROBABILITY_TRAINING
+            ),
+            description="Everything the models need over a range of scanned sessions, then "
+            "the models themselves.",
+        ),
+        define_asset_job(
+            MODEL_HEALTH_JOB,
+            selection=AssetSelection.checks_for_assets("probability_model_champion"),
+            description="The champion model's age check.",
+        ),
+    ]
+
+
+def build_ml_schedules(jobs_by_name):
+    @schedule(
+        name="analysis_after_close",
+        job=jobs_by_name[ANALYSIS_JOB],
+        cron_schedule="45 13,16 * * 1-5",
+        execution_timezone="America/New_York",
+        description="Regime and decisions of each session, after its snapshot.",
+    )
+    def analysis_after_close(context: ScheduleEvaluationContext):
+        tick = context.scheduled_execution_time.astimezone(calendar.EXCHANGE_TZ)
+        today = tick.date()
+        if not calendar.is_session(today):
+            return SkipReason(f"{today} is not an NYSE session (holiday)")
+        if tick.hour != calendar.session_close(today).hour:
+            return SkipReason(f"{today} closes at {calendar.session_close(today):%H:%M}")
+        return RunRequest(run_key=f"analysis-{today}", partition_key=today.isoformat())
+
+    @schedule(
+        name="ensemble_monthly",
+        job=jobs_by_name[ENSEMBLE_TRAINING_JOB],
+        cron_schedule="0 18 1 * *",
+        execution_timezone="America/New_York",
+        description="The signal ensemble on a rolling 12-month window, monthly.",
+    )
+    def ensemble_monthly(context: ScheduleEvaluationContext):
+        return RunRequest(run_key=f"ensemble-{context.scheduled_execution_time:%Y-%m}")
+
+    @schedule(
+        name="probability_model_semiannual",
+        job=jobs_by_name[PROBABILITY_TRAINING_JOB],
+        cron_schedule="0 18 2 1,7 *",
+        execution_timezone="America/New_York",
+        description="The probability model on all history, every six months.",
+    )
+    def probability_model_semiannual(context: ScheduleEvaluationContext):
+        return RunRequest(run_key=f"probability-{context.scheduled_execution_time:%Y-%m}")
+
+    @schedule(
+        name="model_health_daily",
+        job=jobs_by_name[MODEL_HEALTH_JOB],
+        cron_schedule="0 8 * * 1-5",
+        execution_timezone="America/New_York",
+        description="Warn at 30 days and fail at 60 days of champion age.",
+    )
+    def model_health_daily(context: ScheduleEvaluationContext):
+        return RunRequest(run_key=f"health-{context.scheduled_execution_time:%Y-%m-%d}")
+
+    return [
+        analysis_after_close,
+        ensemble_monthly,
+        probability_model_semiannual,
+        model_health_daily,
+    ]
+
+
+def resolved_predictions(store, since: str) -> pd.DataFrame:
+    """Predictions made at entry joined with the outcomes of candidates that expired."""
+    sessions = sorted(
+        set(store.partitions("ai_probabilities")) & set(store.partitions("candidate_outcomes"))
+    )
+    sessions = [s for s in sessions if s >= since]
+    frames = []
+    for key in sessions:
+        predicted = store.read("ai_probabilities", [key])
+        outcomes = store.read("candidate_outcomes", [key])
+        frames.append(predicted.merge(outcomes[[*KEY_COLUMNS, "win"]], on=KEY_COLUMNS))
+    return (
+        pd.concat(frames, ignore_index=True)
+        if frames
+        else pd.DataFrame(columns=["ml_success_prob", "win"])
+    )
+
+
+def build_drift_sensor(jobs_by_name):
+    @sensor(
+        name="probability_model_drift",
+        job=jobs_by_name[PROBABILITY_TRAINING_JOB],
+        minimum_interval_seconds=3600,
+        default_status=DefaultSensorStatus.STOPPED,
+        required_resource_keys={"lake", "models"},
+        description="Requests a retraining when resolved outcomes show the champion "
+        "drifting: hit rate below 50% where it predicted >= 60%, or Brier worse than at "
+        "training by the margin, over a minimum number of resolved predictions.",
+    )
+    def probability_model_drift(context: SensorEvaluationContext):
+        store = context.resources.lake.lake()
+        registry = context.resources.models.registry()
+        champion = registry.champion(WIN_MODEL)
+        if champion is None:
+            return SkipReason("no champion model to watch yet")
+        trained = champion.metadata.get("training_date", "1900-01-01")
+        status = drift_status(
+            resolved_predictions(store, str(trained)[:10]),
+            champion.metadata.get("metrics", {}).get("brier"),
+            DriftRules(),
+        )
+        if not status.drifted:
+            return SkipReason(status.reason)
+        key = f"drift-{champion.version}-{dt.date.today().isoformat()}"
+        return RunRequest(run_key=key, tags={"butterquant/retrain_reason": status.reason[:200]})
+
+    return probability_model_drift

@@ -1,0 +1,206 @@
+"""The AI hedge-fund analysis as assets: the per-regime signal ensemble and the daily
+buy / hold / sell decisions per ticker with the market regime."""
+
+import datetime as dt
+import json
+
+import pandas as pd
+from dagster import (
+    AssetExecutionContext,
+    BackfillPolicy,
+    Failure,
+    MetadataValue,
+    Output,
+    PartitionsDefinition,
+    asset,
+)
+
+from butterquant_dagster.core import calendar
+from butterquant_dagster.core.ml.ensemble import (
+    REGIMES,
+    decide,
+    decisions_json,
+    train_ensemble,
+    training_rows,
+)
+from butterquant_dagster.core.ml.registry import RegistryError
+from butterquant_dagster.core.ml.technical import technical_signals
+from butterquant_dagster.defs.ml.assets import OWNER, _regime_row, _sessions_before
+from butterquant_dagster.defs.staging import run_sessions
+from butterquant_dagster.resources import LakeResource, MarketDataResource, ModelsResource
+
+ENSEMBLE_PREFIX = "signal_ensemble_"
+ENSEMBLE_WINDOW_SESSIONS = 252  # the rolling 12 months the monthly retrain uses
+SIGNAL_HISTORY_SESSIONS = 504  # the longest technical lookback (Hurst) with room
+HORIZON = 21
+# A regime model is promoted only when it beats a coin walk-forward.
+MIN_PROMOTION_AUC = 0.52
+
+
+@asset(
+    group_name="ml",
+    owners=[OWNER],
+    kinds={"python", "scikitlearn", "onnx"},
+    io_manager_key="lake_io_manager",
+    deps=["daily_bars", "market_regime"],
+    description=(
+        "One classifier per regime (bull / neutral / bear) for the sign of each ticker's "
+        "21-session forward return, on the technical signals and regime probabilities; "
+        "walk-forward validated, exported to ONNX with the scaler inside, registered and "
+        "promoted unless forced."
+    ),
+)
+def signal_ensemble(
+    context: AssetExecutionContext,
+    lake: LakeResource,
+    models: ModelsResource,
+    market: MarketDataResource,
+) -> Output:
+    store = lake.lake()
+    latest = calendar.latest_completed_session(market.now()).isoformat()
+    regime_sessions = [p for p in store.partitions("market_regime") if p <= latest]
+    if len(regime_sessions) < 2 * HORIZON:
+        raise Failure(
+            f"signal_ensemble needs market_regime history; found {len(regime_sessions)} sessions"
+        )
+    window = regime_sessions[-ENSEMBLE_WINDOW_SESSIONS:]
+    first = dt.date.fromisoformat(window[0])
+    bars_sessions = [
+        p
+        for p in store.partitions("daily_bars")
+        if p <= latest and p >= _sessions_before(first, SIGNAL_HISTORY_SESSIONS)[0]
+    ]
+    history = store.read("daily_bars", bars_sessions)
+    regimes = store.read("market_regime", window)
+    rows = training_rows(
+        history, regimes, [dt.date.fromisoformat(s) for s in window], horizon=HORIZON
+    )
+    try:
+        result = train_ensemble(
+            rows, seed=models.seed, force=models.force, allow_missing_regimes=True
+        )
+    except ValueError as exc:
+        raise Failure(f"signal_ensemble: {exc}") from exc
+    registry = models.registry()
+    metadata = result.metadata()
+    versions = {}
+    for name, model in result.models.items():
+        meta = {
+            "training_date": dt.date.today().isoformat(),
+            "training_window": {"start": window[0], "end": window[-1]},
+            "training_samples": model.n_rows,
+            "feature_columns": list(result.features),
+            "label": f"up = the close {HORIZON} sessions later is above the session's close",
+            "metrics": metadata["regimes"][name]["metrics"],
+            "parity": metadata["regimes"][name]["parity"],
+            "regime": name,
+            "dagster_run_id": context.run.run_id,
+        }
+        version = registry.register(
+            ENSEMBLE_PREFIX + name, model.onnx_bytes, meta, forced=result.forced
+        )
+        auc = model.metrics.get("roc_auc")
+        skilled = auc is not None and auc > MIN_PROMOTION_AUC
+        if not skilled:
+            context.log.warning(
+                f"{ENSEMBLE_PREFIX + name} {version.version} not promoted: walk-forward AUC "
+                f"{auc} is not above {MIN_PROMOTION_AUC}; decisions in the {name} regime use "
+                "the signal vote"
+            )
+        if not result.forced and model.parity.passed and skilled:
+            try:
+                registry.promote(
+                    ENSEMBLE_PREFIX + name,
+                    version.version,
+                    reason=f"monthly retrain, run {context.run.run_id}",
+                )
+            except RegistryError as exc:
+                context.log.warning(f"not promoted: {exc}")
+        versions[name] = version.version
+    summary = pd.DataFrame(
+        [
+            {
+                "regime": name,
+                "version": versions.get(name, ""),
+                "rows": result.models[name].n_rows if name in result.models else 0,
+                "accuracy": result.models[name].metrics["accuracy"]
+                if name in result.models
+                else None,
+            }
+            for name in REGIMES
+        ]
+    )
+    return Output(
+        summary,
+        metadata={
+            "versions": json.dumps(versions),
+            "omitted": json.dumps(result.omitted),
+            "accuracy_by_regime": MetadataValue.md(summary.to_markdown(index=False)),
+        },
+    )
+
+
+def build_decision_assets(partitions: PartitionsDefinition):
+    @asset(
+        name="trading_decisions",
+        partitions_def=partitions,
+        backfill_policy=BackfillPolicy.single_run(),
+        group_name="ml",
+        owners=[OWNER],
+        kinds=KINDS,
+        io_manager_key="lake_io_manager",
+        deps=["daily_bars", "market_regime", "signal_ensemble"],
+        description=(
+            "Per ticker and session: buy / sell / hold with confidence and deterministic "
+            "reasoning naming the signals, plus the market regime and its confidence."
+        ),
+    )
+    def trading_decisions(
+        context: AssetExecutionContext,
+        lake: LakeResource,
+        models: ModelsResource,
+        market: MarketDataResource,
+    ) -> Output:
+        sessions = run_sessions(context, market.now())
+        store = lake.lake()
+        registry = models.registry()
+        loaded = {}
+        for name in REGIMES:
+            model, warnings = registry.load_champion_with_fallback(ENSEMBLE_PREFIX + name)
+            for warning in warnings:
+                context.log.warning(warning)
+            loaded[name] = model.session if model else None
+        frames, last_json = [], {}
+        for session in sessions:
+            key = session.isoformat()
+            regime = _regime_row(store, key)
+            if regime is None:
+                raise Failure(
+                    f"trading_decisions for {key} needs market_regime for that "
+                    "session; materialize it first"
+                )
+            window = [*_sessions_before(session, SIGNAL_HISTORY_SESSIONS), key]
+            history = store.read_existing("daily_bars", window)
+            signals, _skipped = technical_signals(history, session)
+            decisions = decide(signals, regime, loaded)
+            decisions.insert(0, "session", pd.Timestamp(session))
+            decisions["market_regime"] = regime["market_regime"]
+            decisions["regime_confidence"] = float(regime["regime_confidence"])
+            frames.append(decisions)
+            last_json = decisions_json(decisions, regime)
+        out = pd.concat(frames, ignore_index=True)
+        preview = dict(list(last_json.get("decisions", {}).items())[:5])
+        return Output(
+            out,
+            metadata={
+                "rows": len(out),
+                "actions": json.dumps(out["action"].value_counts().to_dict()),
+                "models": json.dumps({k: bool(v) for k, v in loaded.items()}),
+                "decisions_json_preview": MetadataValue.json({**last_json, "decisions": preview}),
+            },
+        )
+
+    return [trading_decisions]
+
+
+KINDS = {"python", "parquet"}
