@@ -48,27 +48,62 @@ class OutcomeError(ValueError):
 
 
 def _itm_contracts(structure: np.ndarray, spot: np.ndarray, lower, center, upper):
-    """Contracts of the combo that finish in the money."""
+    """Contracts of the combo that finish in the money (whole numbers: the sum is exact
+    in any order)."""
     total = np.zeros(len(spot))
     strikes = {"lower": lower, "center": center, "upper": upper}
     for name, legs in fly.STRUCTURES.items():
-        mine = structure == name
-        if not mine.any():
+        mine = np.flatnonzero(structure == name)
+        if not len(mine):
             continue
+        at = spot[mine]
+        count = np.zeros(len(mine))
         for leg in legs:
-            k = strikes[leg.strike]
-            itm = spot > k if leg.right == "C" else spot < k
-            total += np.where(mine & itm, abs(leg.quantity), 0)
+            k = strikes[leg.strike][mine]
+            count += abs(leg.quantity) * (at > k if leg.right == "C" else at < k)
+        total[mine] = count
     return total
+
+
+def _closes_on(symbol: pd.Series, day: pd.Series, closes: pd.DataFrame) -> np.ndarray:
+    """The close of each (``symbol``, ``day``) in ``closes`` (columns session, symbol, close),
+    NaN where there is none: integer codes of symbols and days and one table gather."""
+    close_symbol, close_symbols = pd.factorize(closes["symbol"])
+    close_day, close_days = pd.factorize(pd.to_datetime(closes["session"]).to_numpy("M8[ns]"))
+    wanted_symbol, wanted_symbols = pd.factorize(symbol)
+    wanted_day, wanted_days = pd.factorize(pd.to_datetime(day).to_numpy("M8[ns]"))
+    # The few distinct symbols and days asked for, looked up among those of the closes.
+    symbol_at = pd.Index(np.asarray(close_symbols, dtype=object)).get_indexer(
+        np.asarray(wanted_symbols, dtype=object)
+    )
+    day_at = pd.DatetimeIndex(close_days).get_indexer(pd.DatetimeIndex(wanted_days))
+    n_days = max(len(close_days), 1)
+    known = (close_symbol >= 0) & (close_day >= 0)
+    close_key = (close_symbol * n_days + close_day)[known]
+    value = closes["close"].to_numpy(float)[known]
+    wanted_symbol = np.where(wanted_symbol >= 0, symbol_at[wanted_symbol], -1)
+    wanted_day = np.where(wanted_day >= 0, day_at[wanted_day], -1)
+    found = (wanted_symbol >= 0) & (wanted_day >= 0)
+    wanted_key = np.where(found, wanted_symbol * n_days + wanted_day, 0)
+    size = max(len(close_symbols), 1) * n_days
+    if size <= 4 * len(close_key) + 1024:
+        if len(close_key) and np.bincount(close_key, minlength=size).max() > 1:
+            raise ValueError("cannot handle a non-unique multi-index!")
+        table = np.full(size, np.nan)
+        table[close_key] = value
+        return np.where(found, table[wanted_key], np.nan)
+    order = np.argsort(close_key, kind="stable")
+    close_key, value = close_key[order], value[order]
+    if (close_key[1:] == close_key[:-1]).any():
+        raise ValueError("cannot handle a non-unique multi-index!")
+    at = np.minimum(np.searchsorted(close_key, wanted_key), len(close_key) - 1)
+    return np.where(found & (close_key[at] == wanted_key), value[at], np.nan)
 
 
 def settle(candidates: pd.DataFrame, closes: pd.DataFrame) -> pd.DataFrame:
     """Outcomes of ``candidates`` given ``closes`` (columns session, symbol, close) that
     include every candidate's expiry session. Missing closes raise OutcomeError."""
-    lookup = closes.assign(session=pd.to_datetime(closes["session"]))
-    lookup = lookup.set_index(["symbol", "session"])["close"]
-    keys = pd.MultiIndex.from_arrays([candidates["symbol"], pd.to_datetime(candidates["expiry"])])
-    settle_price = lookup.reindex(keys).to_numpy(float)
+    settle_price = _closes_on(candidates["symbol"], candidates["expiry"], closes)
     missing = ~np.isfinite(settle_price)
     if missing.any():
         pairs = sorted(
@@ -85,7 +120,12 @@ def settle(candidates: pd.DataFrame, closes: pd.DataFrame) -> pd.DataFrame:
             f"no close for {len(pairs)} (ticker, expiry) pair(s), e.g. {pairs[:5]}: the "
             "expiry has not passed in the data or the ticker has no bar that day"
         )
-    structure = candidates["structure"].to_numpy()
+    # The structures as fixed-width strings: compared in C, not object by object.
+    code, names = pd.factorize(candidates["structure"])
+    if (code < 0).any():  # a missing structure: compared as objects, as it is
+        structure = candidates["structure"].to_numpy()
+    else:
+        structure = np.asarray(names, dtype=str)[code] if len(code) else np.array([], dtype=str)
     lower, center, upper, width = (
         candidates[k].to_numpy(float) for k in ("lower", "center", "upper", "width")
     )
@@ -97,16 +137,23 @@ def settle(candidates: pd.DataFrame, closes: pd.DataFrame) -> pd.DataFrame:
     inside = (settle_price > candidates["breakeven_low"].to_numpy(float)) & (
         settle_price < candidates["breakeven_high"].to_numpy(float)
     )
-    out = candidates[[c for c in OUTCOME_COLUMNS if c in candidates.columns]].copy()
-    out["settle_price"] = settle_price
-    out["expiry_value"] = value
-    out["exit_fee"] = exit_fee
-    out["pnl_per_share"] = pnl
-    out["pnl_per_contract"] = pnl * CONTRACT_MULTIPLIER
-    out["roi"] = roi
-    out["yield_per_1000"] = roi * 1000.0
-    out["win"] = inside & (pnl > 0)
-    return out[OUTCOME_COLUMNS].reset_index(drop=True)
+    computed = {
+        "settle_price": settle_price,
+        "expiry_value": value,
+        "exit_fee": exit_fee,
+        "pnl_per_share": pnl,
+        "pnl_per_contract": pnl * CONTRACT_MULTIPLIER,
+        "roi": roi,
+        "yield_per_1000": roi * 1000.0,
+        "win": inside & (pnl > 0),
+    }
+    # One frame: the candidates' own columns as they are (dtypes included), then the
+    # computed ones.
+    out = pd.DataFrame(
+        {c: computed[c] if c in computed else candidates[c] for c in OUTCOME_COLUMNS}
+    )
+    out.index = pd.RangeIndex(len(out))
+    return out
 
 
 def sample_for_outcomes(candidates: pd.DataFrame, max_rows: int, seed: int) -> pd.DataFrame:
