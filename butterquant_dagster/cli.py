@@ -359,14 +359,22 @@ def cmd_demo(args) -> int:
             return _report_failure(settled, args.json)
         outcomes = {"settled_sessions": len(matured), **_outcome_stats(matured[0], matured[-1])}
         if not args.skip_training:
+            from butterquant_dagster.defs.ml.automation import ENSEMBLE_TRAINING_JOB
+
             runs = train_models("all", None, None, show)["runs"]
-            failed = [r for r in runs if not r.success]
+            failed = [r for r in runs if not r.success and r.job != ENSEMBLE_TRAINING_JOB]
             if failed:
                 return _report_failure(failed[0], args.json)
+            ensemble_notes = [
+                f"ensemble not trained: {r.failures[0][:160]}"
+                for r in runs
+                if r.job == ENSEMBLE_TRAINING_JOB and not r.success and r.failures
+            ]
             rescored = materialize(SCAN_JOB, latest, latest, show_progress=show)
             if not rescored.success:
                 return _report_failure(rescored, args.json)
             trained = {
+                "ensemble_notes": ensemble_notes,
                 "trained": True,
                 "models": {n: _model_summary(n) for n in _registry().names()},
             }
@@ -391,6 +399,7 @@ def cmd_demo(args) -> int:
             f"{win.get('top_decile_yield_per_1000') or float('nan'):.0f} vs all "
             f"{win.get('all_yield_per_1000') or float('nan'):.0f} per $1,000"
         )
+        lines += [f"  {note}" for note in trained["ensemble_notes"]]
     if outcomes["settled_sessions"]:
         lines.append(
             f"  outcomes:  {outcomes['settled_candidates']} candidates of "
@@ -463,11 +472,13 @@ def train_models(model: str, start: str | None, end: str | None, show: bool) -> 
                 show_progress=show,
             )
         )
-    if model in ("all", "probability", "ensemble") and runs and not runs[-1].success:
-        return {"runs": runs}
-    if model == "ensemble":
+        if not runs[-1].success:
+            return {"runs": runs}
+    if model in ("all", "ensemble"):
+        # A refusal here (too little history per regime) leaves decisions on the signal
+        # vote; it does not stop the probability model from training.
         runs.append(materialize(ENSEMBLE_TRAINING_JOB, None, None, show_progress=show))
-    elif model in ("all", "probability"):
+    if model in ("all", "probability"):
         if not scanned:
             raise CliError(
                 "no scanned sessions in the range: run `butterquant scan` or "

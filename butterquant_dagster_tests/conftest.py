@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import warnings
 from pathlib import Path
@@ -12,6 +13,8 @@ FIXTURES = Path(__file__).parent / "fixtures"
 REAL_BAR_FILES = ("nvda-1999-2014.csv", "orcl-1995-2014.csv", "yhoo-1996-2015.csv")
 
 warnings.filterwarnings("ignore", module="dagster")
+# Two pytest workers on two cores: one OpenMP thread each, or gradient boosting thrashes.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
 @pytest.fixture

@@ -221,15 +221,25 @@ def build_feature_assets(partitions: PartitionsDefinition):
         sessions = run_sessions(context, market.now())
         store = lake.lake()
         frames, without_regime = [], 0
+        # One read of the surface history the whole run needs; each session sees its past.
+        window = _sessions_before(sessions[0], IV_HISTORY_SESSIONS)
+        window += [d.isoformat() for d in calendar.sessions(sessions[0], sessions[-1])]
+        surfaces = store.read_existing("iv_surface", window)
+        surface_day = (
+            pd.to_datetime(surfaces["session"])
+            if len(surfaces)
+            else pd.Series(dtype="datetime64[ns]")
+        )
         for done, session in enumerate(sessions, start=1):
             key = session.isoformat()
             candidates = store.read("butterfly_candidates", [key])
             today = store.read("iv_surface", [key])
-            history = store.read_existing(
-                "iv_surface", _sessions_before(session, IV_HISTORY_SESSIONS)
+            first = _sessions_before(session, IV_HISTORY_SESSIONS)
+            history = (
+                surfaces.loc[(surface_day >= first[0]) & (surface_day < key)]
+                if len(surfaces) and first
+                else today.iloc[:0]
             )
-            if history.empty:
-                history = today.iloc[:0]
             rank, percentile, _ = iv_rank(history, today)
             regime = _regime_row(store, key)
             without_regime += regime is None

@@ -55,10 +55,10 @@ def build_ml_jobs():
         define_asset_job(
             TRAINING_JOB,
             selection=AssetSelection.assets(
-                "signal_ensemble", "trading_decisions", "candidate_features", *PROBABILITY_TRAINING
+                "trading_decisions", "candidate_features", *PROBABILITY_TRAINING
             ),
-            description="Everything the models need over a range of scanned sessions, then "
-            "the models themselves.",
+            description="Decisions and features over a range of scanned sessions, then "
+            "the probability model trained, validated and (if it wins) promoted.",
         ),
         define_asset_job(
             MODEL_HEALTH_JOB,

@@ -171,6 +171,11 @@ def build_decision_assets(partitions: PartitionsDefinition):
                 context.log.warning(warning)
             loaded[name] = model.session if model else None
         frames, last_json = [], {}
+        # One read of every bar the run needs; each session then sees only its past.
+        window = [*_sessions_before(sessions[0], SIGNAL_HISTORY_SESSIONS)]
+        window += [d.isoformat() for d in calendar.sessions(sessions[0], sessions[-1])]
+        bars = store.read_existing("daily_bars", window)
+        bar_day = pd.to_datetime(bars["session"])
         for session in sessions:
             key = session.isoformat()
             regime = _regime_row(store, key)
@@ -179,8 +184,8 @@ def build_decision_assets(partitions: PartitionsDefinition):
                     f"trading_decisions for {key} needs market_regime for that "
                     "session; materialize it first"
                 )
-            window = [*_sessions_before(session, SIGNAL_HISTORY_SESSIONS), key]
-            history = store.read_existing("daily_bars", window)
+            first = _sessions_before(session, SIGNAL_HISTORY_SESSIONS)[0]
+            history = bars.loc[(bar_day >= first) & (bar_day <= key)]
             signals, _skipped = technical_signals(history, session)
             decisions = decide(signals, regime, loaded)
             decisions.insert(0, "session", pd.Timestamp(session))

@@ -1,0 +1,122 @@
+"""The models from the command line on a small synthetic history: train registers and
+promotes ONNX models with their metadata, the scan then ranks by the champion, analyze
+prints the decisions JSON, and a corrupt champion falls back to the previous version."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import pytest
+
+from butterquant_dagster import cli
+from butterquant_dagster.core.ml.features import FEATURE_COLUMNS
+from butterquant_dagster.core.ml.registry import ModelRegistry
+from butterquant_dagster.core.storage.lake import Lake
+from butterquant_dagster.defs.ml.assets import WIN_MODEL, YIELD_MODEL
+from butterquant_dagster.defs.scan.automation import OUTCOMES_JOB, SCAN_JOB
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("models")
+    env = pytest.MonkeyPatch()
+    env.setenv("BUTTERQUANT_DATA_DIR", str(root))
+    env.setenv("DAGSTER_HOME", str(root / "dagster"))
+    env.setenv("BUTTERQUANT_UNIVERSE_SIZE", "10")
+    assert cli.main(["backfill", "--start", "2025-01-02", "--end", "2025-09-30", "--json"]) == 0
+    scan = cli.materialize(SCAN_JOB, dt.date(2025, 4, 1), dt.date(2025, 9, 30), show_progress=False)
+    assert scan.success, scan.failures
+    settled = cli.materialize(
+        OUTCOMES_JOB, dt.date(2025, 4, 1), dt.date(2025, 7, 31), show_progress=False
+    )
+    assert settled.success, settled.failures
+    yield root, env
+    env.undo()
+
+
+def test_train_registers_validated_onnx_models_and_promotes(trained, capsys):
+    root, _ = trained
+    # Ten tickers over a few months are too little for the per-regime ensemble: it refuses,
+    # naming the counts, and the probability model still trains.
+    assert cli.main(["train", "--json"]) == cli.EXIT_RUN_FAILED
+    result = json.loads(capsys.readouterr().out)
+    jobs = {run["job"]: run for run in result["runs"]}
+    assert jobs["regime_job"]["success"] and jobs["training_job"]["success"]
+    assert not jobs["ensemble_training_job"]["success"]
+    assert "need at least 200 rows" in jobs["ensemble_training_job"]["failures"][0]
+    assert result["champion_changed"][WIN_MODEL] == {"before": None, "after": "v0001"}
+    registry = ModelRegistry(root / "models")
+    champion = registry.load(WIN_MODEL)
+    meta = champion.metadata
+    assert meta["feature_columns"] == FEATURE_COLUMNS
+    for key in (
+        "roc_auc",
+        "brier",
+        "brier_skill",
+        "log_loss",
+        "ece",
+        "reliability",
+        "per_regime",
+        "economic",
+    ):
+        assert key in meta["metrics"], key
+    assert meta["parity"]["classifier"]["passed"] is True
+    assert meta["parity"]["classifier"]["max_abs_diff"] <= 1e-5
+    assert len(meta["sha256"]) == 64 and meta["dagster_run_id"]
+    assert all("accuracy" in v for v in meta["metrics"]["per_regime"].values())
+    assert registry.champion(YIELD_MODEL).version == "v0001"
+    # Folds were validated on the future only.
+    for fold in meta["folds"]:
+        if "test_start" in fold:
+            assert fold["test_start"] > meta["training_window"]["start"]
+
+
+def test_scan_after_training_ranks_by_the_champion(trained, capsys):
+    root, _ = trained
+    assert cli.main(["scan", "--date", "2025-09-30", "--top", "5", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert rows and all(r["ranked_by"] == "model" for r in rows)
+    assert all(0.0 <= r["ml_success_prob"] <= 1.0 for r in rows)
+    assert all(r["model_version"] == "v0001" for r in rows)
+    values = [r["ranking_value"] for r in rows]
+    assert values == sorted(values, reverse=True)
+    probabilities = Lake(root).read("ai_probabilities", ["2025-09-30"])
+    assert set(probabilities["model_status"]) == {"champion"}
+
+
+def test_analyze_prints_the_decisions_json(trained, capsys):
+    assert (
+        cli.main(["analyze", "--tickers", "MMM,AOS", "--date", "2025-09-30", "--show-reasoning"])
+        == 0
+    )
+    payload = json.loads(capsys.readouterr().out)
+    assert set(payload) == {"decisions", "market_regime", "regime_confidence"}
+    assert payload["market_regime"] in {"bull", "neutral", "bear"}
+    assert set(payload["decisions"]) == {"MMM", "AOS"}
+    for decision in payload["decisions"].values():
+        assert decision["action"] in {"buy", "sell", "hold"}
+        assert 0.0 <= decision["confidence"] <= 1.0
+        assert "regime" in decision["reasoning"]
+
+
+def test_models_cli_and_corrupt_champion_fallback(trained, capsys):
+    root, _ = trained
+    registry = ModelRegistry(root / "models")
+    # A second (forced) version exists but a forced model can never be promoted.
+    assert cli.main(["models", "list", "--json"]) == 0
+    listed = {row["name"]: row for row in json.loads(capsys.readouterr().out)}
+    assert listed[WIN_MODEL]["champion"] == "v0001"
+    assert cli.main(["models", "promote", WIN_MODEL, "v0009"]) == cli.EXIT_BAD_INPUT
+    assert "v0009" in capsys.readouterr().err
+    onnx = registry.get(WIN_MODEL, "v0001").path / "model.onnx"
+    original = onnx.read_bytes()
+    try:
+        onnx.write_bytes(original[:-10] + b"0123456789")
+        loaded, warnings = registry.load_champion_with_fallback(WIN_MODEL)
+        assert loaded is None and any("sha256" in w for w in warnings)
+    finally:
+        onnx.write_bytes(original)
+    assert registry.load(WIN_MODEL).version == "v0001"
