@@ -36,6 +36,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_market.py
 	$(BIN)/python benchmarks/bench_scan.py
+	$(BIN)/python benchmarks/bench_models.py
 
 dev: $(STAMP) instance
 	$(BIN)/dagster dev -h 127.0.0.1 -p 3000 -w workspace.yaml

@@ -26,7 +26,10 @@ def export(estimator, n_features: int) -> bytes:
 
 
 def session(onnx_bytes: bytes) -> ort.InferenceSession:
-    return ort.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    return ort.InferenceSession(onnx_bytes, options, providers=["CPUExecutionProvider"])
 
 
 def run(model: ort.InferenceSession, features: np.ndarray) -> np.ndarray:

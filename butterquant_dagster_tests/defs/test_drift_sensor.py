@@ -1,0 +1,93 @@
+"""The drift sensor requests a retraining on a drifted history and not on a calibrated one."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from dagster import build_sensor_context
+from sklearn.linear_model import LogisticRegression
+
+from butterquant_dagster.core.ml import onnx_export
+from butterquant_dagster.core.ml.features import FEATURE_COLUMNS, KEY_COLUMNS
+from butterquant_dagster.core.storage.lake import Lake
+from butterquant_dagster.defs.ml.assets import WIN_MODEL
+from butterquant_dagster.resources import LakeResource, ModelsResource
+from butterquant_dagster_tests.defs.helpers import make_defs
+
+
+def _champion(root, training_brier: float) -> None:
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(200, len(FEATURE_COLUMNS))).astype(np.float32)
+    model = LogisticRegression().fit(x, (x[:, 0] > 0).astype(int))
+    registry = ModelsResource(data_dir=str(root)).registry()
+    version = registry.register(
+        WIN_MODEL,
+        onnx_export.export(model, x.shape[1]),
+        {
+            "feature_columns": FEATURE_COLUMNS,
+            "label": "win",
+            "training_date": "2025-01-02",
+            "metrics": {"brier": training_brier},
+        },
+    )
+    registry.promote(WIN_MODEL, version.version, reason="test")
+
+
+def _history(root, predicted: np.ndarray, wins: np.ndarray) -> None:
+    lake = Lake(root)
+    n = len(predicted)
+    keys = pd.DataFrame(
+        {
+            "session": pd.Timestamp("2025-03-03"),
+            "symbol": [f"T{i % 50}" for i in range(n)],
+            "expiry": pd.Timestamp("2025-04-04"),
+            "structure": "call_fly",
+            "lower": np.arange(n, dtype=float),
+            "center": np.arange(n, dtype=float) + 5,
+            "upper": np.arange(n, dtype=float) + 10,
+        }
+    )
+    lake.write("ai_probabilities", keys.assign(ml_success_prob=predicted), "2025-03-03")
+    lake.write("candidate_outcomes", keys[KEY_COLUMNS].assign(win=wins), "2025-03-03")
+
+
+def _evaluate(root):
+    defs = make_defs(root)
+    sensor = defs.resolve_sensor_def("probability_model_drift")
+    context = build_sensor_context(
+        resources={
+            "lake": LakeResource(data_dir=str(root)),
+            "models": ModelsResource(data_dir=str(root)),
+        },
+        repository_def=defs.get_repository_def(),
+    )
+    return sensor.evaluate_tick(context)
+
+
+def test_drifted_history_requests_a_retraining(tmp_path):
+    _champion(tmp_path, training_brier=0.15)
+    rng = np.random.default_rng(1)
+    predicted = np.full(400, 0.7)
+    wins = (rng.uniform(size=400) < 0.3).astype(bool)  # predicted 70 %, hit 30 %
+    _history(tmp_path, predicted, wins)
+    result = _evaluate(tmp_path)
+    assert len(result.run_requests) == 1
+    reason = result.run_requests[0].tags["butterquant/retrain_reason"]
+    assert "hit rate" in reason and ">= 60%" in reason
+
+
+def test_calibrated_history_does_not(tmp_path):
+    # Predictions uniform on [0.05, 0.95] with outcomes at those rates: Brier ~0.195.
+    _champion(tmp_path, training_brier=0.195)
+    rng = np.random.default_rng(2)
+    predicted = rng.uniform(0.05, 0.95, size=2000)
+    wins = rng.uniform(size=2000) < predicted  # outcomes drawn at the predicted rate
+    _history(tmp_path, predicted, wins)
+    result = _evaluate(tmp_path)
+    assert not result.run_requests
+    assert "calibrated" in result.skip_message
+
+
+def test_no_champion_skips(tmp_path):
+    result = _evaluate(tmp_path)
+    assert not result.run_requests and "no champion" in result.skip_message
