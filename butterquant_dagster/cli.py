@@ -627,13 +627,24 @@ def cmd_analyze(args) -> int:
         )
     chosen = decisions[decisions["symbol"].isin(tickers)]
     regime = lake.read("market_regime", [key]).iloc[0]
-    payload = decisions_json(
-        chosen,
-        {
-            k: regime[k]
-            for k in ("market_regime", "regime_confidence", "p_bear", "p_neutral", "p_bull")
-        },
-    )
+    regime_fields = {
+        k: regime[k]
+        for k in ("market_regime", "regime_confidence", "p_bear", "p_neutral", "p_bull")
+    }
+    if args.portfolio:
+        from butterquant_dagster.core.ml.ensemble import portfolio_export
+
+        closes = lake.read("daily_bars", [key]).set_index("symbol")["close"]
+        export = portfolio_export(
+            chosen,
+            regime_fields,
+            timestamp=calendar.session_close(session).isoformat(),
+            capital=args.capital,
+            prices={t: float(closes[t]) for t in chosen["symbol"]},
+        )
+        print(json.dumps(export, indent=2, default=str))
+        return EXIT_OK
+    payload = decisions_json(chosen, regime_fields)
     if not args.show_reasoning:
         for decision in payload["decisions"].values():
             decision.pop("reasoning", None)
@@ -818,6 +829,17 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_argument("--tickers", required=True, help="comma-separated, e.g. AAPL,MSFT")
     analyze.add_argument("--date", help="session, YYYY-MM-DD (default: latest close)")
     analyze.add_argument("--show-reasoning", action="store_true", help="include the reasoning text")
+    analyze.add_argument(
+        "--portfolio",
+        action="store_true",
+        help="print the portfolio-system export (timestamp, shares, risk level)",
+    )
+    analyze.add_argument(
+        "--capital",
+        type=float,
+        default=100_000.0,
+        help="capital for the --portfolio shares (default 100000)",
+    )
     analyze.set_defaults(handler=cmd_analyze)
 
     status = sub.add_parser(

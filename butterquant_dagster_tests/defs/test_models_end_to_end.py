@@ -102,6 +102,54 @@ def test_analyze_prints_the_decisions_json(trained, capsys):
         assert "regime" in decision["reasoning"]
 
 
+def test_analyze_portfolio_export(trained, capsys):
+    assert (
+        cli.main(
+            [
+                "analyze",
+                "--tickers",
+                "MMM,AOS",
+                "--date",
+                "2025-09-30",
+                "--portfolio",
+                "--capital",
+                "50000",
+            ]
+        )
+        == 0
+    )
+    export = json.loads(capsys.readouterr().out)
+    assert set(export) == {"timestamp", "decisions", "market_regime", "risk_level"}
+    assert export["timestamp"].startswith("2025-09-30T16:00")
+    for decision in export["decisions"].values():
+        assert set(decision) == {"action", "confidence", "shares"}
+        assert isinstance(decision["shares"], int) and decision["shares"] >= 0
+        assert (decision["shares"] == 0) == (decision["action"] == "hold") or decision[
+            "confidence"
+        ] == 0
+
+
+def test_champion_age_check(trained):
+    from dagster import DagsterInstance
+
+    from butterquant_dagster.definitions import build_definitions
+    from butterquant_dagster.defs.ml.automation import MODEL_HEALTH_JOB
+    from butterquant_dagster.resources import MarketDataResource
+
+    defs = build_definitions()
+    job = defs.resolve_job_def(MODEL_HEALTH_JOB)
+    # The champion was trained "today" (the real date); seen from 90 days later it is stale.
+    later = (dt.date.today() + dt.timedelta(days=90)).isoformat() + "T12:00:00+00:00"
+    resources = {"market": MarketDataResource(universe_size=10, as_of=later)}
+    result = job.execute_in_process(
+        instance=DagsterInstance.ephemeral(), resources=resources, raise_on_error=False
+    )
+    (evaluation,) = result.get_asset_check_evaluations()
+    assert evaluation.check_name == "champion_age" and not evaluation.passed
+    assert evaluation.severity.value == "ERROR"
+    assert "90.5 days old" in evaluation.description  # training date at midnight UTC, as of noon
+
+
 def test_models_cli_and_corrupt_champion_fallback(trained, capsys):
     root, _ = trained
     registry = ModelRegistry(root / "models")
