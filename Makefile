@@ -31,7 +31,7 @@ demo: $(STAMP) instance
 test: $(STAMP)
 	$(BIN)/ruff check butterquant_dagster butterquant_dagster_tests benchmarks
 	$(BIN)/ruff format --check butterquant_dagster butterquant_dagster_tests benchmarks
-	$(BIN)/pytest -n 2
+	$(BIN)/pytest -n 2 --dist loadfile
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_market.py

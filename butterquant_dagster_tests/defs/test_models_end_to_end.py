@@ -4,7 +4,9 @@ prints the decisions JSON, and a corrupt champion falls back to the previous ver
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import io
 import json
 
 import pytest
@@ -33,16 +35,19 @@ def trained(tmp_path_factory):
         OUTCOMES_JOB, dt.date(2025, 4, 1), dt.date(2025, 7, 31), show_progress=False
     )
     assert settled.success, settled.failures
-    yield root, env
+    # Every test sees a trained registry, whichever worker runs it.
+    capture = io.StringIO()
+    with contextlib.redirect_stdout(capture):
+        code = cli.main(["train", "--json"])
+    yield root, env, code, json.loads(capture.getvalue())
     env.undo()
 
 
-def test_train_registers_validated_onnx_models_and_promotes(trained, capsys):
-    root, _ = trained
+def test_train_registers_validated_onnx_models_and_promotes(trained):
+    root, _, code, result = trained
     # Ten tickers over a few months are too little for the per-regime ensemble: it refuses,
     # naming the counts, and the probability model still trains.
-    assert cli.main(["train", "--json"]) == cli.EXIT_RUN_FAILED
-    result = json.loads(capsys.readouterr().out)
+    assert code == cli.EXIT_RUN_FAILED
     jobs = {run["job"]: run for run in result["runs"]}
     assert jobs["regime_job"]["success"] and jobs["training_job"]["success"]
     assert not jobs["ensemble_training_job"]["success"]
@@ -75,7 +80,7 @@ def test_train_registers_validated_onnx_models_and_promotes(trained, capsys):
 
 
 def test_scan_after_training_ranks_by_the_champion(trained, capsys):
-    root, _ = trained
+    root = trained[0]
     assert cli.main(["scan", "--date", "2025-09-30", "--top", "5", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert rows and all(r["ranked_by"] == "model" for r in rows)
@@ -151,7 +156,7 @@ def test_champion_age_check(trained):
 
 
 def test_models_cli_and_corrupt_champion_fallback(trained, capsys):
-    root, _ = trained
+    root = trained[0]
     registry = ModelRegistry(root / "models")
     # A second (forced) version exists but a forced model can never be promoted.
     assert cli.main(["models", "list", "--json"]) == 0
