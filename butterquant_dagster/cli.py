@@ -460,8 +460,11 @@ def train_models(model: str, start: str | None, end: str | None, show: bool) -> 
         for s in lake.partitions("butterfly_candidates")
         if (not start or s >= start) and (not end or s <= end)
     ]
-    if not bars:
-        raise CliError("no market data: run `butterquant backfill` or `butterquant demo` first")
+    if len(bars) <= REGIME_WARMUP:
+        raise CliError(
+            f"{len(bars)} sessions of market data are too few to train on; backfill more "
+            "(`butterquant backfill` or `butterquant demo`)"
+        )
     runs = []
     if model in ("all", "regime"):
         runs.append(

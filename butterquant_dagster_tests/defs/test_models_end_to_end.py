@@ -173,3 +173,18 @@ def test_models_cli_and_corrupt_champion_fallback(trained, capsys):
     finally:
         onnx.write_bytes(original)
     assert registry.load(WIN_MODEL).version == "v0001"
+
+
+def test_a_challenger_that_does_not_beat_the_champion_is_not_promoted(trained, capsys):
+    root = trained[0]
+    # Same data again: the challenger cannot beat the champion by the margin.
+    assert cli.main(["train", "--model", "probability", "--json"]) == cli.EXIT_RUN_FAILED
+    result = json.loads(capsys.readouterr().out)
+    assert result["champion_changed"] == {}
+    (run,) = result["runs"]
+    assert "probability_model:beats_champion" in run["failed_checks"]
+    registry = ModelRegistry(root / "models")
+    assert registry.champion(WIN_MODEL).version == "v0001"
+    latest = registry.versions(WIN_MODEL)[-1]
+    assert latest.version == "v0002"
+    assert latest.metadata["promotion"]["passed"] is False

@@ -52,8 +52,36 @@ def test_scan_skips(tmp_path, when, reason):
 
 
 def test_settlement_targets_the_session_whose_expiries_passed(tmp_path):
-    requests, _ = _evaluate(tmp_path, "settle_matured_candidates", 2025, 7, 2, 17, 0)
-    # 60 days before 2025-07-02 is 2025-05-03 (a Saturday): the session before it.
+    # 60 days before 2025-07-02 is Saturday 2025-05-03, before 2025-07-01 it is Friday
+    # 2025-05-02: the Wednesday tick settles the Saturday-rolled window, i.e. nothing new
+    # beyond Friday, which Tuesday's tick already settled.
+    requests, message = _evaluate(tmp_path, "settle_matured_candidates", 2025, 7, 2, 17, 0)
+    assert not requests and "no entry session matured" in message
+    requests, _ = _evaluate(tmp_path, "settle_matured_candidates", 2025, 7, 1, 17, 0)
     assert [r.partition_key for r in requests] == ["2025-05-02"]
+    # Monday 2025-07-07 follows the July 4th holiday: it settles everything since
+    # Thursday's window (2025-05-05 .. 2025-05-08).
+    requests, _ = _evaluate(tmp_path, "settle_matured_candidates", 2025, 7, 7, 17, 0)
+    assert [r.partition_key for r in requests] == [
+        "2025-05-05",
+        "2025-05-06",
+        "2025-05-07",
+        "2025-05-08",
+    ]
+
+
+def test_settlement_covers_every_entry_session(tmp_path):
+    """Over a quarter of ticks, every entry session is requested exactly once."""
+    requested = []
+    for day in calendar.sessions("2025-03-03", "2025-06-30"):
+        requests, _ = _evaluate(
+            tmp_path, "settle_matured_candidates", day.year, day.month, day.day, 17, 0
+        )
+        requested += [r.partition_key for r in requests]
+    first = (dt.date(2025, 3, 3) - dt.timedelta(days=60)).isoformat()
+    last = (dt.date(2025, 6, 30) - dt.timedelta(days=60)).isoformat()
+    expected = [d.isoformat() for d in calendar.sessions(first, last)]
+    assert sorted(requested) == sorted(set(requested))
+    assert set(expected) - set(requested) <= {expected[0]}  # the window's first edge
     requests, message = _evaluate(tmp_path, "settle_matured_candidates", 2025, 7, 4, 17, 0)
     assert not requests and "not an NYSE session" in message

@@ -56,6 +56,9 @@ class TrainedModels:
     window: tuple[str, str]
     forced: bool = False
     latest_fold: dict = field(default_factory=dict)
+    # Out-of-fold P(win) on the latest fold's test rows (NaN if that fold was skipped): the
+    # challenger's score for promotion must not come from a model that saw those rows.
+    latest_fold_predictions: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
 
 def training_rows(
@@ -207,6 +210,7 @@ def train(
             str(pd.Timestamp(rows["session"].max()).date()),
         ),
         forced=bool(problem),
+        latest_fold_predictions=out_of_fold[latest.test],
         latest_fold={
             "test_start": str(latest.test_start.date()),
             "test_end": str(latest.test_end.date()),

@@ -287,18 +287,25 @@ def build_feature_assets(partitions: PartitionsDefinition):
         store = lake.lake()
         registry = models.registry()
         win, win_warnings = registry.load_champion_with_fallback(WIN_MODEL)
-        gain, gain_warnings = registry.load_champion_with_fallback(YIELD_MODEL)
+        gain, gain_warnings = _paired_yield_model(registry, win)
         for warning in win_warnings + gain_warnings:
             context.log.warning(warning)
+        # A model may only score sessions on or after the last outcome it learned from:
+        # scoring an earlier session would use outcomes that were not yet known then.
+        cutoff = (win.metadata.get("label_cutoff", "") if win else "") or ""
         frames = []
         for session in sessions:
             features = store.read("candidate_features", [session.isoformat()])
             out = features[KEY_COLUMNS].copy()
-            if win is None or gain is None:
+            if win is None or gain is None or session.isoformat() < cutoff:
                 out["ml_success_prob"] = np.nan
                 out["ml_expected_roi"] = np.nan
                 out["model_version"] = "none"
-                out["model_status"] = "no champion: ranked by the rule score"
+                out["model_status"] = (
+                    "no champion: ranked by the rule score"
+                    if win is None or gain is None
+                    else f"champion learned outcomes up to {cutoff}: not used before it"
+                )
             else:
                 win.check_features(FEATURE_COLUMNS)
                 gain.check_features(FEATURE_COLUMNS)
@@ -306,7 +313,7 @@ def build_feature_assets(partitions: PartitionsDefinition):
                 out["ml_success_prob"] = onnx_export.run(win.session, x)
                 out["ml_expected_roi"] = onnx_export.run(gain.session, x) / 1000.0
                 out["model_version"] = win.version
-                out["model_status"] = "fallback" if win_warnings else "champion"
+                out["model_status"] = "fallback" if win_warnings or gain_warnings else "champion"
             frames.append(out)
         probabilities = pd.concat(frames, ignore_index=True)
         return Output(
@@ -319,6 +326,21 @@ def build_feature_assets(partitions: PartitionsDefinition):
         )
 
     return [candidate_features, ai_probabilities]
+
+
+def _paired_yield_model(registry, win):
+    """The expected-yield model trained together with ``win`` (never a mismatched pair)."""
+    if win is None:
+        return None, []
+    pair = f"{WIN_MODEL}:{win.version}"
+    versions = registry.versions(YIELD_MODEL) if YIELD_MODEL in registry.names() else []
+    for version in reversed(versions):
+        if version.metadata.get("paired_with") == pair:
+            try:
+                return registry.load(YIELD_MODEL, version.version), []
+            except RegistryError as exc:
+                return None, [f"{YIELD_MODEL} paired with {pair} failed to load: {exc}"]
+    return None, [f"no {YIELD_MODEL} paired with {pair}"]
 
 
 # ------------------------------------------------------------------------------ training
@@ -429,7 +451,12 @@ def _jsonable(value):
         "champion: promotion is gated by the blocking checks)."
     ),
 )
-def probability_model(context: AssetExecutionContext, lake: LakeResource, models: ModelsResource):
+def probability_model(
+    context: AssetExecutionContext,
+    lake: LakeResource,
+    models: ModelsResource,
+    market: MarketDataResource,
+):
     store = lake.lake()
     rows = store.read("training_set")
     try:
@@ -444,22 +471,17 @@ def probability_model(context: AssetExecutionContext, lake: LakeResource, models
     except TrainingError as exc:
         raise Failure(str(exc)) from exc
     registry = models.registry()
-    test_rows = trained.latest_fold["test_rows"]
-    challenger = latest_fold_brier(
-        lambda x: onnx_export.run(onnx_export.session(trained.classifier_onnx), x), rows, test_rows
+    label_cutoff = str(pd.Timestamp(rows["expiry"].max()).date())
+    challenger, champion_score, champion_version, how = _promotion_scores(
+        context, registry, rows, trained
     )
-    champion_score, champion_version = None, None
-    champion, load_warnings = registry.load_champion_with_fallback(WIN_MODEL)
-    for warning in load_warnings:
-        context.log.warning(warning)
-    if champion is not None and list(champion.feature_columns) == FEATURE_COLUMNS:
-        champion_version = champion.version
-        champion_score = latest_fold_brier(
-            lambda x: onnx_export.run(champion.session, x), rows, test_rows
-        )
+    parity_ok = all(p["passed"] for p in trained.parity.values())
+    beats, why = _beats(challenger, champion_score, models, how)
+    checks_passed = bool(parity_ok and not trained.forced and beats)
     metadata = _jsonable(
         {
-            "training_date": dt.date.today().isoformat(),
+            "training_date": market.now().date().isoformat(),
+            "label_cutoff": label_cutoff,
             "training_window": {"start": trained.window[0], "end": trained.window[1]},
             "training_samples": trained.training_samples,
             "feature_columns": FEATURE_COLUMNS,
@@ -468,7 +490,13 @@ def probability_model(context: AssetExecutionContext, lake: LakeResource, models
             "folds": trained.folds,
             "parity": trained.parity,
             "latest_fold": {k: v for k, v in trained.latest_fold.items() if k != "test_rows"},
-            "latest_fold_scores": {"challenger": challenger, "champion": champion_score},
+            "promotion": {
+                "challenger": challenger,
+                "champion": champion_score,
+                "basis": how,
+                "passed": checks_passed,
+                "reason": why,
+            },
             "compared_with": champion_version,
             "opset": onnx_export.OPSET,
             "libraries": _library_versions(),
@@ -493,6 +521,7 @@ def probability_model(context: AssetExecutionContext, lake: LakeResource, models
                 "win_model_version": win_version.version,
                 "yield_model_version": gain_version.version,
                 "forced": trained.forced,
+                "checks_passed": checks_passed,
                 "brier": trained.metrics["brier"],
                 "roc_auc": trained.metrics["roc_auc"],
                 "ece": trained.metrics["ece"],
@@ -505,6 +534,7 @@ def probability_model(context: AssetExecutionContext, lake: LakeResource, models
         summary,
         metadata={
             "win_model_version": win_version.version,
+            "checks_passed": checks_passed,
             "roc_auc": trained.metrics["roc_auc"],
             "brier": trained.metrics["brier"],
             "brier_skill": trained.metrics["brier_skill"],
@@ -519,7 +549,6 @@ def probability_model(context: AssetExecutionContext, lake: LakeResource, models
             ),
         },
     )
-    parity_ok = all(p["passed"] for p in trained.parity.values())
     yield AssetCheckResult(
         check_name="onnx_parity",
         passed=parity_ok,
@@ -531,23 +560,60 @@ def probability_model(context: AssetExecutionContext, lake: LakeResource, models
         description="forced model: never promoted" if trained.forced else "ok",
         metadata={"training_samples": trained.training_samples},
     )
-    if champion_score is None:
-        beats, why = True, "no comparable champion yet"
-    else:
-        better = challenger["brier"] <= champion_score["brier"] - models.promotion_brier_margin
-        calibrated = challenger["ece"] <= champion_score["ece"] + models.max_ece_increase
-        beats = better and calibrated
-        why = (
-            f"challenger Brier {challenger['brier']:.5f} vs champion "
-            f"{champion_score['brier']:.5f} (margin {models.promotion_brier_margin}); ECE "
-            f"{challenger['ece']:.4f} vs {champion_score['ece']:.4f}"
-        )
     yield AssetCheckResult(
         check_name="beats_champion",
         passed=beats,
         description=why,
-        severity=AssetCheckSeverity.WARN if champion_score else AssetCheckSeverity.ERROR,
+        severity=AssetCheckSeverity.ERROR,
     )
+
+
+def _promotion_scores(context, registry, rows, trained):
+    """Brier/ECE of the challenger and the champion on the same unseen rows.
+
+    The challenger is scored by its out-of-fold predictions on the latest fold (the final
+    model saw those rows). The champion is scored on the same rows only if its labels all
+    resolved before that fold began; otherwise both are compared by their recorded
+    walk-forward scores, each out of sample for its own model.
+    """
+    test_rows = trained.latest_fold["test_rows"]
+    predictions = trained.latest_fold_predictions
+    champion, load_warnings = registry.load_champion_with_fallback(WIN_MODEL)
+    for warning in load_warnings:
+        context.log.warning(warning)
+    if champion is None or list(champion.feature_columns) != FEATURE_COLUMNS:
+        return _walk_forward_score(trained.metrics), None, None, "no comparable champion"
+    cutoff = champion.metadata.get("label_cutoff", champion.metadata.get("training_date"))
+    fold_start = trained.latest_fold["test_start"]
+    if len(predictions) and np.isfinite(predictions).all() and cutoff and cutoff < fold_start:
+        challenger = latest_fold_brier(lambda x: predictions, rows, test_rows)
+        champion_score = latest_fold_brier(
+            lambda x: onnx_export.run(champion.session, x), rows, test_rows
+        )
+        return challenger, champion_score, champion.version, "latest fold, both unseen"
+    recorded = _walk_forward_score(champion.metadata.get("metrics", {}))
+    return _walk_forward_score(trained.metrics), recorded, champion.version, "recorded walk-forward"
+
+
+def _walk_forward_score(metrics: dict) -> dict:
+    return {"brier": metrics.get("brier"), "ece": metrics.get("ece"), "n": metrics.get("n")}
+
+
+def _beats(challenger, champion_score, models: ModelsResource, how: str) -> tuple[bool, str]:
+    if champion_score is None:
+        return True, "no comparable champion yet"
+    if champion_score.get("brier") is None or challenger.get("brier") is None:
+        return False, f"cannot compare ({how}): a Brier score is missing"
+    better = challenger["brier"] <= champion_score["brier"] - models.promotion_brier_margin
+    calibrated = (challenger["ece"] or 0.0) <= (champion_score["ece"] or 0.0) + (
+        models.max_ece_increase
+    )
+    why = (
+        f"{how}: challenger Brier {challenger['brier']:.5f} vs champion "
+        f"{champion_score['brier']:.5f} (margin {models.promotion_brier_margin}); ECE "
+        f"{(challenger['ece'] or 0):.4f} vs {(champion_score['ece'] or 0):.4f}"
+    )
+    return better and calibrated, why
 
 
 def _library_versions() -> dict[str, str]:
@@ -585,6 +651,11 @@ def probability_model_champion(
 ) -> Output:
     registry = models.registry()
     trained = lake.lake().read("probability_model").iloc[0]
+    if not bool(trained["checks_passed"]):
+        raise Failure(
+            f"{WIN_MODEL} {trained['win_model_version']} did not pass its promotion checks "
+            "(parity, enough data, beats the champion); the champion is unchanged"
+        )
     try:
         registry.promote(
             WIN_MODEL,

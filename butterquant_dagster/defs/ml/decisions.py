@@ -94,6 +94,8 @@ def signal_ensemble(
             "metrics": metadata["regimes"][name]["metrics"],
             "parity": metadata["regimes"][name]["parity"],
             "regime": name,
+            # Labels (21-session forward returns) resolved up to the window's last session.
+            "label_cutoff": window[-1],
             "dagster_run_id": context.run.run_id,
         }
         version = registry.register(
@@ -164,12 +166,13 @@ def build_decision_assets(partitions: PartitionsDefinition):
         sessions = run_sessions(context, market.now())
         store = lake.lake()
         registry = models.registry()
-        loaded = {}
+        loaded, cutoffs = {}, {}
         for name in REGIMES:
             model, warnings = registry.load_champion_with_fallback(ENSEMBLE_PREFIX + name)
             for warning in warnings:
                 context.log.warning(warning)
             loaded[name] = model.session if model else None
+            cutoffs[name] = (model.metadata.get("label_cutoff", "") if model else "") or ""
         frames, last_json = [], {}
         # One read of every bar the run needs; each session then sees only its past.
         window = [*_sessions_before(sessions[0], SIGNAL_HISTORY_SESSIONS)]
@@ -187,7 +190,9 @@ def build_decision_assets(partitions: PartitionsDefinition):
             first = _sessions_before(session, SIGNAL_HISTORY_SESSIONS)[0]
             history = bars.loc[(bar_day >= first) & (bar_day <= key)]
             signals, _skipped = technical_signals(history, session)
-            decisions = decide(signals, regime, loaded)
+            # A model may only decide sessions on or after the last label it learned from.
+            usable = {n: (m if key >= cutoffs[n] else None) for n, m in loaded.items()}
+            decisions = decide(signals, regime, usable)
             decisions.insert(0, "session", pd.Timestamp(session))
             decisions["market_regime"] = regime["market_regime"]
             decisions["regime_confidence"] = float(regime["regime_confidence"])

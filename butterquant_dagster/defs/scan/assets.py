@@ -322,7 +322,11 @@ def build_scan_assets(partitions: PartitionsDefinition, lookback_sessions: int =
                     f"{max(available) if available else 'none'}). No look-ahead: materialize "
                     "this partition once every expiry has closed."
                 )
-            closes = store.read("daily_bars", [e.isoformat() for e in expiries])
+            closes = (
+                store.read("daily_bars", [e.isoformat() for e in expiries])
+                if expiries
+                else pd.DataFrame({"session": [], "symbol": [], "close": []})
+            )
             try:
                 frames.append(settle(sample, closes[["session", "symbol", "close"]]))
             except OutcomeError as exc:

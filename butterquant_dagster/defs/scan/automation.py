@@ -82,8 +82,15 @@ def build_outcomes_schedule(job, max_dte: int = 60):
         today = tick.date()
         if not calendar.is_session(today):
             return SkipReason(f"{today} is not an NYSE session (holiday)")
-        entry = calendar.previous_session(today - dt.timedelta(days=max_dte))
-        key = entry.isoformat()
-        return RunRequest(run_key=f"outcomes-{key}", partition_key=key)
+        # Every entry session whose longest expiry (entry + max_dte days) has passed since
+        # the previous session's tick: weekends and holidays roll into the next session.
+        newest = today - dt.timedelta(days=max_dte)
+        oldest = calendar.previous_session(today) - dt.timedelta(days=max_dte)
+        entries = (
+            calendar.sessions(oldest + dt.timedelta(days=1), newest) if (oldest < newest) else []
+        )
+        if not entries:
+            return SkipReason(f"no entry session matured on {today}")
+        return [RunRequest(run_key=f"outcomes-{e}", partition_key=e.isoformat()) for e in entries]
 
     return settle_matured_candidates
