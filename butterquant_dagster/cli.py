@@ -448,9 +448,9 @@ def train_models(model: str, start: str | None, end: str | None, show: bool) -> 
     probability model over the scanned sessions in [start, end]; one run per stage."""
     from butterquant_dagster.defs.ml.automation import (
         ENSEMBLE_TRAINING_JOB,
+        FEATURES_JOB,
         PROBABILITY_TRAINING_JOB,
         REGIME_JOB,
-        TRAINING_JOB,
     )
 
     lake = _lake()
@@ -487,10 +487,27 @@ def train_models(model: str, start: str | None, end: str | None, show: bool) -> 
                 "no scanned sessions in the range: run `butterquant scan` or "
                 "`butterquant demo` first"
             )
-        job = TRAINING_JOB if model == "all" else PROBABILITY_TRAINING_JOB
-        first, last = dt.date.fromisoformat(scanned[0]), dt.date.fromisoformat(scanned[-1])
-        runs.append(materialize(job, first, last, show_progress=show))
+        if model == "all":
+            # One run per unbroken stretch of scanned sessions (a range with a gap would
+            # ask for features of sessions that were never scanned).
+            for first, last in _contiguous_blocks(scanned):
+                runs.append(materialize(FEATURES_JOB, first, last, show_progress=show))
+                if not runs[-1].success:
+                    return {"runs": runs}
+        runs.append(materialize(PROBABILITY_TRAINING_JOB, None, None, show_progress=show))
     return {"runs": runs}
+
+
+def _contiguous_blocks(keys: list[str]) -> list[tuple[dt.date, dt.date]]:
+    """Runs of consecutive NYSE sessions among ``keys`` (sorted ISO dates)."""
+    blocks: list[tuple[dt.date, dt.date]] = []
+    for key in keys:
+        day = dt.date.fromisoformat(key)
+        if blocks and calendar.next_session(blocks[-1][1]) == day:
+            blocks[-1] = (blocks[-1][0], day)
+        else:
+            blocks.append((day, day))
+    return blocks
 
 
 def _model_summary(name: str) -> dict | None:
@@ -720,6 +737,16 @@ def cmd_sessions(args) -> int:
     return EXIT_OK
 
 
+def _load_dotenv() -> None:
+    """Read ./.env like `dagster dev` does, so the CLI and the UI share one configuration
+    (variables already set in the environment win)."""
+    from dotenv import load_dotenv
+
+    env_file = Path.cwd() / ".env"
+    if env_file.is_file():
+        load_dotenv(env_file, override=False)
+
+
 def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -879,6 +906,7 @@ def main(argv: list[str] | None = None) -> int:
     # Dagster marks some of the APIs used here beta/preview; that is for us, not the user.
     warnings.filterwarnings("ignore", message=r".*(currently in beta|currently in preview).*")
     warnings.filterwarnings("ignore", module="dagster")
+    _load_dotenv()
     args = build_parser().parse_args(argv)
     try:
         return args.handler(args)

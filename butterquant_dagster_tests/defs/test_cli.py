@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 
 import pytest
@@ -132,3 +133,26 @@ def test_scan_backfills_history_and_prints_ranked_listed_butterflies(isolated_en
 def test_scan_refuses_a_holiday(isolated_env, capsys):
     assert main(["scan", "--date", "2025-07-04"]) == EXIT_BAD_INPUT
     assert "not an NYSE session" in capsys.readouterr().err
+
+
+def test_dotenv_in_the_working_directory_configures_the_cli(tmp_path, monkeypatch, capsys):
+    """Like `dagster dev`, the CLI reads ./.env; the environment still wins."""
+    (tmp_path / ".env").write_text(f"BUTTERQUANT_DATA_DIR={tmp_path / 'from-dotenv'}\n")
+    monkeypatch.delenv("BUTTERQUANT_DATA_DIR", raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert main(["status", "--json"]) == EXIT_OK
+    assert json.loads(capsys.readouterr().out)["data_dir"] == str(tmp_path / "from-dotenv")
+    monkeypatch.setenv("BUTTERQUANT_DATA_DIR", str(tmp_path / "from-environment"))
+    assert main(["status", "--json"]) == EXIT_OK
+    assert json.loads(capsys.readouterr().out)["data_dir"] == str(tmp_path / "from-environment")
+
+
+def test_contiguous_blocks_split_at_gaps():
+    from butterquant_dagster.cli import _contiguous_blocks
+
+    keys = ["2025-07-01", "2025-07-02", "2025-07-03", "2025-07-07", "2025-07-09"]
+    # July 4th is a holiday: the 3rd and the 7th are consecutive sessions; the 8th is missing.
+    assert _contiguous_blocks(keys) == [
+        (dt.date(2025, 7, 1), dt.date(2025, 7, 7)),
+        (dt.date(2025, 7, 9), dt.date(2025, 7, 9)),
+    ]

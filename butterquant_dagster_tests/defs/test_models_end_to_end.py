@@ -49,7 +49,8 @@ def test_train_registers_validated_onnx_models_and_promotes(trained):
     # naming the counts, and the probability model still trains.
     assert code == cli.EXIT_RUN_FAILED
     jobs = {run["job"]: run for run in result["runs"]}
-    assert jobs["regime_job"]["success"] and jobs["training_job"]["success"]
+    assert jobs["regime_job"]["success"] and jobs["features_job"]["success"]
+    assert jobs["probability_training_job"]["success"]
     assert not jobs["ensemble_training_job"]["success"]
     assert "need at least 200 rows" in jobs["ensemble_training_job"]["failures"][0]
     assert result["champion_changed"][WIN_MODEL] == {"before": None, "after": "v0001"}

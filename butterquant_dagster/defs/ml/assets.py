@@ -379,6 +379,8 @@ def training_set(
     for key in sessions:
         outcomes = store.read("candidate_outcomes", [key])
         outcomes = outcomes[pd.to_datetime(outcomes["expiry"]) <= pd.Timestamp(cutoff)]
+        if tickers:  # filter before sampling, so the cap is spent on the chosen tickers
+            outcomes = outcomes[outcomes["symbol"].isin(tickers)]
         if len(outcomes) > per_session:
             outcomes = outcomes.sample(n=per_session, random_state=models.seed)
         features = store.read("candidate_features", [key])

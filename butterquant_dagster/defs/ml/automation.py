@@ -24,7 +24,7 @@ REGIME_JOB = "regime_job"
 ANALYSIS_JOB = "analysis_job"
 ENSEMBLE_TRAINING_JOB = "ensemble_training_job"
 PROBABILITY_TRAINING_JOB = "probability_training_job"
-TRAINING_JOB = "training_job"
+FEATURES_JOB = "features_job"
 MODEL_HEALTH_JOB = "model_health_job"
 PROBABILITY_TRAINING = ["training_set", "probability_model", "probability_model_champion"]
 
@@ -53,12 +53,10 @@ def build_ml_jobs():
             "the butterfly probability model.",
         ),
         define_asset_job(
-            TRAINING_JOB,
-            selection=AssetSelection.assets(
-                "trading_decisions", "candidate_features", *PROBABILITY_TRAINING
-            ),
-            description="Decisions and features over a range of scanned sessions, then "
-            "the probability model trained, validated and (if it wins) promoted.",
+            FEATURES_JOB,
+            selection=AssetSelection.assets("trading_decisions", "candidate_features"),
+            description="Decisions and candidate features over a range of scanned sessions "
+            "(what the probability model trains on).",
         ),
         define_asset_job(
             MODEL_HEALTH_JOB,
@@ -159,8 +157,11 @@ def build_drift_sensor(jobs_by_name):
         if champion is None:
             return SkipReason("no champion model to watch yet")
         trained = champion.metadata.get("training_date", "1900-01-01")
+        resolved = resolved_predictions(store, str(trained)[:10])
+        if "model_version" in resolved:  # only what this champion predicted
+            resolved = resolved[resolved["model_version"] == champion.version]
         status = drift_status(
-            resolved_predictions(store, str(trained)[:10]),
+            resolved,
             champion.metadata.get("metrics", {}).get("brier"),
             DriftRules(),
         )
