@@ -245,21 +245,13 @@ def cmd_backfill(args) -> int:
     return EXIT_OK
 
 
-def _sessions_back(last: dt.date, count: int) -> list[dt.date]:
-    """The ``count`` sessions ending at ``last``."""
-    days = [last]
-    while len(days) < count:
-        days.append(calendar.previous_session(days[-1]))
-    return days[::-1]
-
-
 def _ensure_market(last: dt.date, sessions: int, show_progress: bool) -> RunSummary | None:
     """Backfill the market for any of the ``sessions`` up to ``last`` the lake lacks (the
     scan needs a price history); None when nothing was missing."""
     from butterquant_dagster.core.storage.lake import Lake
 
     have = set(Lake(settings.data_root()).partitions("option_chains"))
-    needed = _sessions_back(last, sessions)
+    needed = calendar.trailing_sessions(last, sessions)
     missing = [d for d in needed if d.isoformat() not in have]
     if not missing:
         return None
@@ -340,7 +332,7 @@ def cmd_demo(args) -> int:
     from butterquant_dagster.defs.scan.automation import OUTCOMES_JOB, SCAN_JOB
 
     latest = calendar.latest_completed_session(dt.datetime.now(dt.UTC))
-    days = _sessions_back(latest, args.sessions)
+    days = calendar.trailing_sessions(latest, args.sessions)
     _session_range(days[0].isoformat(), latest.isoformat())
     show = not args.json
     summary = materialize_market(days[0], days[-1], show_progress=show)

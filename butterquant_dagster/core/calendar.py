@@ -107,6 +107,15 @@ def sessions(start: dt.date | str, end: dt.date | str) -> list[dt.date]:
     return list(all_sessions[lo:hi])
 
 
+def trailing_sessions(day: dt.date | str, count: int, *, inclusive: bool = True) -> list[dt.date]:
+    """The last ``count`` sessions up to ``day`` (or strictly before it), oldest first;
+    fewer near the start of the calendar. The history window of every lookback."""
+    parsed = _to_date(day)
+    all_sessions = _all_sessions()
+    end = (bisect.bisect_right if inclusive else bisect.bisect_left)(all_sessions, parsed)
+    return list(all_sessions[max(0, end - count) : end])
+
+
 def session_position(day: dt.date | str) -> int:
     """Index of a session counted from the first session of the calendar."""
     return _session_index()[require_session(day)]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from dagster import TimeWindowPartitionsDefinition
+from dagster import BackfillPolicy, TimeWindowPartitionsDefinition, asset
 
 from butterquant_dagster.core import calendar
 
@@ -34,3 +34,19 @@ def nyse_sessions(start: str) -> TimeWindowPartitionsDefinition:
 
 def session_of(partition_key: str) -> dt.date:
     return dt.datetime.strptime(partition_key, SESSION_KEY_FORMAT).date()
+
+
+def trailing_keys(session: dt.date, count: int, *, inclusive: bool = True) -> list[str]:
+    """Partition keys of the ``count`` sessions up to (or before) ``session``."""
+    return [d.isoformat() for d in calendar.trailing_sessions(session, count, inclusive=inclusive)]
+
+
+def session_asset(partitions, **kwargs):
+    """An asset with one partition per session, backfilled in a single run and stored in
+    the lake: what every daily asset of the project is."""
+    return asset(
+        partitions_def=partitions,
+        backfill_policy=BackfillPolicy.single_run(),
+        io_manager_key="lake_io_manager",
+        **kwargs,
+    )

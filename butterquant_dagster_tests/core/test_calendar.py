@@ -388,3 +388,20 @@ def test_latest_completed_session_never_looks_ahead(day, clock):
     assert cal.session_close(latest) <= at
     # ... and it is the latest such session: the next one had not closed yet.
     assert cal.session_close(cal.next_session(latest)) > at
+
+
+def test_trailing_sessions_is_the_lookback_window():
+    from butterquant_dagster.core.calendar import trailing_sessions
+
+    assert trailing_sessions("2025-07-07", 3) == [
+        dt.date(2025, 7, 2),
+        dt.date(2025, 7, 3),
+        dt.date(2025, 7, 7),
+    ]
+    assert trailing_sessions("2025-07-07", 2, inclusive=False) == [
+        dt.date(2025, 7, 2),
+        dt.date(2025, 7, 3),
+    ]
+    # From a holiday, the window ends at the session before it either way.
+    assert trailing_sessions("2025-07-04", 1) == trailing_sessions("2025-07-04", 1, inclusive=False)
+    assert len(trailing_sessions("1990-01-03", 10)) == 2  # the calendar's first sessions

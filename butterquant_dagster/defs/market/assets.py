@@ -8,7 +8,6 @@ frames, run core.validation over them, stage them in the lake and publish only w
 import pandas as pd
 from dagster import (
     AssetExecutionContext,
-    BackfillPolicy,
     Failure,
     Output,
     PartitionsDefinition,
@@ -17,6 +16,7 @@ from dagster import (
 
 from butterquant_dagster.core.market.schemas import DAILY_BARS, empty
 from butterquant_dagster.core.market.validation import BAR_RULES, CHAIN_RULES, QualityReport
+from butterquant_dagster.defs.partitions import session_asset
 from butterquant_dagster.defs.quality_checks import check_specs
 from butterquant_dagster.defs.staging import finish, run_metadata, run_sessions, stage_checked
 from butterquant_dagster.resources import LakeResource, MarketDataResource
@@ -52,14 +52,12 @@ def universe(context: AssetExecutionContext, market: MarketDataResource) -> Outp
 def build_market_assets(partitions: PartitionsDefinition):
     """The partitioned market assets over ``partitions`` (NYSE sessions)."""
 
-    @asset(
+    @session_asset(
+        partitions,
         name="daily_bars",
-        partitions_def=partitions,
-        backfill_policy=BackfillPolicy.single_run(),
         group_name="market",
         owners=[OWNER],
         kinds=KINDS,
-        io_manager_key="lake_io_manager",
         check_specs=check_specs("daily_bars", BAR_RULES),
         description=(
             "Daily OHLCV bars of every universe ticker for the session, with the previous "
@@ -95,14 +93,12 @@ def build_market_assets(partitions: PartitionsDefinition):
         }
         yield from finish(context, "daily_bars", report, staged, metadata)
 
-    @asset(
+    @session_asset(
+        partitions,
         name="option_chains",
-        partitions_def=partitions,
-        backfill_policy=BackfillPolicy.single_run(),
         group_name="market",
         owners=[OWNER],
         kinds=KINDS,
-        io_manager_key="lake_io_manager",
         check_specs=check_specs("option_chains", CHAIN_RULES),
         description=(
             "Closing option chains of every universe ticker for the session: every listed "
@@ -137,14 +133,12 @@ def build_market_assets(partitions: PartitionsDefinition):
         }
         yield from finish(context, "option_chains", report, staged, metadata)
 
-    @asset(
+    @session_asset(
+        partitions,
         name="market_truth",
-        partitions_def=partitions,
-        backfill_policy=BackfillPolicy.single_run(),
         group_name="simulation",
         owners=[OWNER],
         kinds=KINDS,
-        io_manager_key="lake_io_manager",
         deps=["daily_bars"],
         description=(
             "Ground truth of the synthetic market per session: the hidden regime (bull / "

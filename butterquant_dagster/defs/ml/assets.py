@@ -17,7 +17,6 @@ from dagster import (
     AssetCheckSpec,
     AssetExecutionContext,
     AssetKey,
-    BackfillPolicy,
     Failure,
     MetadataValue,
     Output,
@@ -51,6 +50,7 @@ from butterquant_dagster.core.ml.regime import (
 )
 from butterquant_dagster.core.ml.registry import RegistryError, age_days
 from butterquant_dagster.core.scan.surface import iv_rank
+from butterquant_dagster.defs.partitions import session_asset, trailing_keys
 from butterquant_dagster.defs.staging import report_progress, run_sessions
 from butterquant_dagster.resources import LakeResource, MarketDataResource, ModelsResource
 
@@ -59,18 +59,6 @@ KINDS = {"python", "parquet"}
 WIN_MODEL = "butterfly_win_probability"
 YIELD_MODEL = "butterfly_expected_yield"
 IV_HISTORY_SESSIONS = 252
-
-
-def _sessions_before(session: dt.date, count: int) -> list[str]:
-    days = []
-    day = session
-    while len(days) < count:
-        try:
-            day = calendar.previous_session(day)
-        except calendar.CalendarError:
-            break
-        days.append(day.isoformat())
-    return days[::-1]
 
 
 def _regime_row(store, key: str) -> dict | None:
@@ -140,14 +128,12 @@ def regime_model(
 
 
 def build_regime_assets(partitions: PartitionsDefinition):
-    @asset(
+    @session_asset(
+        partitions,
         name="market_regime",
-        partitions_def=partitions,
-        backfill_policy=BackfillPolicy.single_run(),
         group_name="regime",
         owners=[OWNER],
         kinds=KINDS,
-        io_manager_key="lake_io_manager",
         deps=["regime_model", "daily_bars"],
         description=(
             "The market regime of each session by forward filtering only (never smoothing): "
@@ -201,14 +187,12 @@ def build_regime_assets(partitions: PartitionsDefinition):
 
 # ------------------------------------------------------------------------------ features
 def build_feature_assets(partitions: PartitionsDefinition):
-    @asset(
+    @session_asset(
+        partitions,
         name="candidate_features",
-        partitions_def=partitions,
-        backfill_policy=BackfillPolicy.single_run(),
         group_name="ml",
         owners=[OWNER],
         kinds=KINDS,
-        io_manager_key="lake_io_manager",
         deps=["butterfly_candidates", "iv_surface", "market_regime", "trading_decisions"],
         description=(
             "The probability model's features of every candidate, from the one feature "
@@ -222,7 +206,7 @@ def build_feature_assets(partitions: PartitionsDefinition):
         store = lake.lake()
         frames, without_regime = [], 0
         # One read of the surface history the whole run needs; each session sees its past.
-        window = _sessions_before(sessions[0], IV_HISTORY_SESSIONS)
+        window = trailing_keys(sessions[0], IV_HISTORY_SESSIONS, inclusive=False)
         window += [d.isoformat() for d in calendar.sessions(sessions[0], sessions[-1])]
         surfaces = store.read_existing("iv_surface", window)
         surface_day = (
@@ -234,7 +218,7 @@ def build_feature_assets(partitions: PartitionsDefinition):
             key = session.isoformat()
             candidates = store.read("butterfly_candidates", [key])
             today = store.read("iv_surface", [key])
-            first = _sessions_before(session, IV_HISTORY_SESSIONS)
+            first = trailing_keys(session, IV_HISTORY_SESSIONS, inclusive=False)
             history = (
                 surfaces.loc[(surface_day >= first[0]) & (surface_day < key)]
                 if len(surfaces) and first
@@ -261,14 +245,12 @@ def build_feature_assets(partitions: PartitionsDefinition):
             },
         )
 
-    @asset(
+    @session_asset(
+        partitions,
         name="ai_probabilities",
-        partitions_def=partitions,
-        backfill_policy=BackfillPolicy.single_run(),
         group_name="ml",
         owners=[OWNER],
         kinds={"python", "onnx"},
-        io_manager_key="lake_io_manager",
         deps=["candidate_features", "probability_model_champion"],
         description=(
             "The champion model's P(win) and expected yield for every candidate of the "

@@ -7,7 +7,6 @@ import json
 import pandas as pd
 from dagster import (
     AssetExecutionContext,
-    BackfillPolicy,
     Failure,
     MetadataValue,
     Output,
@@ -25,7 +24,8 @@ from butterquant_dagster.core.ml.ensemble import (
 )
 from butterquant_dagster.core.ml.registry import RegistryError
 from butterquant_dagster.core.ml.technical import technical_signals
-from butterquant_dagster.defs.ml.assets import OWNER, _regime_row, _sessions_before
+from butterquant_dagster.defs.ml.assets import OWNER, _regime_row
+from butterquant_dagster.defs.partitions import session_asset, trailing_keys
 from butterquant_dagster.defs.staging import run_sessions
 from butterquant_dagster.resources import LakeResource, MarketDataResource, ModelsResource
 
@@ -68,7 +68,7 @@ def signal_ensemble(
     bars_sessions = [
         p
         for p in store.partitions("daily_bars")
-        if p <= latest and p >= _sessions_before(first, SIGNAL_HISTORY_SESSIONS)[0]
+        if p <= latest and p >= trailing_keys(first, SIGNAL_HISTORY_SESSIONS, inclusive=False)[0]
     ]
     history = store.read("daily_bars", bars_sessions)
     regimes = store.read("market_regime", window)
@@ -143,14 +143,12 @@ def signal_ensemble(
 
 
 def build_decision_assets(partitions: PartitionsDefinition):
-    @asset(
+    @session_asset(
+        partitions,
         name="trading_decisions",
-        partitions_def=partitions,
-        backfill_policy=BackfillPolicy.single_run(),
         group_name="ml",
         owners=[OWNER],
         kinds=KINDS,
-        io_manager_key="lake_io_manager",
         deps=["daily_bars", "market_regime", "signal_ensemble"],
         description=(
             "Per ticker and session: buy / sell / hold with confidence and deterministic "
@@ -175,7 +173,7 @@ def build_decision_assets(partitions: PartitionsDefinition):
             cutoffs[name] = (model.metadata.get("label_cutoff", "") if model else "") or ""
         frames, last_json = [], {}
         # One read of every bar the run needs; each session then sees only its past.
-        window = [*_sessions_before(sessions[0], SIGNAL_HISTORY_SESSIONS)]
+        window = [*trailing_keys(sessions[0], SIGNAL_HISTORY_SESSIONS, inclusive=False)]
         window += [d.isoformat() for d in calendar.sessions(sessions[0], sessions[-1])]
         bars = store.read_existing("daily_bars", window)
         bar_day = pd.to_datetime(bars["session"])
@@ -187,7 +185,7 @@ def build_decision_assets(partitions: PartitionsDefinition):
                     f"trading_decisions for {key} needs market_regime for that "
                     "session; materialize it first"
                 )
-            first = _sessions_before(session, SIGNAL_HISTORY_SESSIONS)[0]
+            first = trailing_keys(session, SIGNAL_HISTORY_SESSIONS, inclusive=False)[0]
             history = bars.loc[(bar_day >= first) & (bar_day <= key)]
             signals, _skipped = technical_signals(history, session)
             # A model may only decide sessions on or after the last label it learned from.

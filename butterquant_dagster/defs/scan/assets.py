@@ -18,7 +18,6 @@ from dagster import (
     Output,
     PartitionsDefinition,
     TimeWindowPartitionMapping,
-    asset,
     multi_asset,
 )
 
@@ -31,6 +30,7 @@ from butterquant_dagster.core.scan.pipeline import scan_session
 from butterquant_dagster.core.scan.score import rank
 from butterquant_dagster.core.scan.signals import ticker_signals
 from butterquant_dagster.core.scan.surface import surface_summary
+from butterquant_dagster.defs.partitions import session_asset, trailing_keys
 from butterquant_dagster.defs.quality_checks import check_specs
 from butterquant_dagster.defs.staging import finish, report_progress, run_sessions
 from butterquant_dagster.resources import LakeResource, MarketDataResource, ScanResource
@@ -94,16 +94,6 @@ RANKING_COLUMNS = [
 ]
 
 
-def _history_sessions(session: dt.date, lookback: int) -> list[str]:
-    days = [session]
-    while len(days) < lookback:
-        try:
-            days.append(calendar.previous_session(days[-1]))
-        except calendar.CalendarError:
-            break
-    return [d.isoformat() for d in reversed(days)]
-
-
 def build_scan_assets(partitions: PartitionsDefinition, lookback_sessions: int = 252):
     history = TimeWindowPartitionMapping(
         start_offset=-(lookback_sessions - 1), allow_nonexistent_upstream_partitions=True
@@ -164,14 +154,14 @@ def build_scan_assets(partitions: PartitionsDefinition, lookback_sessions: int =
         rows = skipped = 0
         try:
             # One read of the bars the whole run needs; ticker_signals ignores later rows.
-            window = _history_sessions(sessions[0], scan.lookback_sessions)
+            window = trailing_keys(sessions[0], scan.lookback_sessions)
             window += [d.isoformat() for d in sessions if d.isoformat() > window[-1]]
             bars = store.read_existing("daily_bars", window)
             bar_day = pd.to_datetime(bars["session"]) if len(bars) else pd.Series(dtype=object)
             for done, session in enumerate(sessions, start=1):
                 key = session.isoformat()
                 chain = store.read("option_chains", [key])
-                first = _history_sessions(session, scan.lookback_sessions)[0]
+                first = trailing_keys(session, scan.lookback_sessions)[0]
                 history = bars.loc[(bar_day >= first) & (bar_day <= key)] if len(bars) else bars
                 signals, signal_skips = ticker_signals(
                     history,
@@ -211,14 +201,12 @@ def build_scan_assets(partitions: PartitionsDefinition, lookback_sessions: int =
             },
         )
 
-    @asset(
+    @session_asset(
+        partitions,
         name="scan_rankings",
-        partitions_def=partitions,
-        backfill_policy=BackfillPolicy.single_run(),
         group_name="scan",
         owners=[OWNER],
         kinds=KINDS,
-        io_manager_key="lake_io_manager",
         deps=["butterfly_candidates", "ai_probabilities"],
         description=(
             "The best candidates per ticker and overall, ranked by expected value per $1,000 "
@@ -273,14 +261,12 @@ def build_scan_assets(partitions: PartitionsDefinition, lookback_sessions: int =
             },
         )
 
-    @asset(
+    @session_asset(
+        partitions,
         name="candidate_outcomes",
-        partitions_def=partitions,
-        backfill_policy=BackfillPolicy.single_run(),
         group_name="scan",
         owners=[OWNER],
         kinds=KINDS,
-        io_manager_key="lake_io_manager",
         deps=[
             "butterfly_candidates",
             AssetDep(
