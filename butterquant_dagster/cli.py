@@ -423,6 +423,141 @@ def cmd_demo(args) -> int:
     return EXIT_OK
 
 
+# ----------------------------------------------------------------------------- trading
+def _trading():
+    from butterquant_dagster.resources import trading_resource
+
+    return trading_resource()
+
+
+def _trading_session(text: str | None) -> dt.date:
+    """The session to trade: --date, else today's session, else the latest completed one."""
+    if text:
+        day = _require(text)
+        if not calendar.is_session(day):
+            raise CliError(f"{day} is not an NYSE session")
+        return day
+    now = dt.datetime.now(dt.UTC)
+    today = now.astimezone(calendar.EXCHANGE_TZ).date()
+    return today if calendar.is_session(today) else calendar.latest_completed_session(now)
+
+
+def execute_session_run(day: dt.date, *, dry_run: bool, show: bool) -> RunSummary:
+    from butterquant_dagster.defs.trading.automation import EXECUTION_JOB, PLAN_JOB
+
+    if dry_run:
+        return materialize(PLAN_JOB, day, day, show_progress=show)
+    return materialize(EXECUTION_JOB, day, day, show_progress=show)
+
+
+def cmd_execute(args) -> int:
+    day = _trading_session(args.date)
+    summary = execute_session_run(day, dry_run=args.dry_run, show=not args.json)
+    if not summary.success:
+        return _report_failure(summary, args.json)
+    targets = _lake().read_existing("target_orders", [day.isoformat()])
+    ledger = _trading().ledger()
+    orders = ledger.orders(day) if not args.dry_run else targets.iloc[0:0]
+    fills = ledger.fills(day) if not args.dry_run else targets.iloc[0:0]
+    result = {
+        "session": day.isoformat(),
+        "dry_run": args.dry_run,
+        "targets": targets.to_dict(orient="records"),
+        "orders": orders.to_dict(orient="records"),
+        "fills": fills.to_dict(orient="records"),
+        "run_id": summary.run_id,
+    }
+    lines = [f"butterquant execute {day}" + (" (dry run: nothing sent)" if args.dry_run else "")]
+    lines.append(f"  targets: {len(targets)}")
+    for row in targets.itertuples(index=False):
+        lines.append(
+            f"    {row.intent:6} {row.track:8} {row.ticker:6} {row.structure:9} x{row.quantity} "
+            f"@ {row.limit_price:+.2f}  {row.reason}"
+        )
+    if not args.dry_run:
+        counts = orders["status"].value_counts().to_dict() if len(orders) else {}
+        lines.append(f"  orders:  {len(orders)} {counts}")
+        for row in orders.loc[orders["status"] == "blocked"].itertuples(index=False):
+            lines.append(f"    blocked {row.ticker}: {row.status_reason}")
+        lines.append(f"  fills:   {len(fills)}")
+    _print(result, args.json, lines)
+    return EXIT_OK
+
+
+def cmd_positions(args) -> int:
+    ledger = _trading().ledger()
+    held = ledger.open_positions()
+    marks = ledger.query(
+        "SELECT position_id, arg_max(mark, session) AS mark, max(session) AS marked_on, "
+        "arg_max(unrealized_pnl, session) AS unrealized_pnl FROM marks GROUP BY 1"
+    )
+    held = held.merge(marks, on="position_id", how="left")
+    equity = ledger.equity()
+    rows = held[
+        ["position_id", "ticker", "structure", "track", "expiry", "lower", "center", "upper",
+         "quantity", "entry_session", "entry_price", "mark", "unrealized_pnl", "marked_on"]
+    ]  # fmt: skip
+    result = {
+        "open_positions": len(rows),
+        "cash": ledger.cash_balance(),
+        "equity": float(equity["equity"].iloc[-1]) if len(equity) else None,
+        "positions": rows.to_dict(orient="records"),
+    }
+    lines = [f"{len(rows)} open positions; cash ${result['cash']:,.2f}"]
+    for row in rows.itertuples(index=False):
+        lines.append(
+            f"  {row.ticker:6} {row.structure:9} {row.track:8} x{row.quantity} "
+            f"{row.lower:g}/{row.center:g}/{row.upper:g} exp {pd_date(row.expiry)} "
+            f"entry {row.entry_price:+.2f} mark {row.mark:+.2f} P/L {row.unrealized_pnl:+,.0f}"
+        )
+    _print(result, args.json, lines)
+    return EXIT_OK
+
+
+def pd_date(value) -> str:
+    import pandas as pd
+
+    return pd.Timestamp(value).date().isoformat()
+
+
+def journal_lines(journal, figures: dict) -> list[str]:
+    if not figures["trades"]:
+        return ["journal: no closed trades yet"]
+    lines = [
+        f"journal: {figures['trades']} closed trades, win rate {figures['win_rate']:.1%}, "
+        f"P/L ${figures['total_pnl']:+,.2f}, yield {figures['yield_per_1000']:+.0f} per $1,000"
+        + (
+            f", max drawdown {figures['max_drawdown']:.2%}"
+            if figures.get("max_drawdown") is not None
+            else ""
+        )
+    ]
+    for track, numbers in figures.get("by_track", {}).items():
+        lines.append(
+            f"  {track:8} {numbers['trades']} trades, win rate {numbers['win_rate']:.1%}, "
+            f"P/L ${numbers['total_pnl']:+,.2f}, yield {numbers['yield_per_1000']:+.0f} per $1,000"
+        )
+    lines.append(f"  exits: {figures.get('by_exit_reason', {})}")
+    return lines
+
+
+def cmd_journal(args) -> int:
+    from butterquant_dagster.core.trading.journal import summary
+
+    ledger = _trading().ledger()
+    journal = ledger.journal()
+    figures = summary(journal, ledger.equity())
+    lines = journal_lines(journal, figures)
+    for row in journal.tail(args.last).itertuples(index=False):
+        lines.append(
+            f"  {pd_date(row.entry_session)} -> {pd_date(row.exit_session)} {row.ticker:6} "
+            f"{row.structure:9} {row.track:8} P/L {row.pnl:+8.2f} yield "
+            f"{row.yield_per_1000:+5.0f} {row.exit_reason}" + (" GHOST" if row.ghost else "")
+        )
+    _print({**figures, "trades": journal.to_dict(orient="records")}, args.json, lines)
+    return EXIT_OK
+
+
 def _lake():
     from butterquant_dagster.core.storage.lake import Lake
 
@@ -889,6 +1024,29 @@ def build_parser() -> argparse.ArgumentParser:
     sessions.add_argument("--end", required=True, help="last date, YYYY-MM-DD")
     sessions.add_argument("--json", action="store_true", help="print the result as JSON")
     sessions.set_defaults(handler=cmd_sessions)
+
+    execute = sub.add_parser(
+        "execute",
+        help="trade one session: plan, reconcile, send, collect fills, mark, journal",
+        description="Run the execution job for one session on the configured broker (the "
+        "paper broker by default). A past session is replayed at its decision time.",
+    )
+    execute.add_argument("--date", help="session, YYYY-MM-DD (default: today's session)")
+    execute.add_argument(
+        "--dry-run", action="store_true", help="plan the orders and print them; send nothing"
+    )
+    execute.add_argument("--json", action="store_true", help="print the result as JSON")
+    execute.set_defaults(handler=cmd_execute)
+
+    positions = sub.add_parser("positions", help="open positions with their latest marks")
+    positions.add_argument("--json", action="store_true", help="print the result as JSON")
+    positions.set_defaults(handler=cmd_positions)
+
+    journal = sub.add_parser("journal", help="closed trades and the track record")
+    journal.add_argument("--last", type=_positive_int, default=20, help="trades listed")
+    journal.add_argument("--json", action="store_true", help="print the result as JSON")
+    journal.set_defaults(handler=cmd_journal)
+
     return parser
 
 

@@ -29,6 +29,12 @@ from butterquant_dagster.defs.scan.automation import (
     build_scan_jobs,
     build_scan_schedule,
 )
+from butterquant_dagster.defs.trading.assets import build_trading_assets
+from butterquant_dagster.defs.trading.automation import (
+    build_execution_schedule,
+    build_fills_sensor,
+    build_trading_jobs,
+)
 from butterquant_dagster.resources import default_resources
 
 
@@ -43,6 +49,7 @@ def build_definitions(
     scan_job, outcomes_job = build_scan_jobs()
     ml_jobs = build_ml_jobs()
     ml_by_name = {job.name: job for job in ml_jobs}
+    execution_job, fills_job, plan_job = build_trading_jobs()
     return Definitions(
         assets=[
             universe,
@@ -56,16 +63,18 @@ def build_definitions(
             training_set,
             probability_model,
             probability_model_champion,
+            *build_trading_assets(partitions),
         ],
         asset_checks=[champion_age],
-        jobs=[market_job, scan_job, outcomes_job, *ml_jobs],
+        jobs=[market_job, scan_job, outcomes_job, *ml_jobs, execution_job, fills_job, plan_job],
         schedules=[
             build_market_schedule(market_job),
             build_scan_schedule(scan_job),
             build_outcomes_schedule(outcomes_job),
             *build_ml_schedules(ml_by_name),
+            build_execution_schedule(execution_job),
         ],
-        sensors=[build_drift_sensor(ml_by_name)],
+        sensors=[build_drift_sensor(ml_by_name), build_fills_sensor(fills_job)],
         resources=resources or default_resources(),
     )
 

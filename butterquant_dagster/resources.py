@@ -161,6 +161,7 @@ def default_resources() -> dict[str, object]:
             training_tickers=settings.env("BUTTERQUANT_TRAINING_TICKERS"),
         ),
         "lake_io_manager": LakeIOManager(lake=lake),
+        "trading": trading_resource(),
     }
 
 
@@ -211,3 +212,142 @@ class ModelsResource(ConfigurableResource):
         from butterquant_dagster.core.ml.registry import ModelRegistry
 
         return ModelRegistry(Path(self.data_dir) / "models")
+
+
+class TradingResource(ConfigurableResource):
+    """The broker, the ledger, the portfolio rules and the risk limits.
+
+    The paper broker replays history: an execution partition of a past session runs at
+    that session's decision time (15 minutes before its close), so backfills and the demo
+    trade as they would have on the day. IBKR always runs on the wall clock.
+    """
+
+    data_dir: str
+    broker: str = "paper"
+    ib_host: str = "127.0.0.1"
+    ib_port: int = 7497
+    ib_client_id: int = 17
+    ib_account: str = ""
+    live_trading: bool = False
+    kill_switch: bool = False
+    initial_capital: float = 100_000.0
+    max_positions: int = 20
+    ai_track_slots: int = 10
+    max_sector_positions: int = 5
+    allocation: float = 1000.0
+    min_success_prob: float = 0.25
+    min_expected_yield: float = -250.0
+    max_spread_pct: float = 0.25
+    min_open_interest: int = 100
+    max_capital_at_risk: float = 25_000.0
+    max_order_loss: float = 1_250.0
+    max_orders_per_day: int = 40
+    limit_concession: float = 0.25
+    paper_slippage: float = 0.25
+
+    def ledger(self):
+        from pathlib import Path
+
+        from butterquant_dagster.core.trading.ledger import Ledger
+
+        return Ledger(Path(self.data_dir) / "ledger.duckdb", self.initial_capital)
+
+    def rules(self):
+        from butterquant_dagster.core.trading.rules import PortfolioRules
+
+        return PortfolioRules(
+            max_positions=self.max_positions,
+            ai_track_slots=self.ai_track_slots,
+            max_sector_positions=self.max_sector_positions,
+            allocation=self.allocation,
+            min_success_prob=self.min_success_prob,
+            min_expected_yield=self.min_expected_yield,
+            max_spread_pct=self.max_spread_pct,
+            min_open_interest=self.min_open_interest,
+            limit_concession=self.limit_concession,
+        )
+
+    def limits(self):
+        from pathlib import Path
+
+        from butterquant_dagster.core.trading.rules import RiskLimits
+
+        return RiskLimits(
+            max_positions=self.max_positions,
+            max_capital_at_risk=self.max_capital_at_risk,
+            max_order_loss=self.max_order_loss,
+            max_orders_per_day=self.max_orders_per_day,
+            kill_switch=self.kill_switch,
+            kill_file=Path(self.data_dir) / "KILL_SWITCH",
+            live_trading=self.live_trading,
+            live_account=self.ib_account,
+        )
+
+    def decision_time(self, session: dt.date, wall: dt.datetime) -> dt.datetime:
+        """When the session's orders go out: now, or for a past session on the paper
+        broker, 15 minutes before that session's close."""
+        from butterquant_dagster.core import calendar
+
+        if self.broker == "paper" and session < wall.astimezone(calendar.EXCHANGE_TZ).date():
+            return calendar.session_close(session) - dt.timedelta(minutes=15)
+        return wall
+
+    def connect(self, lake: Lake, clock):
+        """The configured broker; ``clock`` is the run's notion of now."""
+        if self.broker == "paper":
+            from pathlib import Path
+
+            from butterquant_dagster.core.brokers.paper import PaperBroker
+
+            def chains(session: dt.date):
+                key = session.isoformat()
+                if key not in lake.partitions("option_chains"):
+                    return None
+                return lake.read("option_chains", [key])
+
+            return PaperBroker(
+                Path(self.data_dir) / "paper_broker.duckdb",
+                chains,
+                clock,
+                slippage=self.paper_slippage,
+            )
+        if self.broker == "ibkr":
+            from butterquant_dagster.core.brokers.ibkr import IBKRBroker
+
+            return IBKRBroker(
+                host=self.ib_host,
+                port=self.ib_port,
+                client_id=self.ib_client_id,
+                account=self.ib_account,
+            )
+        raise ValueError(f"unknown broker {self.broker!r}; expected paper or ibkr")
+
+
+def trading_resource() -> TradingResource:
+    def flag(name: str) -> bool:
+        return settings.env(name).lower() in ("1", "true", "yes")
+
+    return TradingResource(
+        data_dir=str(settings.data_root()),
+        broker=settings.env("BUTTERQUANT_BROKER"),
+        ib_host=settings.env("BUTTERQUANT_IB_HOST"),
+        ib_port=_int_setting("BUTTERQUANT_IB_PORT"),
+        ib_client_id=_int_setting("BUTTERQUANT_IB_CLIENT_ID"),
+        ib_account=_setting("BUTTERQUANT_IB_ACCOUNT"),
+        live_trading=flag("BUTTERQUANT_LIVE_TRADING"),
+        kill_switch=flag("BUTTERQUANT_KILL_SWITCH"),
+        initial_capital=float(settings.env("BUTTERQUANT_INITIAL_CAPITAL")),
+        max_positions=_int_setting("BUTTERQUANT_MAX_POSITIONS"),
+        ai_track_slots=_int_setting("BUTTERQUANT_AI_TRACK_SLOTS"),
+        max_sector_positions=_int_setting("BUTTERQUANT_MAX_SECTOR_POSITIONS"),
+        allocation=float(settings.env("BUTTERQUANT_ALLOCATION")),
+        min_success_prob=float(settings.env("BUTTERQUANT_MIN_SUCCESS_PROB")),
+        min_expected_yield=float(settings.env("BUTTERQUANT_MIN_EXPECTED_YIELD")),
+        max_spread_pct=float(settings.env("BUTTERQUANT_MAX_SPREAD_PCT")),
+        min_open_interest=_int_setting("BUTTERQUANT_MIN_OPEN_INTEREST"),
+        max_capital_at_risk=float(settings.env("BUTTERQUANT_MAX_CAPITAL_AT_RISK")),
+        max_order_loss=float(settings.env("BUTTERQUANT_MAX_ORDER_LOSS")),
+        max_orders_per_day=_int_setting("BUTTERQUANT_MAX_ORDERS_PER_DAY"),
+        limit_concession=float(settings.env("BUTTERQUANT_LIMIT_CONCESSION")),
+        paper_slippage=float(settings.env("BUTTERQUANT_PAPER_SLIPPAGE")),
+    )

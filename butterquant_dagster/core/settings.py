@@ -47,6 +47,60 @@ SETTINGS: dict[str, tuple[str, str]] = {
         "false",
         "Train even on too little data; such a model is marked forced and never promoted.",
     ),
+    "BUTTERQUANT_BROKER": ("paper", "paper (the simulated default) | ibkr (TWS / IB Gateway)."),
+    "BUTTERQUANT_IB_HOST": ("127.0.0.1", "IBKR: host of TWS or IB Gateway."),
+    "BUTTERQUANT_IB_PORT": (
+        "7497",
+        "IBKR: API port (7497 TWS paper, 7496 TWS live, 4002/4001 Gateway).",
+    ),
+    "BUTTERQUANT_IB_CLIENT_ID": (
+        "17",
+        "IBKR: API client id of this system (unique per connection).",
+    ),
+    "BUTTERQUANT_IB_ACCOUNT": ("", "IBKR: the account id orders go to; required for live trading."),
+    "BUTTERQUANT_LIVE_TRADING": (
+        "false",
+        "true allows a live (non-paper) IBKR account, and only BUTTERQUANT_IB_ACCOUNT.",
+    ),
+    "BUTTERQUANT_KILL_SWITCH": (
+        "false",
+        "true blocks every new entry (exits still go out); so does a file data/KILL_SWITCH.",
+    ),
+    "BUTTERQUANT_MAX_POSITIONS": ("20", "Open butterfly slots (both tracks together)."),
+    "BUTTERQUANT_AI_TRACK_SLOTS": (
+        "10",
+        "Slots of the AI track (model ranking); the rest go to the baseline track (rule score).",
+    ),
+    "BUTTERQUANT_MAX_SECTOR_POSITIONS": ("5", "Open positions allowed in one sector."),
+    "BUTTERQUANT_ALLOCATION": ("1000", "Dollars of capital at risk allocated to one entry."),
+    "BUTTERQUANT_INITIAL_CAPITAL": ("100000", "Cash the ledger starts with."),
+    "BUTTERQUANT_MIN_SUCCESS_PROB": ("0.25", "AI track: lowest model success probability entered."),
+    "BUTTERQUANT_MIN_EXPECTED_YIELD": (
+        "-250",
+        "Lowest expected yield per $1,000 after costs entered (model's on AI, rule's on baseline).",
+    ),
+    "BUTTERQUANT_MAX_SPREAD_PCT": (
+        "0.25",
+        "Widest combo bid/ask spread, as a share of mid, entered.",
+    ),
+    "BUTTERQUANT_MIN_OPEN_INTEREST": ("100", "Lowest open interest of any leg entered."),
+    "BUTTERQUANT_MAX_CAPITAL_AT_RISK": (
+        "25000",
+        "Risk check: capital at risk of all open positions.",
+    ),
+    "BUTTERQUANT_MAX_ORDER_LOSS": (
+        "1250",
+        "Risk check: largest loss one order may carry, dollars.",
+    ),
+    "BUTTERQUANT_MAX_ORDERS_PER_DAY": ("40", "Risk check: orders sent in one session."),
+    "BUTTERQUANT_LIMIT_CONCESSION": (
+        "0.25",
+        "Share of the combo's half-spread the limit gives away from the mid (0 = quote the mid).",
+    ),
+    "BUTTERQUANT_PAPER_SLIPPAGE": (
+        "0.25",
+        "Paper broker: a buy fills when its limit reaches mid + this share of the half-spread.",
+    ),
 }
 
 

@@ -1,0 +1,296 @@
+"""The paper broker: combo limit orders filled against a session's chain, deterministically.
+
+Fill model (docs/operations.md): an order is judged once, against the closing quotes of the
+session it was placed for — the session after the one its decision was made on, so no order
+fills at a price its decision already saw. A BUY fills, in full and at its limit, when the
+limit reaches ``mid + slippage × (natural − mid)``; a SELL when it is at or below
+``mid − slippage × (mid − natural)``, ``natural`` being the side that crosses every leg's
+spread. Otherwise the DAY order expires unfilled. Until that session's quotes exist (paper
+trading during the day, before the close snapshot), the order is working. Commissions are IB
+tiered: $0.65 per contract, $1 minimum per order.
+
+Its state (orders, executions) lives in its own DuckDB file, apart from the ledger, so a
+rerun sees the same orders and fills — and so reconciliation has a real counterpart that can
+disagree with the ledger.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Callable
+from contextlib import contextmanager
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+
+from butterquant_dagster.core import calendar
+from butterquant_dagster.core.brokers.base import (
+    BUY,
+    Account,
+    BrokerOrder,
+    BrokerPosition,
+    ComboLeg,
+    ComboOrder,
+    Execution,
+)
+from butterquant_dagster.core.options.money import order_fee
+from butterquant_dagster.core.trading.combos import COMBO_TICK, MissingQuote, combo_quote
+
+PAPER_ACCOUNT = "PAPER"
+STATE = """
+CREATE TABLE IF NOT EXISTS orders (
+    order_ref VARCHAR PRIMARY KEY, broker_order_id VARCHAR, session DATE, symbol VARCHAR,
+    structure VARCHAR, action VARCHAR, quantity INTEGER, limit_price DOUBLE, legs VARCHAR,
+    status VARCHAR, filled INTEGER, avg_fill_price DOUBLE, reason VARCHAR, placed_at TIMESTAMP
+);
+CREATE TABLE IF NOT EXISTS executions (
+    exec_id VARCHAR PRIMARY KEY, order_ref VARCHAR, broker_order_id VARCHAR, symbol VARCHAR,
+    action VARCHAR, quantity INTEGER, price DOUBLE, commission DOUBLE, time TIMESTAMP,
+    legs VARCHAR
+);
+"""
+
+ChainSource = Callable[[dt.date], pd.DataFrame | None]
+
+
+class PaperBroker:
+    name = "paper"
+
+    def __init__(
+        self,
+        path: str | Path,
+        chains: ChainSource,
+        clock: Callable[[], dt.datetime],
+        slippage: float = 0.25,
+    ):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._chains = chains
+        self._clock = clock
+        self.slippage = slippage
+        with self._connect() as con:
+            con.execute(STATE)
+
+    @contextmanager
+    def _connect(self):
+        con = duckdb.connect(str(self.path))
+        try:
+            yield con
+        finally:
+            con.close()
+
+    # the Broker protocol ---------------------------------------------------------------------
+
+    def account(self) -> Account:
+        return Account(account_id=PAPER_ACCOUNT, paper=True)
+
+    def place_combo(self, order: ComboOrder) -> BrokerOrder:
+        """Accept the order (once per ``order_ref``: a resend returns the first one)."""
+        with self._connect() as con:
+            con.execute("BEGIN TRANSACTION")
+            row = con.execute(
+                "SELECT order_ref FROM orders WHERE order_ref = ?", [order.order_ref]
+            ).fetchone()
+            if row is None:
+                (count,) = con.execute("SELECT COUNT(*) FROM orders").fetchone()
+                status, reason = "submitted", ""
+                if (
+                    abs(round(order.limit_price / COMBO_TICK) * COMBO_TICK - order.limit_price)
+                    > 1e-9
+                ):
+                    status, reason = "rejected", f"limit {order.limit_price} is not on the tick"
+                elif order.quantity <= 0:
+                    status, reason = "rejected", f"quantity {order.quantity} is not positive"
+                con.execute(
+                    "INSERT INTO orders VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, NULL, ?, ?)",
+                    [
+                        order.order_ref,
+                        f"P{count + 1}",
+                        order.session,
+                        order.symbol,
+                        order.structure,
+                        order.action,
+                        order.quantity,
+                        order.limit_price,
+                        _legs_json(order.legs),
+                        status,
+                        reason,
+                        self._clock().astimezone(dt.UTC).replace(tzinfo=None),
+                    ],
+                )
+            con.execute("COMMIT")
+        self._work()
+        return self._order(order.order_ref)
+
+    def cancel(self, order_ref: str) -> BrokerOrder:
+        self._work()
+        with self._connect() as con:
+            con.execute(
+                "UPDATE orders SET status = 'cancelled', reason = 'cancelled on request' "
+                "WHERE order_ref = ? AND status IN ('submitted', 'partially_filled')",
+                [order_ref],
+            )
+        return self._order(order_ref)
+
+    def orders(self) -> list[BrokerOrder]:
+        self._work()
+        with self._connect() as con:
+            refs = [r[0] for r in con.execute("SELECT order_ref FROM orders ORDER BY 1").fetchall()]
+        return [self._order(ref) for ref in refs]
+
+    def open_orders(self) -> list[BrokerOrder]:
+        return [o for o in self.orders() if o.status in ("submitted", "partially_filled")]
+
+    def executions(self, since: dt.datetime) -> list[Execution]:
+        self._work()
+        with self._connect() as con:
+            rows = con.execute(
+                "SELECT * FROM executions WHERE time >= ? ORDER BY time, exec_id",
+                [since.astimezone(dt.UTC).replace(tzinfo=None)],
+            ).fetchall()
+        return [
+            Execution(
+                exec_id=r[0],
+                order_ref=r[1],
+                broker_order_id=r[2],
+                symbol=r[3],
+                action=r[4],
+                quantity=int(r[5]),
+                price=float(r[6]),
+                commission=float(r[7]),
+                time=r[8].replace(tzinfo=dt.UTC),
+                legs=_legs(r[3], r[9]),
+            )
+            for r in rows
+        ]
+
+    def positions(self) -> list[BrokerPosition]:
+        """Net contracts per option from every execution; expired contracts are gone."""
+        today = self._clock().astimezone(calendar.EXCHANGE_TZ).date()
+        net: dict[str, int] = {}
+        for execution in self.executions(dt.datetime(1970, 1, 1, tzinfo=dt.UTC)):
+            sign = 1 if execution.action == BUY else -1
+            for leg in execution.legs:
+                if leg.expiry < today:
+                    continue
+                key = leg.contract_key
+                net[key] = net.get(key, 0) + sign * execution.quantity * leg.signed_ratio
+        return [BrokerPosition(k, v) for k, v in sorted(net.items()) if v]
+
+    # the fill model --------------------------------------------------------------------------
+
+    def _work(self) -> None:
+        """Judge every working order whose session's quotes now exist: fill or expire."""
+        with self._connect() as con:
+            working = con.execute(
+                "SELECT order_ref, broker_order_id, session, symbol, action, quantity, "
+                "limit_price, legs, placed_at FROM orders WHERE status = 'submitted' "
+                "ORDER BY placed_at, order_ref"
+            ).fetchall()
+        for ref, broker_id, session, symbol, action, quantity, limit, legs_text, placed in working:
+            chain = self._chains(session)
+            if chain is None:
+                continue
+            legs = _legs(symbol, legs_text)
+            try:
+                quote = combo_quote(chain, legs)
+            except MissingQuote as exc:
+                self._finish(ref, "cancelled", f"DAY order expired: {exc}")
+                continue
+            if self.fills_at(action, limit, quote):
+                contracts = quantity * sum(leg.ratio for leg in legs)
+                when = max(placed.replace(tzinfo=dt.UTC), _decision_floor(session))
+                self._fill(
+                    ref, broker_id, symbol, action, quantity, limit, contracts, when, legs_text
+                )
+            else:
+                threshold = self.threshold(action, quote)
+                self._finish(
+                    ref,
+                    "cancelled",
+                    f"DAY order expired unfilled: limit {limit:.2f} vs fill threshold "
+                    f"{threshold:.2f} (mid {quote['mid']:.2f})",
+                )
+
+    def threshold(self, action: str, quote: dict) -> float:
+        if action == BUY:
+            return quote["mid"] + self.slippage * (quote["high"] - quote["mid"])
+        return quote["mid"] - self.slippage * (quote["mid"] - quote["low"])
+
+    def fills_at(self, action: str, limit: float, quote: dict) -> bool:
+        threshold = self.threshold(action, quote)
+        return limit >= threshold - 1e-9 if action == BUY else limit <= threshold + 1e-9
+
+    def _fill(self, ref, broker_id, symbol, action, quantity, price, contracts, when, legs_text):
+        with self._connect() as con:
+            con.execute("BEGIN TRANSACTION")
+            con.execute(
+                "INSERT INTO executions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT DO NOTHING",
+                [
+                    f"{broker_id}.1",
+                    ref,
+                    broker_id,
+                    symbol,
+                    action,
+                    quantity,
+                    price,
+                    float(order_fee(contracts)),
+                    when.astimezone(dt.UTC).replace(tzinfo=None),
+                    legs_text,
+                ],
+            )
+            con.execute(
+                "UPDATE orders SET status = 'filled', filled = quantity, avg_fill_price = ? "
+                "WHERE order_ref = ?",
+                [price, ref],
+            )
+            con.execute("COMMIT")
+
+    def _finish(self, ref: str, status: str, reason: str) -> None:
+        with self._connect() as con:
+            con.execute(
+                "UPDATE orders SET status = ?, reason = ? WHERE order_ref = ?",
+                [status, reason, ref],
+            )
+
+    def _order(self, order_ref: str) -> BrokerOrder:
+        with self._connect() as con:
+            r = con.execute(
+                "SELECT order_ref, broker_order_id, symbol, action, quantity, limit_price, status, "
+                "filled, avg_fill_price, reason, legs FROM orders WHERE order_ref = ?",
+                [order_ref],
+            ).fetchone()
+        return BrokerOrder(
+            order_ref=r[0],
+            broker_order_id=r[1],
+            symbol=r[2],
+            action=r[3],
+            quantity=int(r[4]),
+            limit_price=float(r[5]),
+            status=r[6],
+            filled=int(r[7]),
+            avg_fill_price=float(r[8] or 0.0),
+            reason=r[9] or "",
+            legs=_legs(r[2], r[10]),
+        )
+
+
+def _decision_floor(session: dt.date) -> dt.datetime:
+    """A replayed order fills no earlier than its session's close."""
+    return calendar.session_close(session).astimezone(dt.UTC) - dt.timedelta(minutes=1)
+
+
+def _legs_json(legs: tuple[ComboLeg, ...]) -> str:
+    return json.dumps(
+        [[leg.expiry.isoformat(), leg.strike, leg.right, leg.action, leg.ratio] for leg in legs]
+    )
+
+
+def _legs(symbol: str, text: str) -> tuple[ComboLeg, ...]:
+    return tuple(
+        ComboLeg(symbol, dt.date.fromisoformat(e), float(k), r, a, int(q))
+        for e, k, r, a, q in json.loads(text)
+    )

@@ -1,0 +1,47 @@
+"""The journal's headline figures: what a trader asks first about a track record."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+
+def max_drawdown(equity: pd.Series) -> float:
+    """Largest fall from a running peak, as a share of that peak (0.12 = 12 %)."""
+    values = np.asarray(equity, dtype=float)
+    if not len(values):
+        return 0.0
+    peaks = np.maximum.accumulate(values)
+    return float(np.max((peaks - values) / peaks))
+
+
+def summary(journal: pd.DataFrame, equity: pd.DataFrame | None = None) -> dict:
+    """Trades, win rate, P/L, yield per $1,000 at risk and drawdown, overall and per track.
+
+    Figures that need trades are ``None`` without any, never a made-up zero.
+    """
+    out: dict = {"trades": len(journal)}
+    if len(journal):
+        out |= {
+            "win_rate": float(journal["won"].mean()),
+            "total_pnl": float(journal["pnl"].sum()),
+            "yield_per_1000": float(1000 * journal["pnl"].sum() / journal["capital_at_risk"].sum()),
+            "avg_days_held": float(journal["days_held"].mean()),
+            "ghost_trades": int(journal["ghost"].sum()),
+        }
+        out["by_track"] = {
+            track: {
+                "trades": len(rows),
+                "win_rate": float(rows["won"].mean()),
+                "total_pnl": float(rows["pnl"].sum()),
+                "yield_per_1000": float(1000 * rows["pnl"].sum() / rows["capital_at_risk"].sum()),
+            }
+            for track, rows in journal.groupby("track")
+        }
+        out["by_exit_reason"] = journal["exit_reason"].value_counts().to_dict()
+    else:
+        out |= {"win_rate": None, "total_pnl": None, "yield_per_1000": None}
+    if equity is not None and len(equity):
+        out["equity"] = float(equity["equity"].iloc[-1])
+        out["max_drawdown"] = max_drawdown(equity["equity"])
+    return out

@@ -1,0 +1,356 @@
+"""The trading steps of a session: plan, send, collect fills, mark, journal.
+
+Each asset is one step and one partition (one session) per run, in session order: the
+positions a session starts with are what the previous sessions left. Every step that writes
+the ledger runs in the Dagster pool ``ledger`` (one at a time across runs). The domain lives
+in ``core/trading``; this module moves frames and metadata.
+"""
+
+import datetime as dt
+
+import pandas as pd
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    AssetDep,
+    AssetExecutionContext,
+    Failure,
+    MetadataValue,
+    Output,
+    PartitionsDefinition,
+    TimeWindowPartitionMapping,
+    asset,
+)
+
+from butterquant_dagster.core import calendar
+from butterquant_dagster.core.trading.execution import (
+    Reconciliation,
+    collect_fills,
+    execute_session,
+    session_start,
+)
+from butterquant_dagster.core.trading.journal import summary
+from butterquant_dagster.core.trading.marking import close_session
+from butterquant_dagster.core.trading.portfolio import TARGET_COLUMNS, plan_session
+from butterquant_dagster.defs.partitions import session_of
+from butterquant_dagster.resources import LakeResource, MarketDataResource, TradingResource
+
+OWNER = "team:trading"
+KINDS = {"python", "duckdb"}
+LEDGER_POOL = "ledger"
+PREVIOUS_SESSION = TimeWindowPartitionMapping(
+    start_offset=-1, end_offset=-1, allow_nonexistent_upstream_partitions=True
+)
+
+
+def one_session(context: AssetExecutionContext) -> dt.date:
+    """Trading moves one session at a time: each starts from what the last one left."""
+    keys = context.partition_keys
+    if len(keys) != 1:
+        raise Failure(
+            f"trading steps run one session per run, in order; this run has {len(keys)} "
+            f"({keys[0]}..{keys[-1]}). Use `butterquant execute --date D` for each session."
+        )
+    return session_of(keys[0])
+
+
+def require_previous_marked(ledger, session: dt.date) -> None:
+    """Refuse to plan a session while an earlier one with positions is not closed out."""
+    marked = ledger.equity()
+    if not len(marked):
+        return
+    latest = pd.Timestamp(marked["session"].max()).date()
+    previous = calendar.previous_session(session)
+    if latest < previous:
+        raise Failure(
+            f"cannot trade {session}: positions were last marked on {latest}; run the trading "
+            f"steps of {calendar.sessions(calendar.next_session(latest), previous)[0]} first "
+            "(sessions are traded in order)"
+        )
+
+
+def _table(frame: pd.DataFrame, columns: list[str], limit: int = 40) -> MetadataValue:
+    shown = frame[[c for c in columns if c in frame.columns]].head(limit)
+    return MetadataValue.md(shown.to_markdown(index=False) if len(shown) else "(none)")
+
+
+def build_trading_assets(partitions: PartitionsDefinition):
+    @asset(
+        name="target_orders",
+        partitions_def=partitions,
+        io_manager_key="lake_io_manager",
+        group_name="trading",
+        owners=[OWNER],
+        kinds=KINDS,
+        pool=LEDGER_POOL,
+        deps=[
+            AssetDep("scan_rankings", partition_mapping=PREVIOUS_SESSION),
+            AssetDep("butterfly_candidates", partition_mapping=PREVIOUS_SESSION),
+            AssetDep("option_chains", partition_mapping=PREVIOUS_SESSION),
+            "universe",
+        ],
+        description=(
+            "Every order the session intends, with its reason: exits of the positions held at "
+            "the start of the session (by the previous close's marks), then entries into free "
+            "slots from the previous session's rankings (AI and baseline tracks)."
+        ),
+    )
+    def target_orders(
+        context: AssetExecutionContext, lake: LakeResource, trading: TradingResource
+    ) -> Output:
+        session = one_session(context)
+        decided_on = calendar.previous_session(session).isoformat()
+        store = lake.lake()
+        for table in ("scan_rankings", "butterfly_candidates", "option_chains"):
+            if decided_on not in store.partitions(table):
+                raise Failure(
+                    f"target_orders for {session} decides on {decided_on}'s {table}, which is "
+                    "not materialized; run the scan of that session first"
+                )
+        ledger = trading.ledger()
+        require_previous_marked(ledger, session)
+        universe = store.read("universe")
+        targets, marked, passed = plan_session(
+            session,
+            ledger.positions_at_start(session),
+            store.read("option_chains", [decided_on]),
+            store.read("scan_rankings", [decided_on]),
+            store.read("butterfly_candidates", [decided_on]),
+            dict(zip(universe["symbol"], universe["sector"], strict=True)),
+            trading.rules(),
+        )
+        by_intent = targets.groupby(["intent", "track"]).size() if len(targets) else pd.Series()
+        return Output(
+            targets[TARGET_COLUMNS],
+            metadata={
+                "decided_on": decided_on,
+                "held_at_start": len(marked),
+                "closes": int((targets["intent"] == "close").sum()) if len(targets) else 0,
+                "settlements": int((targets["intent"] == "settle").sum()) if len(targets) else 0,
+                "opens": int((targets["intent"] == "open").sum()) if len(targets) else 0,
+                "by_intent_and_track": MetadataValue.json(
+                    {f"{i}/{t}": int(n) for (i, t), n in by_intent.items()}
+                ),
+                "passed_over": MetadataValue.json(
+                    {
+                        track: {k: int(v) for k, v in reasons.items()}
+                        for track, reasons in passed.items()
+                    }
+                ),
+                "targets": _table(
+                    targets,
+                    ["intent", "track", "ticker", "structure", "quantity", "limit_price", "reason"],
+                ),
+            },
+        )
+
+    @asset(
+        name="orders",
+        partitions_def=partitions,
+        io_manager_key="lake_io_manager",
+        group_name="trading",
+        owners=[OWNER],
+        kinds=KINDS,
+        pool=LEDGER_POOL,
+        deps=["target_orders"],
+        check_specs=[
+            AssetCheckSpec(
+                "ledger_matches_broker",
+                asset="orders",
+                blocking=True,
+                description=(
+                    "After reconciliation, every order and position in the ledger agrees with "
+                    "the broker; while they disagree nothing is sent and trading stops here."
+                ),
+            )
+        ],
+        description=(
+            "The session's orders: reconciled with the broker first, then closes and entries "
+            "sent once each (deterministic order_ref), each through the risk checks; blocked "
+            "orders keep their reason."
+        ),
+    )
+    def orders(
+        context: AssetExecutionContext,
+        lake: LakeResource,
+        trading: TradingResource,
+        market: MarketDataResource,
+    ):
+        session = one_session(context)
+        store = lake.lake()
+        targets = store.read("target_orders", [session.isoformat()])
+        ledger = trading.ledger()
+        now = trading.decision_time(session, market.now())
+        broker = trading.connect(store, lambda: now)
+        report = execute_session(session, targets, ledger, broker, trading.limits(), now)
+        recorded = ledger.orders(session)
+        yield Output(
+            recorded,
+            metadata={
+                **report.summary(),
+                "broker": broker.name,
+                "decision_time": now.isoformat(),
+                "blocked_reasons": MetadataValue.json(report.blocked),
+                "rejected_reasons": MetadataValue.json(report.rejected),
+                "orders": _table(
+                    recorded,
+                    ["order_ref", "intent", "track", "ticker", "quantity", "limit_price", "status"],
+                ),
+            },
+        )
+        problems = report.reconciliation.problems()
+        yield AssetCheckResult(
+            check_name="ledger_matches_broker",
+            passed=report.reconciliation.agrees,
+            severity=AssetCheckSeverity.ERROR,
+            description="; ".join(problems[:10]) or "ledger and broker agree",
+            metadata={
+                "orders_found_at_broker": len(report.reconciliation.orders_added),
+                "fills_recorded": len(report.reconciliation.fills_added),
+                "ghost_fills": len(report.reconciliation.ghost_fills),
+                "missing_at_broker": len(report.reconciliation.missing_at_broker),
+                "position_mismatches": len(report.reconciliation.position_mismatches),
+            },
+        )
+
+    @asset(
+        name="fills",
+        partitions_def=partitions,
+        io_manager_key="lake_io_manager",
+        group_name="trading",
+        owners=[OWNER],
+        kinds=KINDS,
+        pool=LEDGER_POOL,
+        deps=["orders"],
+        description=(
+            "The session's executions from the broker, each recorded once in the ledger with "
+            "the position and cash it moves; executions of orders we never sent are flagged."
+        ),
+    )
+    def fills(
+        context: AssetExecutionContext,
+        lake: LakeResource,
+        trading: TradingResource,
+        market: MarketDataResource,
+    ) -> Output:
+        session = one_session(context)
+        store = lake.lake()
+        ledger = trading.ledger()
+        now = trading.decision_time(session, market.now())
+        broker = trading.connect(store, lambda: now)
+        report = Reconciliation()
+        collect_fills(ledger, broker, session_start(session), report)
+        recorded = ledger.fills(session)
+        return Output(
+            recorded,
+            metadata={
+                "new_fills": len(report.fills_added),
+                "ghost_fills": len(report.ghost_fills),
+                "fills": len(recorded),
+                "commissions": float(recorded["commission"].sum()) if len(recorded) else 0.0,
+                "open_orders": int(
+                    ledger.orders(session)["status"].isin(["submitted", "partially_filled"]).sum()
+                ),
+            },
+        )
+
+    @asset(
+        name="positions",
+        partitions_def=partitions,
+        io_manager_key="lake_io_manager",
+        group_name="trading",
+        owners=[OWNER],
+        kinds=KINDS,
+        pool=LEDGER_POOL,
+        deps=["fills", "option_chains", "daily_bars"],
+        description=(
+            "Open positions at the session's close: expired ones settled at intrinsic value, "
+            "the rest marked at mid, with the account's cash, value and capital at risk."
+        ),
+    )
+    def positions(
+        context: AssetExecutionContext, lake: LakeResource, trading: TradingResource
+    ) -> Output:
+        session = one_session(context)
+        store = lake.lake()
+        key = session.isoformat()
+        if key not in store.partitions("option_chains"):
+            raise Failure(f"positions of {session} are marked at its close; no chain yet")
+        chain = store.read("option_chains", [key])
+
+        def spot_at(symbol: str, day: dt.date) -> float:
+            bars = store.read_existing("daily_bars", [day.isoformat()])
+            close = bars.loc[bars["symbol"] == symbol, "close"]
+            return float(close.iloc[0]) if len(close) else float("nan")
+
+        ledger = trading.ledger()
+        marked, equity, settled = close_session(ledger, session, chain, spot_at)
+        columns = [
+            "position_id", "ticker", "sector", "structure", "track", "expiry", "lower", "center",
+            "upper", "quantity", "entry_session", "entry_price", "mark", "unrealized_pnl",
+            "market_value", "max_loss", "risk_level", "model_version", "ghost",
+        ]  # fmt: skip
+        snapshot = marked[columns].copy() if len(marked) else pd.DataFrame(columns=columns)
+        snapshot.insert(0, "session", pd.Timestamp(session))
+        return Output(
+            snapshot,
+            metadata={
+                **{k: round(float(v), 2) for k, v in equity.items()},
+                "settled_at_expiry": len(settled),
+                "positions": _table(
+                    snapshot,
+                    [
+                        "ticker",
+                        "structure",
+                        "track",
+                        "quantity",
+                        "entry_price",
+                        "mark",
+                        "unrealized_pnl",
+                    ],
+                ),
+            },
+        )
+
+    @asset(
+        name="trade_journal",
+        partitions_def=partitions,
+        io_manager_key="lake_io_manager",
+        group_name="trading",
+        owners=[OWNER],
+        kinds=KINDS,
+        deps=["positions"],
+        description=(
+            "Positions closed in the session (entry and exit, P/L after fees, ROI, yield per "
+            "$1,000, days held, exit reason, track, model and its probability at entry), with "
+            "the whole journal's win rate, P/L and drawdown to date in the metadata."
+        ),
+    )
+    def trade_journal(context: AssetExecutionContext, trading: TradingResource) -> Output:
+        session = one_session(context)
+        ledger = trading.ledger()
+        journal = ledger.journal(through=session)
+        equity = ledger.equity()
+        equity = equity.loc[pd.to_datetime(equity["session"]).dt.date <= session]
+        closed = journal.loc[pd.to_datetime(journal["exit_session"]).dt.date == session]
+        figures = summary(journal, equity)
+        metadata = {
+            "closed_today": len(closed),
+            "trades_to_date": figures["trades"],
+            "win_rate": _figure(figures.get("win_rate")),
+            "total_pnl": _figure(figures.get("total_pnl")),
+            "yield_per_1000": _figure(figures.get("yield_per_1000")),
+            "max_drawdown": _figure(figures.get("max_drawdown")),
+            "by_track": MetadataValue.json(figures.get("by_track", {})),
+            "closed": _table(
+                closed, ["ticker", "structure", "track", "pnl", "yield_per_1000", "exit_reason"]
+            ),
+        }
+        return Output(closed.reset_index(drop=True), metadata=metadata)
+
+    return [target_orders, orders, fills, positions, trade_journal]
+
+
+def _figure(value) -> float | str:
+    return round(float(value), 4) if value is not None else "not enough data"

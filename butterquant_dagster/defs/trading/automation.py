@@ -1,0 +1,121 @@
+"""When the trading steps run: 15 minutes before each close, and whenever fills arrive."""
+
+import datetime as dt
+import hashlib
+
+from dagster import (
+    AssetSelection,
+    DefaultSensorStatus,
+    RunRequest,
+    ScheduleEvaluationContext,
+    SensorEvaluationContext,
+    SkipReason,
+    define_asset_job,
+    schedule,
+    sensor,
+)
+
+from butterquant_dagster.core import calendar
+from butterquant_dagster.core.trading.execution import session_start
+from butterquant_dagster.resources import LakeResource, MarketDataResource, TradingResource
+
+EXECUTION_JOB = "execution_job"
+FILLS_JOB = "fills_job"
+PLAN_JOB = "plan_orders_job"
+EXECUTION_MINUTES_BEFORE_CLOSE = 15
+TRADING_ASSETS = ["target_orders", "orders", "fills", "positions", "trade_journal"]
+
+
+def build_trading_jobs():
+    execution_job = define_asset_job(
+        EXECUTION_JOB,
+        selection=AssetSelection.assets(*TRADING_ASSETS),
+        tags={"butterquant/lane": "trading"},
+        description=(
+            "Plan, reconcile, send, collect fills, mark and journal one session on the broker."
+        ),
+    )
+    fills_job = define_asset_job(
+        FILLS_JOB,
+        selection=AssetSelection.assets("fills", "positions", "trade_journal"),
+        tags={"butterquant/lane": "trading"},
+        description="Record the broker's new executions, then mark positions and the journal.",
+    )
+    plan_job = define_asset_job(
+        PLAN_JOB,
+        selection=AssetSelection.assets("target_orders"),
+        tags={"butterquant/lane": "trading"},
+        description="Plan a session's orders without sending anything (a dry run).",
+    )
+    return execution_job, fills_job, plan_job
+
+
+def build_execution_schedule(job):
+    """15:45 New York (12:45 before a 13:00 early close): after the 15:15 scan, with time
+    left for the orders to work before the close."""
+
+    @schedule(
+        name="execute_before_close",
+        job=job,
+        cron_schedule="45 12,15 * * 1-5",
+        execution_timezone="America/New_York",
+        description="Send the session's exits and entries 15 minutes before the close.",
+    )
+    def execute_before_close(context: ScheduleEvaluationContext):
+        tick = context.scheduled_execution_time.astimezone(calendar.EXCHANGE_TZ)
+        today = tick.date()
+        if not calendar.is_session(today):
+            return SkipReason(f"{today} is not an NYSE session (holiday)")
+        close = calendar.session_close(today)
+        due = close - dt.timedelta(minutes=EXECUTION_MINUTES_BEFORE_CLOSE)
+        if (tick.hour, tick.minute) != (due.hour, due.minute):
+            return SkipReason(f"{today} closes at {close:%H:%M}; trading runs at {due:%H:%M}")
+        return RunRequest(run_key=f"execute-{today.isoformat()}", partition_key=today.isoformat())
+
+    return execute_before_close
+
+
+def build_fills_sensor(job):
+    """While the latest traded session has working orders or unrecorded executions, or its
+    close has not been marked yet, ask for a run of the fills steps (read-only here: only
+    the trading steps write the ledger)."""
+
+    @sensor(
+        name="collect_fills",
+        job=job,
+        minimum_interval_seconds=120,
+        default_status=DefaultSensorStatus.STOPPED,
+        description=(
+            "Materializes fills, positions and the journal when the broker reports new "
+            "executions, or once the session's closing chain is there to mark positions."
+        ),
+    )
+    def collect_fills(
+        context: SensorEvaluationContext,
+        lake: LakeResource,
+        trading: TradingResource,
+        market: MarketDataResource,
+    ):
+        store = lake.lake()
+        traded = store.partitions("orders")
+        if not traded:
+            return SkipReason("no session has been traded yet")
+        session = dt.date.fromisoformat(traded[-1])
+        ledger = trading.ledger()
+        now = trading.decision_time(session, market.now())
+        broker = trading.connect(store, lambda: now)
+        new = [
+            e.exec_id
+            for e in broker.executions(session_start(session))
+            if not ledger.has_fill(e.exec_id)
+        ]
+        key = session.isoformat()
+        unmarked = key in store.partitions("option_chains") and key not in store.partitions(
+            "positions"
+        )
+        if not new and not unmarked:
+            return SkipReason(f"{key}: no new executions and positions are marked")
+        digest = hashlib.sha256(",".join(sorted(new)).encode()).hexdigest()[:12]
+        return RunRequest(run_key=f"fills-{key}-{digest}-{unmarked}", partition_key=key)
+
+    return collect_fills
