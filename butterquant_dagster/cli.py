@@ -24,6 +24,7 @@ EXIT_OK, EXIT_RUN_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 _REPO_INSTANCE_CONFIG = Path(__file__).resolve().parents[1] / "dagster.yaml"
 DEMO_SESSIONS = 252  # a year of market data
 DEMO_SCAN_SESSIONS = 100  # the last ~5 months are scanned; the older ~2 months settle
+DEMO_TRADE_SESSIONS = 25  # the last five weeks are traded end to end on the paper broker
 SCAN_HISTORY_SESSIONS = 65  # the signals need 60 sessions of closes
 MAX_DTE_DAYS = 60  # the scan's longest expiry; older entry sessions can be settled
 REGIME_WARMUP = 12  # sessions of bars before the first regime (realized-vol window)
@@ -362,7 +363,10 @@ def cmd_demo(args) -> int:
                 for r in runs
                 if r.job == ENSEMBLE_TRAINING_JOB and not r.success and r.failures
             ]
-            rescored = materialize(SCAN_JOB, latest, latest, show_progress=show)
+            # The champion re-ranks the stretch the demo trades (and the session before it,
+            # whose rankings the first trading session decides on).
+            rescore_from = scanned[-min(args.trade_sessions + 1, len(scanned))]
+            rescored = materialize(SCAN_JOB, rescore_from, latest, show_progress=show)
             if not rescored.success:
                 return _report_failure(rescored, args.json)
             trained = {
@@ -370,6 +374,13 @@ def cmd_demo(args) -> int:
                 "trained": True,
                 "models": {n: _model_summary(n) for n in _registry().names()},
             }
+    traded = scanned[-min(args.trade_sessions, len(scanned) - 1) :] if args.trade_sessions else []
+    for done, day in enumerate(traded, start=1):
+        run = execute_session_run(day, dry_run=False, show=False)
+        if not run.success:
+            return _report_failure(run, args.json)
+        if show:
+            print(f"execute: {done}/{len(traded)} sessions ({day})", file=sys.stderr)
     lake = _lake_summary(days[0], days[-1])
     top = _rankings(latest, 20)
     source = settings.env("BUTTERQUANT_MARKET_SOURCE")
@@ -408,6 +419,11 @@ def cmd_demo(args) -> int:
         f"top 20 butterflies of {latest}:",
         *_rankings_lines(top),
     ]
+    trading = {}
+    if traded:
+        trading = _trading_summary(traded)
+        lines += ["", f"paper trading {traded[0]}..{traded[-1]} ({len(traded)} sessions):"]
+        lines += trading["lines"]
     _print(
         {
             **asdict(summary),
@@ -416,6 +432,7 @@ def cmd_demo(args) -> int:
             "scanned_sessions": len(scanned),
             **outcomes,
             "top": top.to_dict(orient="records"),
+            "trading": {k: v for k, v in trading.items() if k != "lines"},
         },
         args.json,
         lines,
@@ -482,6 +499,36 @@ def cmd_execute(args) -> int:
         lines.append(f"  fills:   {len(fills)}")
     _print(result, args.json, lines)
     return EXIT_OK
+
+
+def _trading_summary(traded: list[dt.date]) -> dict:
+    from butterquant_dagster.core.trading.journal import summary
+
+    ledger = _trading().ledger()
+    journal = ledger.journal()
+    figures = summary(journal, ledger.equity())
+    held = ledger.open_positions()
+    orders = ledger.orders()
+    lines = [
+        f"  orders:    {len(orders)} {orders['status'].value_counts().to_dict()}",
+        "  " + journal_lines(journal, figures)[0],
+        *["  " + line for line in journal_lines(journal, figures)[1:]],
+        f"  open:      {len(held)} of {_trading().max_positions} slots "
+        f"({held.groupby('track').size().to_dict() if len(held) else {}})",
+    ]
+    for row in held.itertuples(index=False):
+        lines.append(
+            f"    {row.ticker:6} {row.structure:9} {row.track:8} x{row.quantity} "
+            f"{row.lower:g}/{row.center:g}/{row.upper:g} exp {pd_date(row.expiry)} "
+            f"entry {row.entry_price:+.2f}"
+        )
+    return {
+        "sessions": [d.isoformat() for d in traded],
+        "orders": len(orders),
+        "journal": figures,
+        "open_positions": len(held),
+        "lines": lines,
+    }
 
 
 def cmd_positions(args) -> int:
@@ -929,6 +976,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--skip-training",
         action="store_true",
         help="do not train the models (rankings use the rule score)",
+    )
+    demo.add_argument(
+        "--trade-sessions",
+        type=int,
+        default=DEMO_TRADE_SESSIONS,
+        help=f"latest sessions traded on the paper broker (default {DEMO_TRADE_SESSIONS}; 0: none)",
     )
     demo.add_argument("--json", action="store_true", help="print the result as JSON")
     demo.set_defaults(handler=cmd_demo)

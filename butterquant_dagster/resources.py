@@ -299,6 +299,7 @@ class TradingResource(ConfigurableResource):
 
             from butterquant_dagster.core.brokers.paper import PaperBroker
 
+            @lru_cache(maxsize=4)
             def chains(session: dt.date):
                 key = session.isoformat()
                 if key not in lake.partitions("option_chains"):

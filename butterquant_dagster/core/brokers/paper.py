@@ -135,10 +135,10 @@ class PaperBroker:
         return self._order(order_ref)
 
     def orders(self) -> list[BrokerOrder]:
+        """Today's orders and any still working, as a broker lists them."""
         self._work()
-        with self._connect() as con:
-            refs = [r[0] for r in con.execute("SELECT order_ref FROM orders ORDER BY 1").fetchall()]
-        return [self._order(ref) for ref in refs]
+        today = self._clock().astimezone(calendar.EXCHANGE_TZ).date()
+        return self._orders("session >= ? OR status IN ('submitted', 'partially_filled')", [today])
 
     def open_orders(self) -> list[BrokerOrder]:
         return [o for o in self.orders() if o.status in ("submitted", "partially_filled")]
@@ -257,25 +257,32 @@ class PaperBroker:
             )
 
     def _order(self, order_ref: str) -> BrokerOrder:
+        return self._orders("order_ref = ?", [order_ref])[0]
+
+    def _orders(self, where: str, params: list) -> list[BrokerOrder]:
         with self._connect() as con:
-            r = con.execute(
+            rows = con.execute(
                 "SELECT order_ref, broker_order_id, symbol, action, quantity, limit_price, status, "
-                "filled, avg_fill_price, reason, legs FROM orders WHERE order_ref = ?",
-                [order_ref],
-            ).fetchone()
-        return BrokerOrder(
-            order_ref=r[0],
-            broker_order_id=r[1],
-            symbol=r[2],
-            action=r[3],
-            quantity=int(r[4]),
-            limit_price=float(r[5]),
-            status=r[6],
-            filled=int(r[7]),
-            avg_fill_price=float(r[8] or 0.0),
-            reason=r[9] or "",
-            legs=_legs(r[2], r[10]),
-        )
+                f"filled, avg_fill_price, reason, legs FROM orders WHERE {where} "
+                "ORDER BY placed_at, order_ref",
+                params,
+            ).fetchall()
+        return [
+            BrokerOrder(
+                order_ref=r[0],
+                broker_order_id=r[1],
+                symbol=r[2],
+                action=r[3],
+                quantity=int(r[4]),
+                limit_price=float(r[5]),
+                status=r[6],
+                filled=int(r[7]),
+                avg_fill_price=float(r[8] or 0.0),
+                reason=r[9] or "",
+                legs=_legs(r[2], r[10]),
+            )
+            for r in rows
+        ]
 
 
 def _decision_floor(session: dt.date) -> dt.datetime:

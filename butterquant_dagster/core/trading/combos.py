@@ -55,30 +55,33 @@ def structure_of(legs: tuple[ComboLeg, ...]) -> str:
 
 def quote_legs(chain: pd.DataFrame, legs: tuple[ComboLeg, ...]) -> pd.DataFrame:
     """The chain rows of ``legs``, in leg order; raises MissingQuote naming a missing leg."""
-    index = _chain_index(chain)
+    by_symbol = _symbol_rows(chain)
     rows = []
     for leg in legs:
-        key = (leg.symbol, pd.Timestamp(leg.expiry), round(leg.strike, 4), leg.right)
-        position = index.get(key)
-        if position is None:
+        candidates = by_symbol.get(leg.symbol)
+        found = None
+        if candidates is not None:
+            sub = chain.iloc[candidates]
+            match = (
+                (sub["expiry"].to_numpy() == np.datetime64(leg.expiry, "ns"))
+                & (np.abs(sub["strike"].to_numpy(float) - leg.strike) < 1e-6)
+                & (sub["right"].to_numpy().astype(str) == leg.right)
+            )
+            hits = candidates[match]
+            found = int(hits[0]) if len(hits) else None
+        if found is None:
             raise MissingQuote(f"no quote for {leg.contract_key} in the chain")
-        rows.append(position)
+        rows.append(found)
     return chain.iloc[rows]
 
 
-def _chain_index(chain: pd.DataFrame) -> dict:
-    cached = chain.attrs.get("_leg_index")
+def _symbol_rows(chain: pd.DataFrame) -> dict:
+    """Row positions per symbol, computed once per chain frame (planning quotes many legs)."""
+    cached = chain.attrs.get("_symbol_rows")
     if cached is not None and cached[0] == len(chain):
         return cached[1]
-    keys = zip(
-        chain["symbol"].astype(str),
-        pd.to_datetime(chain["expiry"]),
-        chain["strike"].astype(float).round(4),
-        chain["right"].astype(str),
-        strict=True,
-    )
-    index = {key: i for i, key in enumerate(keys)}
-    chain.attrs["_leg_index"] = (len(chain), index)
+    index = chain.groupby("symbol", sort=False).indices if len(chain) else {}
+    chain.attrs["_symbol_rows"] = (len(chain), index)
     return index
 
 

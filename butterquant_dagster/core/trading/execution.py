@@ -129,7 +129,12 @@ def reconcile(ledger: Ledger, broker: Broker, session: dt.date) -> Reconciliatio
     still disagrees (which blocks sending)."""
     report = Reconciliation()
     broker_orders = broker.orders()
+    recorded = ledger.orders().set_index("order_ref")
     for order in broker_orders:
+        if order.order_ref in recorded.index:
+            mine = recorded.loc[order.order_ref]
+            if mine["status"] == order.status and mine["broker_order_id"] == order.broker_order_id:
+                continue  # nothing new to record
         if ledger.record_broker_order(order):
             report.orders_added.append(order.order_ref)
     collect_fills(ledger, broker, session_start(calendar.previous_session(session)), report)

@@ -113,14 +113,15 @@ CREATE TABLE IF NOT EXISTS equity (
 );
 CREATE OR REPLACE VIEW position_state AS
 SELECT p.*,
-       COALESCE(SUM(e.quantity_change), 0) AS quantity,
+       CAST(COALESCE(SUM(e.quantity_change), 0) AS INTEGER) AS quantity,
        COALESCE(SUM(e.cash_flow), 0) AS cash_flow,
        COALESCE(SUM(e.fees), 0) AS fees,
        MAX(e.session) FILTER (WHERE e.kind <> 'open') AS exit_session,
        arg_max(e.reason, e.session) FILTER (WHERE e.kind <> 'open') AS exit_reason,
        SUM(ABS(e.quantity_change) * e.price) FILTER (WHERE e.kind = 'open')
          / NULLIF(SUM(ABS(e.quantity_change)) FILTER (WHERE e.kind = 'open'), 0) AS entry_price,
-       SUM(ABS(e.quantity_change)) FILTER (WHERE e.kind = 'open') AS opened_quantity,
+       CAST(SUM(ABS(e.quantity_change)) FILTER (WHERE e.kind = 'open') AS INTEGER)
+         AS opened_quantity,
        SUM(ABS(e.quantity_change) * e.price) FILTER (WHERE e.kind <> 'open')
          / NULLIF(SUM(ABS(e.quantity_change)) FILTER (WHERE e.kind <> 'open'), 0) AS exit_price
 FROM positions p LEFT JOIN position_events e USING (position_id)
@@ -386,7 +387,7 @@ class Ledger:
         """
         return self.query(
             """
-            SELECT p.*, SUM(e.quantity_change) AS quantity,
+            SELECT p.*, CAST(SUM(e.quantity_change) AS INTEGER) AS quantity,
                    SUM(ABS(e.quantity_change) * e.price) FILTER (WHERE e.kind = 'open')
                      / SUM(ABS(e.quantity_change)) FILTER (WHERE e.kind = 'open') AS entry_price
             FROM positions p JOIN position_events e USING (position_id)

@@ -38,9 +38,7 @@ def close_session(
                 f"{expiry}): no close of {row.ticker} on {expiry}"
             )
         value = float(expiry_value(row.structure, spot, row.center, row.width))
-        if ledger.settle(
-            row.position_id, session, value, f"expiry: settled at {value:.2f} (spot {spot:.2f})"
-        ):
+        if ledger.settle(row.position_id, session, value, "expiry"):
             settled.append(row.position_id)
     held = ledger.open_positions()
     marked = mark_positions(held, chain, session) if len(held) else held

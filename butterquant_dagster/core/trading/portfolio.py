@@ -226,6 +226,8 @@ def eligible_entries(
     session); the baseline by the rule score. Liquidity and sizing floors apply to both.
     """
     rows = ranked.copy()
+    if "ticker" not in rows:
+        rows["ticker"] = rows["symbol"]  # scan candidates name the underlying "symbol"
     if track == AI_TRACK:
         rows["track_value"] = rows["ml_expected_roi"] * 1000.0
         usable = rows["ml_success_prob"].notna() & rows["ml_expected_roi"].notna()

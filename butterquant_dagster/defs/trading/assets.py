@@ -347,7 +347,9 @@ def build_trading_assets(partitions: PartitionsDefinition):
                 closed, ["ticker", "structure", "track", "pnl", "yield_per_1000", "exit_reason"]
             ),
         }
-        return Output(closed.reset_index(drop=True), metadata=metadata)
+        closed = closed.reset_index(drop=True)
+        closed.insert(0, "session", pd.Timestamp(session))
+        return Output(closed, metadata=metadata)
 
     return [target_orders, orders, fills, positions, trade_journal]
 
