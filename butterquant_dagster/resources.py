@@ -20,7 +20,7 @@ from butterquant_dagster.core.market.universe import read_universe_file, select_
 from butterquant_dagster.core.market.validation import QualityPolicy
 from butterquant_dagster.core.storage.lake import Lake
 
-MARKET_SOURCES = ("synthetic", "files")
+MARKET_SOURCES = ("synthetic", "files", "ibkr")
 
 
 class LakeResource(ConfigurableResource):
@@ -86,6 +86,13 @@ class MarketDataResource(ConfigurableResource):
                 self.chains_path or None,
                 rate=self.risk_free_rate,
                 seed=self.seed,
+            )
+        if self.source == "ibkr":
+            from butterquant_dagster.core.market.ibkr import IBKRMarketSource
+
+            # Chains are live snapshots: taken only while the session trades.
+            return IBKRMarketSource.from_settings(
+                universe, rate=self.risk_free_rate, clock=self.now
             )
         raise MarketDataError(
             f"unknown market source {self.source!r}; expected one of {MARKET_SOURCES}"

@@ -21,7 +21,10 @@ SETTINGS: dict[str, tuple[str, str]] = {
         "2015-01-02",
         "First NYSE session that is a partition (set earlier for older real files).",
     ),
-    "BUTTERQUANT_MARKET_SOURCE": ("synthetic", "synthetic | files"),
+    "BUTTERQUANT_MARKET_SOURCE": (
+        "synthetic",
+        "synthetic | files | ibkr (TWS / IB Gateway: bars, and chain snapshots in market hours)",
+    ),
     "BUTTERQUANT_SEED": ("7", "Seed of the synthetic market."),
     "BUTTERQUANT_SYNTHETIC_EPOCH": (
         "2015-01-02",

@@ -20,6 +20,7 @@ from butterquant_dagster.resources import (
     MarketDataResource,
     ModelsResource,
     ScanResource,
+    TradingResource,
 )
 
 
@@ -30,6 +31,7 @@ def make_defs(
     source="synthetic",
     scan=None,
     models=None,
+    trading=None,
     **market,
 ):
     lake = LakeResource(data_dir=str(root))
@@ -39,6 +41,7 @@ def make_defs(
         "scan": scan or ScanResource(),
         "models": models or ModelsResource(data_dir=str(root)),
         "lake_io_manager": LakeIOManager(lake=lake),
+        "trading": trading or TradingResource(data_dir=str(root)),
     }
     return build_definitions(Settings(partitions_start, source), resources)
 

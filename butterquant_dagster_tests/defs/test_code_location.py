@@ -121,7 +121,16 @@ def test_dg_loads_the_code_location(tmp_path):
         "training_set",
         "probability_model",
         "probability_model_champion",
+        "target_orders",
+        "orders",
+        "fills",
+        "positions",
+        "trade_journal",
     }
     assert expected == set(assets)
+    assert set(assets["target_orders"]["dependency_keys"]) >= {"scan_rankings", "option_chains"}
+    assert set(assets["positions"]["dependency_keys"]) >= {"fills", "option_chains"}
     assert set(assets["option_chains"]["dependency_keys"]) == {"daily_bars", "universe"}
-    assert len(listed["asset_checks"]) == 16 + 5 + 3 + 1
+    # market 16, scan 5, model promotion 3, champion age 1, ledger vs broker 1
+    assert len(listed["asset_checks"]) == 16 + 5 + 3 + 1 + 1
+    assert "orders:ledger_matches_broker" in {c["key"] for c in listed["asset_checks"]}
