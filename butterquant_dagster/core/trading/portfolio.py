@@ -129,11 +129,12 @@ def exit_reasons(marked: pd.DataFrame, rules: PortfolioRules) -> pd.Series:
     take = marked["risk_level"].map(lambda r: rules.exit_shares.get(r, (0.4, 0.6))[1])
     pnl = marked["pnl_per_share"]
     vol_rise = marked["iv_center"] / marked["iv_center_entry"] - 1.0
+    eps = 1e-9  # a threshold hit to the cent counts, whatever the float rounding
     conditions = {
         "expiry": marked["at_expiry"],
-        "stop_loss": marked["marked"] & (pnl <= -stop * marked["max_loss"]),
-        "take_profit": marked["marked"] & (pnl >= take * marked["max_profit"]),
-        "vol_stop": marked["marked"] & (vol_rise >= rules.vol_stop_rise),
+        "stop_loss": marked["marked"] & (pnl <= -stop * marked["max_loss"] + eps),
+        "take_profit": marked["marked"] & (pnl >= take * marked["max_profit"] - eps),
+        "vol_stop": marked["marked"] & (vol_rise >= rules.vol_stop_rise - eps),
         "time_stop": marked["dte"] < rules.time_stop_dte,
     }
     reasons = pd.Series("", index=marked.index, dtype=object)
