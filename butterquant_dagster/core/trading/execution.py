@@ -35,7 +35,7 @@ from butterquant_dagster.core.brokers.base import (
     ComboOrder,
 )
 from butterquant_dagster.core.trading.combos import legs_from_json
-from butterquant_dagster.core.trading.ledger import Ledger
+from butterquant_dagster.core.trading.ledger import Ledger, ledger_ref
 from butterquant_dagster.core.trading.risk import RiskState, account_problem, order_problem
 from butterquant_dagster.core.trading.rules import RiskLimits
 
@@ -131,14 +131,15 @@ def reconcile(ledger: Ledger, broker: Broker, session: dt.date) -> Reconciliatio
     broker_orders = broker.orders()
     recorded = ledger.orders().set_index("order_ref")
     for order in broker_orders:
-        if order.order_ref in recorded.index:
-            mine = recorded.loc[order.order_ref]
+        ref = ledger_ref(order.order_ref, order.broker_order_id)
+        if ref in recorded.index:
+            mine = recorded.loc[ref]
             if mine["status"] == order.status and mine["broker_order_id"] == order.broker_order_id:
                 continue  # nothing new to record
-        if ledger.record_broker_order(order):
-            report.orders_added.append(order.order_ref)
+        if ledger.record_broker_order(order, session):
+            report.orders_added.append(ref)
     collect_fills(ledger, broker, session_start(calendar.previous_session(session)), report)
-    known = {o.order_ref for o in broker_orders}
+    known = {ledger_ref(o.order_ref, o.broker_order_id) for o in broker_orders}
     ours = ledger.orders()
     for row in ours.itertuples(index=False):
         if row.origin != "local" or row.order_ref in known:

@@ -174,6 +174,13 @@ class LedgerError(RuntimeError):
     """A change the ledger refuses because it would make it inconsistent."""
 
 
+def ledger_ref(order_ref: str, broker_order_id: str) -> str:
+    """The ledger's key of a broker order: its ``order_ref``, or, for an order placed without
+    one (by hand in TWS), one made from the broker's order id, so two such orders never share
+    a row (or a position)."""
+    return order_ref or f"broker-{broker_order_id}"
+
+
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
@@ -258,36 +265,39 @@ class Ledger:
                     [status, status_reason, now, target["order_ref"]],
                 )
 
-    def record_broker_order(self, order: BrokerOrder) -> bool:
+    def record_broker_order(self, order: BrokerOrder, session: dt.date | None = None) -> bool:
         """Bring the ledger's copy of an order up to the broker's; returns True if it was new.
 
         An order the broker has and the ledger lacks (placed by someone else, or by us just
         before a crash with no intent recorded) is recorded with origin ``broker``.
         """
         now = _now()
+        ref = ledger_ref(order.order_ref, order.broker_order_id)
         with self.transaction() as con:
             existing = con.execute(
-                "SELECT status FROM orders WHERE order_ref = ?", [order.order_ref]
+                "SELECT status FROM orders WHERE order_ref = ?", [ref]
             ).fetchone()
             if existing is None:
                 legs = order.legs
                 con.execute(
                     "INSERT INTO orders (order_ref, session, ticker, structure, track, intent, "
-                    "action, quantity, limit_price, legs, position_id, reason, status, "
-                    "status_reason, broker_order_id, filled, avg_fill_price, origin, created_at, "
-                    "updated_at) VALUES (?, ?, ?, ?, 'external', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
-                    "?, 'broker', ?, ?)",
+                    "action, quantity, limit_price, expiry, lower, center, upper, width, legs, "
+                    "position_id, reason, status, status_reason, broker_order_id, filled, "
+                    "avg_fill_price, origin, created_at, updated_at) VALUES "
+                    "(?, ?, ?, ?, 'external', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+                    "'broker', ?, ?)",
                     [
-                        order.order_ref,
-                        now.date(),
+                        ref,
+                        session or now.date(),
                         order.symbol,
                         structure_of(legs) if legs else "unknown",
                         "open",
                         order.action,
                         order.quantity,
                         order.limit_price,
+                        *_shape(legs, None),
                         legs_to_json(legs),
-                        order.order_ref,
+                        ref,
                         "found at the broker, not placed by this ledger",
                         order.status,
                         order.reason,
@@ -302,7 +312,7 @@ class Ledger:
             con.execute(
                 "UPDATE orders SET status = ?, status_reason = ?, broker_order_id = ?, "
                 "updated_at = ? WHERE order_ref = ?",
-                [order.status, order.reason, order.broker_order_id, now, order.order_ref],
+                [order.status, order.reason, order.broker_order_id, now, ref],
             )
             return False
 
@@ -331,7 +341,8 @@ class Ledger:
         with self.transaction() as con:
             if con.execute("SELECT 1 FROM fills WHERE exec_id = ?", [execution.exec_id]).fetchone():
                 return False
-            order = _one(con, "SELECT * FROM orders WHERE order_ref = ?", [execution.order_ref])
+            ref = ledger_ref(execution.order_ref, execution.broker_order_id)
+            order = _one(con, "SELECT * FROM orders WHERE order_ref = ?", [ref])
             ghost = order is None or order["origin"] != "local"
             if order is None:
                 order = _ghost_order(con, execution, session)
@@ -520,14 +531,20 @@ def _one(con, sql: str, params: list) -> dict | None:
     return dict(zip([d[0] for d in cursor.description], row, strict=True))
 
 
+def _shape(legs: tuple, default_expiry: dt.date | None) -> tuple:
+    """Expiry, lower, center, upper and width of a combo known only by its legs."""
+    expiry = min((leg.expiry for leg in legs), default=default_expiry)
+    strikes = sorted({leg.strike for leg in legs})
+    lower, center, upper = strikes[:3] if len(strikes) >= 3 else (None,) * 3
+    return expiry, lower, center, upper, (upper - center) if upper is not None else None
+
+
 def _ghost_order(con, execution: Execution, session: dt.date) -> dict:
     """An order row for an execution whose order the ledger never saw."""
-    ref = execution.order_ref or f"ghost-{execution.exec_id}"
+    ref = ledger_ref(execution.order_ref, execution.broker_order_id)
     now = _now()
     legs = execution.legs
-    expiry = min((leg.expiry for leg in legs), default=session)
-    strikes = sorted({leg.strike for leg in legs})
-    lower, center, upper = (strikes + [None] * 3)[:3] if len(strikes) >= 3 else (None,) * 3
+    expiry, lower, center, upper, width = _shape(legs, session)
     existing = _one(con, "SELECT * FROM orders WHERE order_ref = ?", [ref])
     if existing is not None:
         return existing
@@ -548,7 +565,7 @@ def _ghost_order(con, execution: Execution, session: dt.date) -> dict:
             lower,
             center,
             upper,
-            (upper - center) if upper is not None else None,
+            width,
             legs_to_json(legs),
             ref,
             "ghost fill: an execution at the broker this system never sent",
