@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import math
 import os
 import shutil
 import signal
@@ -209,9 +210,20 @@ def _lake_summary(first: dt.date, last: dt.date) -> dict[str, object]:
     }
 
 
+def _finite(value):
+    """JSON has no NaN or Infinity: a missing number prints as null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(item) for item in value]
+    return value
+
+
 def _print(summary: dict, as_json: bool, lines: list[str]) -> None:
     if as_json:
-        print(json.dumps(summary, indent=2, default=str))
+        print(json.dumps(_finite(summary), indent=2, default=str))
     else:
         print("\n".join(lines))
 

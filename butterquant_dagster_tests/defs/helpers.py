@@ -46,6 +46,19 @@ def make_defs(
     return build_definitions(Settings(partitions_start, source), resources)
 
 
+def loose_trading(root: Path, **overrides) -> TradingResource:
+    """Paper trading whose floors let the synthetic rankings enter; with no model every slot
+    belongs to the baseline track."""
+    floors = {
+        "ai_track_slots": 0,
+        "min_success_prob": 0.0,
+        "min_expected_yield": -1e9,
+        "max_spread_pct": 10.0,
+        "min_open_interest": 0,
+    }
+    return TradingResource(data_dir=str(root), **(floors | overrides))
+
+
 def run_market(defs: Definitions, first: str, last: str, instance=None, job_name=MARKET_JOB):
     job = defs.resolve_job_def(job_name)
     return job.execute_in_process(
@@ -53,6 +66,16 @@ def run_market(defs: Definitions, first: str, last: str, instance=None, job_name
         tags={ASSET_PARTITION_RANGE_START_TAG: first, ASSET_PARTITION_RANGE_END_TAG: last},
         raise_on_error=False,
     )
+
+
+def market_and_scan(defs: Definitions, history: tuple, scanned: tuple, instance) -> None:
+    """The market over ``history``, then the scan over ``scanned`` (first, last), or fail."""
+    from butterquant_dagster.defs.scan.automation import SCAN_JOB
+
+    market = run_market(defs, *history, instance=instance)
+    assert market.success, failure_messages(market)
+    scan = run_market(defs, *scanned, instance=instance, job_name=SCAN_JOB)
+    assert scan.success, failure_messages(scan)
 
 
 def failure_messages(result) -> str:

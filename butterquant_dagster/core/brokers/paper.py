@@ -22,7 +22,6 @@ from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
 
-import duckdb
 import pandas as pd
 
 from butterquant_dagster.core import calendar
@@ -36,6 +35,7 @@ from butterquant_dagster.core.brokers.base import (
     Execution,
 )
 from butterquant_dagster.core.options.money import order_fee
+from butterquant_dagster.core.storage import duckdb_files
 from butterquant_dagster.core.trading.combos import COMBO_TICK, MissingQuote, combo_quote
 
 PAPER_ACCOUNT = "PAPER"
@@ -75,7 +75,7 @@ class PaperBroker:
 
     @contextmanager
     def _connect(self):
-        con = duckdb.connect(str(self.path))
+        con = duckdb_files.connect(self.path)
         try:
             yield con
         finally:

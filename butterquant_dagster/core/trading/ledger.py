@@ -23,6 +23,7 @@ import pandas as pd
 
 from butterquant_dagster.core.brokers.base import BUY, BrokerOrder, Execution
 from butterquant_dagster.core.options.money import CONTRACT_MULTIPLIER
+from butterquant_dagster.core.storage import duckdb_files
 from butterquant_dagster.core.trading.combos import legs_from_json, legs_to_json, structure_of
 
 SCHEMA = """
@@ -198,7 +199,7 @@ class Ledger:
 
     @contextmanager
     def _connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        con = duckdb.connect(str(self.path))
+        con = duckdb_files.connect(self.path)
         try:
             yield con
         finally:

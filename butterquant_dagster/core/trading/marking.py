@@ -8,6 +8,7 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
+from butterquant_dagster.core import calendar
 from butterquant_dagster.core.options.butterfly import expiry_value
 from butterquant_dagster.core.options.money import CONTRACT_MULTIPLIER
 from butterquant_dagster.core.trading.ledger import Ledger
@@ -40,12 +41,14 @@ def close_session(
         value = float(expiry_value(row.structure, spot, row.center, row.width))
         if ledger.settle(row.position_id, session, value, "expiry"):
             settled.append(row.position_id)
-    held = ledger.open_positions()
+    # As of the session's close: a rerun of an earlier session must not see later trades.
+    held = ledger.positions_at_start(calendar.next_session(session))
     marked = mark_positions(held, chain, session) if len(held) else held
     if len(marked):
         last = ledger.query(
             "SELECT position_id, arg_max(mark, session) AS last_mark FROM marks "
-            "WHERE mark IS NOT NULL GROUP BY 1"
+            "WHERE mark IS NOT NULL AND session <= ? GROUP BY 1",
+            [session],
         )
         fallback = marked["position_id"].map(
             dict(zip(last.position_id, last.last_mark, strict=True))
@@ -56,7 +59,7 @@ def close_session(
     else:
         marked = marked.assign(market_value=pd.Series(dtype=float))
         capital = 0.0
-    cash = ledger.cash_balance()
+    cash = ledger.cash_balance(through=session)
     positions_value = float(marked["market_value"].sum()) if len(marked) else 0.0
     equity = {
         "cash": cash,

@@ -114,7 +114,9 @@ def build_fills_sensor(job):
             "positions"
         )
         if not new and not unmarked:
-            return SkipReason(f"{key}: no new executions and positions are marked")
+            if key in store.partitions("positions"):
+                return SkipReason(f"{key}: no new executions and positions are marked")
+            return SkipReason(f"{key}: no new executions; positions wait for the closing chain")
         digest = hashlib.sha256(",".join(sorted(new)).encode()).hexdigest()[:12]
         return RunRequest(run_key=f"fills-{key}-{digest}-{unmarked}", partition_key=key)
 
