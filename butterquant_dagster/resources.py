@@ -260,19 +260,13 @@ class TradingResource(ConfigurableResource):
         return Ledger(Path(self.data_dir) / "ledger.duckdb", self.initial_capital)
 
     def rules(self):
+        from dataclasses import fields
+
         from butterquant_dagster.core.trading.rules import PortfolioRules
 
-        return PortfolioRules(
-            max_positions=self.max_positions,
-            ai_track_slots=self.ai_track_slots,
-            max_sector_positions=self.max_sector_positions,
-            allocation=self.allocation,
-            min_success_prob=self.min_success_prob,
-            min_expected_yield=self.min_expected_yield,
-            max_spread_pct=self.max_spread_pct,
-            min_open_interest=self.min_open_interest,
-            limit_concession=self.limit_concession,
-        )
+        # The rules this resource configures share their names with its fields.
+        shared = {f.name for f in fields(PortfolioRules)} & set(type(self).model_fields)
+        return PortfolioRules(**{name: getattr(self, name) for name in shared})
 
     def limits(self):
         from pathlib import Path
@@ -332,30 +326,11 @@ class TradingResource(ConfigurableResource):
 
 
 def trading_resource() -> TradingResource:
-    def flag(name: str) -> bool:
-        return settings.env(name).lower() in ("1", "true", "yes")
-
-    return TradingResource(
-        data_dir=str(settings.data_root()),
-        broker=settings.env("BUTTERQUANT_BROKER"),
-        ib_host=settings.env("BUTTERQUANT_IB_HOST"),
-        ib_port=_int_setting("BUTTERQUANT_IB_PORT"),
-        ib_client_id=_int_setting("BUTTERQUANT_IB_CLIENT_ID"),
-        ib_account=_setting("BUTTERQUANT_IB_ACCOUNT"),
-        live_trading=flag("BUTTERQUANT_LIVE_TRADING"),
-        kill_switch=flag("BUTTERQUANT_KILL_SWITCH"),
-        initial_capital=float(settings.env("BUTTERQUANT_INITIAL_CAPITAL")),
-        max_positions=_int_setting("BUTTERQUANT_MAX_POSITIONS"),
-        ai_track_slots=_int_setting("BUTTERQUANT_AI_TRACK_SLOTS"),
-        max_sector_positions=_int_setting("BUTTERQUANT_MAX_SECTOR_POSITIONS"),
-        allocation=float(settings.env("BUTTERQUANT_ALLOCATION")),
-        min_success_prob=float(settings.env("BUTTERQUANT_MIN_SUCCESS_PROB")),
-        min_expected_yield=float(settings.env("BUTTERQUANT_MIN_EXPECTED_YIELD")),
-        max_spread_pct=float(settings.env("BUTTERQUANT_MAX_SPREAD_PCT")),
-        min_open_interest=_int_setting("BUTTERQUANT_MIN_OPEN_INTEREST"),
-        max_capital_at_risk=float(settings.env("BUTTERQUANT_MAX_CAPITAL_AT_RISK")),
-        max_order_loss=float(settings.env("BUTTERQUANT_MAX_ORDER_LOSS")),
-        max_orders_per_day=_int_setting("BUTTERQUANT_MAX_ORDERS_PER_DAY"),
-        limit_concession=float(settings.env("BUTTERQUANT_LIMIT_CONCESSION")),
-        paper_slippage=float(settings.env("BUTTERQUANT_PAPER_SLIPPAGE")),
-    )
+    """Every field is the setting of its name: ``ib_port`` is ``BUTTERQUANT_IB_PORT``."""
+    values = {
+        name: settings.env(f"BUTTERQUANT_{name.upper()}")
+        for name in TradingResource.model_fields
+        if name != "data_dir"
+    }
+    values["ib_account"] = _setting("BUTTERQUANT_IB_ACCOUNT")
+    return TradingResource(data_dir=str(settings.data_root()), **values)

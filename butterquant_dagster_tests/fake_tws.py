@@ -961,3 +961,19 @@ def _parse_place_order(f: list[str]) -> dict:
 
 
 __all__ = ["BAG_CON_ID", "SERVER_VERSION", "FakeOrder", "FakeTWS", "Listed", "Plan"]
+
+
+def make_broker(fake: FakeTWS, **options):
+    """An IBKRBroker on ``fake`` with timeouts and back-off short enough for tests."""
+    from butterquant_dagster.core.brokers.ibkr import IBKRBroker
+
+    settings = {
+        "port": fake.port,
+        "connect_timeout": 2.0,
+        "request_timeout": 3.0,
+        "order_ack_timeout": 2.0,
+        "backoff_base": 0.01,
+        "max_requests_per_second": 0,
+        **options,
+    }
+    return IBKRBroker(**settings)

@@ -17,7 +17,6 @@ disagree with the ledger.
 from __future__ import annotations
 
 import datetime as dt
-import json
 from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
@@ -30,13 +29,18 @@ from butterquant_dagster.core.brokers.base import (
     Account,
     BrokerOrder,
     BrokerPosition,
-    ComboLeg,
     ComboOrder,
     Execution,
 )
 from butterquant_dagster.core.options.money import order_fee
 from butterquant_dagster.core.storage import duckdb_files
-from butterquant_dagster.core.trading.combos import COMBO_TICK, MissingQuote, combo_quote
+from butterquant_dagster.core.trading.combos import (
+    COMBO_TICK,
+    MissingQuote,
+    combo_quote,
+    legs_from_json,
+    legs_to_json,
+)
 
 PAPER_ACCOUNT = "PAPER"
 STATE = """
@@ -114,7 +118,7 @@ class PaperBroker:
                         order.action,
                         order.quantity,
                         order.limit_price,
-                        _legs_json(order.legs),
+                        legs_to_json(order.legs),
                         status,
                         reason,
                         self._clock().astimezone(dt.UTC).replace(tzinfo=None),
@@ -161,7 +165,7 @@ class PaperBroker:
                 price=float(r[6]),
                 commission=float(r[7]),
                 time=r[8].replace(tzinfo=dt.UTC),
-                legs=_legs(r[3], r[9]),
+                legs=legs_from_json(r[3], r[9]),
             )
             for r in rows
         ]
@@ -193,7 +197,7 @@ class PaperBroker:
             chain = self._chains(session)
             if chain is None:
                 continue
-            legs = _legs(symbol, legs_text)
+            legs = legs_from_json(symbol, legs_text)
             try:
                 quote = combo_quote(chain, legs)
             except MissingQuote as exc:
@@ -279,7 +283,7 @@ class PaperBroker:
                 filled=int(r[7]),
                 avg_fill_price=float(r[8] or 0.0),
                 reason=r[9] or "",
-                legs=_legs(r[2], r[10]),
+                legs=legs_from_json(r[2], r[10]),
             )
             for r in rows
         ]
@@ -288,16 +292,3 @@ class PaperBroker:
 def _decision_floor(session: dt.date) -> dt.datetime:
     """A replayed order fills no earlier than its session's close."""
     return calendar.session_close(session).astimezone(dt.UTC) - dt.timedelta(minutes=1)
-
-
-def _legs_json(legs: tuple[ComboLeg, ...]) -> str:
-    return json.dumps(
-        [[leg.expiry.isoformat(), leg.strike, leg.right, leg.action, leg.ratio] for leg in legs]
-    )
-
-
-def _legs(symbol: str, text: str) -> tuple[ComboLeg, ...]:
-    return tuple(
-        ComboLeg(symbol, dt.date.fromisoformat(e), float(k), r, a, int(q))
-        for e, k, r, a, q in json.loads(text)
-    )

@@ -174,12 +174,7 @@ def plan_exits(marked: pd.DataFrame, session: dt.date, rules: PortfolioRules) ->
                 "track": row.track,
                 "ticker": row.ticker,
                 "sector": getattr(row, "sector", ""),
-                "structure": row.structure,
-                "expiry": row.expiry,
-                "lower": row.lower,
-                "center": row.center,
-                "upper": row.upper,
-                "width": row.width,
+                **_butterfly(row),
                 "action": SELL,
                 "quantity": int(row.quantity),
                 "limit_price": float(limit),
@@ -200,6 +195,12 @@ def plan_exits(marked: pd.DataFrame, session: dt.date, rules: PortfolioRules) ->
             }
         )
     return _frame(rows)
+
+
+def _butterfly(row) -> dict:
+    """The butterfly itself, as every target names it."""
+    fields = ("structure", "expiry", "lower", "center", "upper", "width")
+    return {name: getattr(row, name) for name in fields}
 
 
 def _exit_text(reason: str, row) -> str:
@@ -312,12 +313,7 @@ def _entry(session, row, track, sector, chain, rules) -> dict | None:
         "track": track,
         "ticker": row.ticker,
         "sector": sector,
-        "structure": row.structure,
-        "expiry": row.expiry,
-        "lower": row.lower,
-        "center": row.center,
-        "upper": row.upper,
-        "width": row.width,
+        **_butterfly(row),
         "action": BUY,
         "quantity": quantity,
         "limit_price": limit,

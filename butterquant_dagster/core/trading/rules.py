@@ -1,11 +1,11 @@
-"""The portfolio's rules and risk limits as plain values, read from settings in one place."""
+"""The portfolio's rules and risk limits as plain values (the trading resource fills them
+from the settings)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from butterquant_dagster.core import settings
 from butterquant_dagster.core.scan.score import EXIT_RULES
 
 AI_TRACK, BASELINE_TRACK = "ai", "baseline"
@@ -32,20 +32,6 @@ class PortfolioRules:
             return min(self.ai_track_slots, self.max_positions)
         return max(self.max_positions - self.ai_track_slots, 0)
 
-    @classmethod
-    def from_settings(cls) -> PortfolioRules:
-        return cls(
-            max_positions=int(settings.env("BUTTERQUANT_MAX_POSITIONS")),
-            ai_track_slots=int(settings.env("BUTTERQUANT_AI_TRACK_SLOTS")),
-            max_sector_positions=int(settings.env("BUTTERQUANT_MAX_SECTOR_POSITIONS")),
-            allocation=float(settings.env("BUTTERQUANT_ALLOCATION")),
-            min_success_prob=float(settings.env("BUTTERQUANT_MIN_SUCCESS_PROB")),
-            min_expected_yield=float(settings.env("BUTTERQUANT_MIN_EXPECTED_YIELD")),
-            max_spread_pct=float(settings.env("BUTTERQUANT_MAX_SPREAD_PCT")),
-            min_open_interest=int(settings.env("BUTTERQUANT_MIN_OPEN_INTEREST")),
-            limit_concession=float(settings.env("BUTTERQUANT_LIMIT_CONCESSION")),
-        )
-
 
 @dataclass(frozen=True)
 class RiskLimits:
@@ -60,16 +46,3 @@ class RiskLimits:
 
     def kill_switch_on(self) -> bool:
         return self.kill_switch or (self.kill_file is not None and self.kill_file.exists())
-
-    @classmethod
-    def from_settings(cls) -> RiskLimits:
-        return cls(
-            max_positions=int(settings.env("BUTTERQUANT_MAX_POSITIONS")),
-            max_capital_at_risk=float(settings.env("BUTTERQUANT_MAX_CAPITAL_AT_RISK")),
-            max_order_loss=float(settings.env("BUTTERQUANT_MAX_ORDER_LOSS")),
-            max_orders_per_day=int(settings.env("BUTTERQUANT_MAX_ORDERS_PER_DAY")),
-            kill_switch=settings.env("BUTTERQUANT_KILL_SWITCH").lower() in ("1", "true", "yes"),
-            kill_file=settings.data_root() / "KILL_SWITCH",
-            live_trading=settings.env("BUTTERQUANT_LIVE_TRADING").lower() in ("1", "true", "yes"),
-            live_account=settings.env("BUTTERQUANT_IB_ACCOUNT"),
-        )

@@ -1,5 +1,7 @@
 """The daily market snapshot job and the schedule that runs it after each close."""
 
+import datetime as dt
+
 from dagster import (
     AssetSelection,
     PartitionsDefinition,
@@ -10,7 +12,7 @@ from dagster import (
     schedule,
 )
 
-from butterquant_dagster.core import calendar
+from butterquant_dagster.defs.close_ticks import session_due
 
 MARKET_JOB = "market_snapshot_job"
 # Closes settle and vendors publish end-of-day data within half an hour.
@@ -45,15 +47,13 @@ def build_market_schedule(job):
         description="Closing snapshot of each NYSE session, 30 minutes after its close.",
     )
     def market_snapshot_after_close(context: ScheduleEvaluationContext):
-        tick = context.scheduled_execution_time.astimezone(calendar.EXCHANGE_TZ)
-        session = tick.date()
-        if not calendar.is_session(session):
-            return SkipReason(f"{session} is not an NYSE session (holiday)")
-        close = calendar.session_close(session)
-        if tick.hour != close.hour:
-            return SkipReason(
-                f"{session} closes at {close:%H:%M}; its snapshot runs at the other tick"
-            )
+        session = session_due(
+            context.scheduled_execution_time,
+            dt.timedelta(minutes=MINUTES_AFTER_CLOSE),
+            "its snapshot",
+        )
+        if isinstance(session, SkipReason):
+            return session
         key = session.isoformat()
         return RunRequest(run_key=f"market-{key}", partition_key=key)
 

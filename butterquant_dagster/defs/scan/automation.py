@@ -12,6 +12,7 @@ from dagster import (
 )
 
 from butterquant_dagster.core import calendar
+from butterquant_dagster.defs.close_ticks import session_due
 
 SCAN_JOB = "scan_job"
 OUTCOMES_JOB = "outcomes_job"
@@ -53,14 +54,13 @@ def build_scan_schedule(job):
         description="Pre-close scan of the latest completed session's snapshot.",
     )
     def scan_before_close(context: ScheduleEvaluationContext):
-        tick = context.scheduled_execution_time.astimezone(calendar.EXCHANGE_TZ)
-        today = tick.date()
-        if not calendar.is_session(today):
-            return SkipReason(f"{today} is not an NYSE session (holiday)")
-        close = calendar.session_close(today)
-        due = close - dt.timedelta(minutes=SCAN_MINUTES_BEFORE_CLOSE)
-        if (tick.hour, tick.minute) != (due.hour, due.minute):
-            return SkipReason(f"{today} closes at {close:%H:%M}; the scan runs at {due:%H:%M}")
+        today = session_due(
+            context.scheduled_execution_time,
+            -dt.timedelta(minutes=SCAN_MINUTES_BEFORE_CLOSE),
+            "the scan",
+        )
+        if isinstance(today, SkipReason):
+            return today
         scanned = calendar.previous_session(today).isoformat()
         return RunRequest(run_key=f"scan-{scanned}", partition_key=scanned)
 

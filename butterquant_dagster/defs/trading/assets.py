@@ -76,14 +76,21 @@ def _table(frame: pd.DataFrame, columns: list[str], limit: int = 40) -> Metadata
 
 
 def build_trading_assets(partitions: PartitionsDefinition):
-    @asset(
+    def trading_asset(pool: str | None = LEDGER_POOL, **kwargs):
+        """One step of a session's trading, stored in the lake, writing the ledger in the
+        pool unless it only reads it."""
+        return asset(
+            partitions_def=partitions,
+            io_manager_key="lake_io_manager",
+            group_name="trading",
+            owners=[OWNER],
+            kinds=KINDS,
+            pool=pool,
+            **kwargs,
+        )
+
+    @trading_asset(
         name="target_orders",
-        partitions_def=partitions,
-        io_manager_key="lake_io_manager",
-        group_name="trading",
-        owners=[OWNER],
-        kinds=KINDS,
-        pool=LEDGER_POOL,
         deps=[
             AssetDep("scan_rankings", partition_mapping=PREVIOUS_SESSION),
             AssetDep("butterfly_candidates", partition_mapping=PREVIOUS_SESSION),
@@ -145,14 +152,8 @@ def build_trading_assets(partitions: PartitionsDefinition):
             },
         )
 
-    @asset(
+    @trading_asset(
         name="orders",
-        partitions_def=partitions,
-        io_manager_key="lake_io_manager",
-        group_name="trading",
-        owners=[OWNER],
-        kinds=KINDS,
-        pool=LEDGER_POOL,
         deps=["target_orders"],
         check_specs=[
             AssetCheckSpec(
@@ -214,14 +215,8 @@ def build_trading_assets(partitions: PartitionsDefinition):
             },
         )
 
-    @asset(
+    @trading_asset(
         name="fills",
-        partitions_def=partitions,
-        io_manager_key="lake_io_manager",
-        group_name="trading",
-        owners=[OWNER],
-        kinds=KINDS,
-        pool=LEDGER_POOL,
         deps=["orders"],
         description=(
             "The session's executions from the broker, each recorded once in the ledger with "
@@ -255,14 +250,8 @@ def build_trading_assets(partitions: PartitionsDefinition):
             },
         )
 
-    @asset(
+    @trading_asset(
         name="positions",
-        partitions_def=partitions,
-        io_manager_key="lake_io_manager",
-        group_name="trading",
-        owners=[OWNER],
-        kinds=KINDS,
-        pool=LEDGER_POOL,
         deps=["fills", "option_chains", "daily_bars"],
         output_required=False,
         description=(
@@ -315,13 +304,9 @@ def build_trading_assets(partitions: PartitionsDefinition):
             },
         )
 
-    @asset(
+    @trading_asset(
         name="trade_journal",
-        partitions_def=partitions,
-        io_manager_key="lake_io_manager",
-        group_name="trading",
-        owners=[OWNER],
-        kinds=KINDS,
+        pool=None,  # reads the ledger only
         deps=["positions"],
         description=(
             "Positions closed in the session (entry and exit, P/L after fees, ROI, yield per "

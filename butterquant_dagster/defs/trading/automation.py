@@ -15,8 +15,8 @@ from dagster import (
     sensor,
 )
 
-from butterquant_dagster.core import calendar
 from butterquant_dagster.core.trading.execution import session_start
+from butterquant_dagster.defs.close_ticks import session_due
 from butterquant_dagster.resources import LakeResource, MarketDataResource, TradingResource
 
 EXECUTION_JOB = "execution_job"
@@ -62,14 +62,13 @@ def build_execution_schedule(job):
         description="Send the session's exits and entries 15 minutes before the close.",
     )
     def execute_before_close(context: ScheduleEvaluationContext):
-        tick = context.scheduled_execution_time.astimezone(calendar.EXCHANGE_TZ)
-        today = tick.date()
-        if not calendar.is_session(today):
-            return SkipReason(f"{today} is not an NYSE session (holiday)")
-        close = calendar.session_close(today)
-        due = close - dt.timedelta(minutes=EXECUTION_MINUTES_BEFORE_CLOSE)
-        if (tick.hour, tick.minute) != (due.hour, due.minute):
-            return SkipReason(f"{today} closes at {close:%H:%M}; trading runs at {due:%H:%M}")
+        today = session_due(
+            context.scheduled_execution_time,
+            -dt.timedelta(minutes=EXECUTION_MINUTES_BEFORE_CLOSE),
+            "trading",
+        )
+        if isinstance(today, SkipReason):
+            return today
         return RunRequest(run_key=f"execute-{today.isoformat()}", partition_key=today.isoformat())
 
     return execute_before_close

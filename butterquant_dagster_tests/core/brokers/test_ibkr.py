@@ -26,7 +26,7 @@ from butterquant_dagster.core.brokers.ibkr import (
     order_status,
     to_tick,
 )
-from butterquant_dagster_tests.fake_tws import BAG_CON_ID, FakeTWS, Plan
+from butterquant_dagster_tests.fake_tws import BAG_CON_ID, FakeTWS, Plan, make_broker
 
 EXPIRY = dt.date(2027, 1, 15)
 SESSION = dt.date(2026, 11, 20)
@@ -69,19 +69,6 @@ def tws():
     with FakeTWS() as fake:
         fake.add_chain("AAPL", [EXPIRY], STRIKES)
         yield fake
-
-
-def make_broker(fake: FakeTWS, **options) -> IBKRBroker:
-    settings = {
-        "port": fake.port,
-        "connect_timeout": 2.0,
-        "request_timeout": 3.0,
-        "order_ack_timeout": 2.0,
-        "backoff_base": 0.01,
-        "max_requests_per_second": 0,
-        **options,
-    }
-    return IBKRBroker(**settings)
 
 
 @pytest.fixture

@@ -31,7 +31,7 @@ from butterquant_dagster_tests.core.trading.chains import (
     make_chain,
     make_rankings,
 )
-from butterquant_dagster_tests.fake_tws import FakeTWS, Plan
+from butterquant_dagster_tests.fake_tws import FakeTWS, Plan, make_broker
 
 PICKS = (("AAA", "call_fly"), ("BBB", "put_fly"), ("CCC", "iron_fly"))
 SPOTS = {ticker: 100.0 for ticker, _ in PICKS}
@@ -40,19 +40,6 @@ LISTED_STRIKES = [90.0, 95.0, 100.0, 105.0, 110.0]
 DECISION_TIME = calendar.session_close(NEXT) - dt.timedelta(minutes=15)
 ALL_TIME = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
 COMMISSION = 0.65  # the fake's commission per option contract
-
-
-def make_broker(fake: FakeTWS, **options) -> IBKRBroker:
-    settings = {
-        "port": fake.port,
-        "connect_timeout": 2.0,
-        "request_timeout": 3.0,
-        "order_ack_timeout": 2.0,
-        "backoff_base": 0.01,
-        "max_requests_per_second": 0,
-        **options,
-    }
-    return IBKRBroker(**settings)
 
 
 @dataclasses.dataclass
