@@ -104,6 +104,39 @@ SETTINGS: dict[str, tuple[str, str]] = {
         "0.25",
         "Paper broker: a buy fills when its limit reaches mid + this share of the half-spread.",
     ),
+    "BUTTERQUANT_BENCHMARK_SYMBOL": (
+        "",
+        "Index bought and held as the reports' benchmark; an equal-weighted index of the "
+        "universe when unset.",
+    ),
+    "BUTTERQUANT_DRIFT_MIN_HIT_RATE": (
+        "0.50",
+        "Drift: hit rate of high-confidence predictions below this asks for a retraining.",
+    ),
+    "BUTTERQUANT_DRIFT_MIN_ACCURACY": (
+        "0.65",
+        "Drift: accuracy (P >= 0.5 vs outcome) below this is a warning to investigate.",
+    ),
+    "BUTTERQUANT_MODEL_AGE_NOTICE_DAYS": ("14", "Health: model age that is noted."),
+    "BUTTERQUANT_MODEL_AGE_WARN_DAYS": (
+        "30",
+        "Health: model age that asks to consider retraining.",
+    ),
+    "BUTTERQUANT_MODEL_AGE_FAIL_DAYS": ("60", "Health: model age that fails the health check."),
+    "BUTTERQUANT_MIN_FREE_DISK_GB": (
+        "5",
+        "Health: free disk under the data root below this fails.",
+    ),
+    "BUTTERQUANT_CACHE_RETENTION_DAYS": ("30", "Retention: cached downloads older than this go."),
+    "BUTTERQUANT_LOG_RETENTION_DAYS": ("90", "Retention: run logs older than this go."),
+    "BUTTERQUANT_HOT_STORE_LIMIT_GB": (
+        "5",
+        "Retention: scan history beyond this size is archived to Parquet (still queryable).",
+    ),
+    "BUTTERQUANT_ALERT_WEBHOOK": (
+        "",
+        "URL that run failures are posted to (JSON); none when unset. Treated as a secret.",
+    ),
 }
 
 

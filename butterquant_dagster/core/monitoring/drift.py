@@ -73,3 +73,35 @@ def drift_status(
         else (f"calibrated: Brier {brier:.4f} on {n} resolved predictions")
     )
     return DriftStatus(drifted, reason, n, int(high.sum()), hit, brier, training_brier)
+
+
+STATUSES = ("OK", "WARN", "RETRAIN")
+
+
+@dataclass
+class DriftReport:
+    """Calibration and drift of one model version over one period.
+
+    ``status`` is OK, WARN or RETRAIN; ``reasons`` says why (also for OK, e.g. "not enough
+    data: 12 resolved candidates (need 200)").
+
+    ``figures`` keys: model_version, training_date, resolved_candidates, resolved_trades,
+    brier_candidates, brier_trades, brier_training, ece_candidates, ece_trades, ece_training,
+    hit_rate_high_confidence, high_confidence_n, accuracy, mean_probability, base_rate,
+    max_feature_psi, prediction_psi; ``None`` where not computable.
+
+    ``reliability``: "candidates" and "trades" frames with bin, low, high, count,
+    mean_predicted, hit_rate (one row per probability bucket).
+
+    ``feature_psi``: feature, psi, level (stable < 0.1 <= moderate < 0.25 <= shifted).
+
+    ``prediction_shift``: bin, low, high, training_share, live_share (the P(win)
+    distribution at training vs live).
+    """
+
+    status: str
+    reasons: list[str]
+    figures: dict
+    reliability: dict[str, pd.DataFrame]
+    feature_psi: pd.DataFrame
+    prediction_shift: pd.DataFrame

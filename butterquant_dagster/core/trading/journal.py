@@ -2,17 +2,9 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 
-
-def max_drawdown(equity: pd.Series) -> float:
-    """Largest fall from a running peak, as a share of that peak (0.12 = 12 %)."""
-    values = np.asarray(equity, dtype=float)
-    if not len(values):
-        return 0.0
-    peaks = np.maximum.accumulate(values)
-    return float(np.max((peaks - values) / peaks))
+from butterquant_dagster.core.monitoring.metrics import max_drawdown
 
 
 def summary(journal: pd.DataFrame, equity: pd.DataFrame | None = None) -> dict:

@@ -1,0 +1,117 @@
+"""The track-record figures every report and backtest shares, each defined once.
+
+Returns are per session (the equity curve's own steps, one per NYSE session); annualized
+figures use 252 sessions a year. A figure that needs more data than it has is ``None``,
+never a made-up zero: a report prints "not enough data" for it.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+SESSIONS_PER_YEAR = 252
+
+
+def _values(series) -> np.ndarray:
+    values = np.asarray(series, dtype=float)
+    return values[np.isfinite(values)]
+
+
+def drawdown(equity) -> np.ndarray:
+    """Fall from the running peak at each point, as a share of that peak (0.12 = 12 %)."""
+    values = np.asarray(equity, dtype=float)
+    if not len(values):
+        return values
+    peaks = np.maximum.accumulate(values)
+    return (peaks - values) / peaks
+
+
+def max_drawdown(equity) -> float | None:
+    """Largest fall from a running peak, as a share of that peak; ``None`` without data."""
+    values = _values(equity)
+    if not len(values):
+        return None
+    return float(np.max(drawdown(values)))
+
+
+def session_returns(equity) -> np.ndarray:
+    """Simple returns between consecutive equity values."""
+    values = _values(equity)
+    if len(values) < 2:
+        return np.zeros(0)
+    return values[1:] / values[:-1] - 1.0
+
+
+def total_return(equity) -> float | None:
+    values = _values(equity)
+    if len(values) < 2:
+        return None
+    return float(values[-1] / values[0] - 1.0)
+
+
+def sharpe_ratio(returns, risk_free_annual: float = 0.0) -> float | None:
+    """Annualized mean excess return over its standard deviation (sample, ddof=1).
+
+    ``None`` with fewer than two returns or no variation: a flat line has no Sharpe.
+    """
+    r = _values(returns) - risk_free_annual / SESSIONS_PER_YEAR
+    if len(r) < 2:
+        return None
+    sd = float(np.std(r, ddof=1))
+    if sd == 0.0 or not math.isfinite(sd):
+        return None
+    return float(np.mean(r) / sd * math.sqrt(SESSIONS_PER_YEAR))
+
+
+def sortino_ratio(returns, risk_free_annual: float = 0.0) -> float | None:
+    """Annualized mean excess return over the downside deviation.
+
+    Downside deviation is the root mean square of the returns below zero over *all*
+    returns (Sortino & Price's target semideviation with target 0). ``None`` when there is
+    no downside at all (the ratio is unbounded, not a number to print).
+    """
+    r = _values(returns) - risk_free_annual / SESSIONS_PER_YEAR
+    if len(r) < 2:
+        return None
+    downside = np.sqrt(np.mean(np.minimum(r, 0.0) ** 2))
+    if downside == 0.0:
+        return None
+    return float(np.mean(r) / downside * math.sqrt(SESSIONS_PER_YEAR))
+
+
+def profit_factor(pnl) -> float | None:
+    """Gross profit over gross loss of closed trades; ``None`` without a losing trade."""
+    values = _values(pnl)
+    losses = -values[values < 0].sum()
+    if not len(values) or losses == 0:
+        return None
+    return float(values[values > 0].sum() / losses)
+
+
+def win_rate(won) -> float | None:
+    """Share of True among the outcomes; ``None`` without any."""
+    values = np.asarray(won, dtype=bool)
+    if not len(values):
+        return None
+    return float(values.mean())
+
+
+def yield_per_1000(pnl, capital_at_risk) -> float | None:
+    """P/L per $1,000 of capital put at risk, summed over trades (not a mean of ratios)."""
+    risk = float(np.nansum(np.asarray(capital_at_risk, dtype=float)))
+    if risk <= 0:
+        return None
+    return float(1000.0 * np.nansum(np.asarray(pnl, dtype=float)) / risk)
+
+
+def equity_frame(equity: pd.DataFrame) -> pd.DataFrame:
+    """``session, equity`` sorted, with each session's ``drawdown`` and ``return``."""
+    frame = equity[["session", "equity"]].copy()
+    frame["session"] = pd.to_datetime(frame["session"])
+    frame = frame.sort_values("session").reset_index(drop=True)
+    frame["drawdown"] = drawdown(frame["equity"].to_numpy(float))
+    frame["return"] = frame["equity"].pct_change()
+    return frame
