@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import importlib
 import json
 import math
 import os
@@ -29,6 +30,11 @@ DEMO_TRADE_SESSIONS = 20  # the last four weeks are traded end to end on the pap
 SCAN_HISTORY_SESSIONS = 65  # the signals need 60 sessions of closes
 MAX_DTE_DAYS = 60  # the scan's longest expiry; older entry sessions can be settled
 REGIME_WARMUP = 12  # sessions of bars before the first regime (realized-vol window)
+
+
+# Commands with a module of their own under butterquant_dagster/commands: each has
+# ``add_parser(sub)`` that registers it with its handler.
+COMMAND_MODULES = ("report", "backtest", "health", "backup")
 
 
 class CliError(Exception):
@@ -125,10 +131,15 @@ def materialize_market(first: dt.date, last: dt.date, *, show_progress: bool) ->
 
 
 def materialize(
-    job_name: str, first: dt.date | None, last: dt.date | None, *, show_progress: bool
+    job_name: str,
+    first: dt.date | None,
+    last: dt.date | None,
+    *,
+    show_progress: bool,
+    run_config: dict | None = None,
 ) -> RunSummary:
     """Run ``job_name`` for every session in [first, last] in one run of the instance
-    (``first`` None: a job of unpartitioned assets)."""
+    (``first`` None: a job of unpartitioned assets); ``run_config`` configures its ops."""
     instance = prepare_instance()
     from dagster import DagsterEventType
     from dagster._core.storage.tags import (
@@ -155,7 +166,10 @@ def materialize(
                 "butterquant/launched_by": "cli",
             },
             # The full log stays in the instance (the UI); the terminal gets the summary.
-            run_config={"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}},
+            run_config={
+                **(run_config or {}),
+                "loggers": {"console": {"config": {"log_level": "CRITICAL"}}},
+            },
             raise_on_error=False,
         )
     finally:
@@ -1112,6 +1126,8 @@ def build_parser() -> argparse.ArgumentParser:
     journal.add_argument("--json", action="store_true", help="print the result as JSON")
     journal.set_defaults(handler=cmd_journal)
 
+    for name in COMMAND_MODULES:
+        importlib.import_module(f"butterquant_dagster.commands.{name}").add_parser(sub)
     return parser
 
 

@@ -169,6 +169,7 @@ def default_resources() -> dict[str, object]:
         ),
         "lake_io_manager": LakeIOManager(lake=lake),
         "trading": trading_resource(),
+        "monitoring": monitoring_resource(),
     }
 
 
@@ -334,3 +335,34 @@ def trading_resource() -> TradingResource:
     }
     values["ib_account"] = _setting("BUTTERQUANT_IB_ACCOUNT")
     return TradingResource(data_dir=str(settings.data_root()), **values)
+
+
+class MonitoringResource(ConfigurableResource):
+    """Where reports are written, what they are compared with, and when drift is acted on."""
+
+    data_dir: str
+    benchmark_symbol: str = ""
+    drift_min_hit_rate: float = 0.50
+    drift_min_accuracy: float = 0.65
+
+    def thresholds(self):
+        from butterquant_dagster.core.monitoring.drift import DriftThresholds
+
+        return DriftThresholds(
+            min_hit_rate=self.drift_min_hit_rate, min_accuracy=self.drift_min_accuracy
+        )
+
+    def root(self):
+        from pathlib import Path
+
+        return Path(self.data_dir)
+
+
+def monitoring_resource() -> MonitoringResource:
+    """Every field is the setting of its name, like the trading resource."""
+    values = {
+        name: settings.env(f"BUTTERQUANT_{name.upper()}")
+        for name in MonitoringResource.model_fields
+        if name != "data_dir"
+    }
+    return MonitoringResource(data_dir=str(settings.data_root()), **values)

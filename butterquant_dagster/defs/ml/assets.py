@@ -49,6 +49,7 @@ from butterquant_dagster.core.ml.regime import (
     index_features,
 )
 from butterquant_dagster.core.ml.registry import RegistryError, age_days
+from butterquant_dagster.core.monitoring.psi import feature_reference
 from butterquant_dagster.core.scan.surface import iv_rank
 from butterquant_dagster.defs.partitions import session_asset, trailing_keys
 from butterquant_dagster.defs.staging import report_progress, run_sessions
@@ -471,6 +472,12 @@ def probability_model(
             "feature_columns": FEATURE_COLUMNS,
             "label": LABEL_DEFINITION,
             "metrics": {k: v for k, v in trained.metrics.items()},
+            # What the drift report compares live features and predictions with (PSI).
+            "feature_reference": feature_reference(
+                rows,
+                trained.classifier.predict_proba(feature_matrix(rows))[:, 1],
+                FEATURE_COLUMNS,
+            ),
             "folds": trained.folds,
             "parity": trained.parity,
             "latest_fold": {k: v for k, v in trained.latest_fold.items() if k != "test_rows"},

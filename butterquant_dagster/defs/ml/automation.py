@@ -2,7 +2,6 @@
 
 import datetime as dt
 
-import pandas as pd
 from dagster import (
     AssetSelection,
     DefaultSensorStatus,
@@ -16,8 +15,7 @@ from dagster import (
 )
 
 from butterquant_dagster.core import calendar
-from butterquant_dagster.core.ml.features import KEY_COLUMNS
-from butterquant_dagster.core.monitoring.drift import DriftRules, drift_status
+from butterquant_dagster.core.monitoring import assemble
 from butterquant_dagster.defs.ml.assets import WIN_MODEL
 
 REGIME_JOB = "regime_job"
@@ -121,53 +119,36 @@ def build_ml_schedules(jobs_by_name):
     ]
 
 
-def resolved_predictions(store, since: str) -> pd.DataFrame:
-    """Predictions made at entry joined with the outcomes of candidates that expired."""
-    sessions = sorted(
-        set(store.partitions("ai_probabilities")) & set(store.partitions("candidate_outcomes"))
-    )
-    sessions = [s for s in sessions if s >= since]
-    frames = []
-    for key in sessions:
-        predicted = store.read("ai_probabilities", [key])
-        outcomes = store.read("candidate_outcomes", [key])
-        frames.append(predicted.merge(outcomes[[*KEY_COLUMNS, "win"]], on=KEY_COLUMNS))
-    return (
-        pd.concat(frames, ignore_index=True)
-        if frames
-        else pd.DataFrame(columns=["ml_success_prob", "win"])
-    )
-
-
 def build_drift_sensor(jobs_by_name):
     @sensor(
         name="probability_model_drift",
         job=jobs_by_name[PROBABILITY_TRAINING_JOB],
         minimum_interval_seconds=3600,
         default_status=DefaultSensorStatus.STOPPED,
-        required_resource_keys={"lake", "models"},
-        description="Requests a retraining when resolved outcomes show the champion "
-        "drifting: hit rate below 50% where it predicted >= 60%, or Brier worse than at "
-        "training by the margin, over a minimum number of resolved predictions.",
+        required_resource_keys={"lake", "models", "trading", "monitoring"},
+        description="Requests a retraining when the champion's drift report says RETRAIN: "
+        "high-confidence predictions hitting below the configured rate, or Brier worse than "
+        "at training by the margin, over enough resolved predictions. The same report as "
+        "the drift_report asset.",
     )
     def probability_model_drift(context: SensorEvaluationContext):
-        store = context.resources.lake.lake()
         registry = context.resources.models.registry()
         champion = registry.champion(WIN_MODEL)
         if champion is None:
             return SkipReason("no champion model to watch yet")
-        trained = champion.metadata.get("training_date", "1900-01-01")
-        resolved = resolved_predictions(store, str(trained)[:10])
-        if "model_version" in resolved:  # only what this champion predicted
-            resolved = resolved[resolved["model_version"] == champion.version]
-        status = drift_status(
-            resolved,
-            champion.metadata.get("metrics", {}).get("brier"),
-            DriftRules(),
+        now = dt.datetime.now(dt.UTC)
+        through = calendar.latest_completed_session(now)
+        report = assemble.drift(
+            context.resources.lake.lake(),
+            context.resources.trading.ledger(),
+            champion,
+            through,
+            context.resources.monitoring.thresholds(),
         )
-        if not status.drifted:
-            return SkipReason(status.reason)
-        key = f"drift-{champion.version}-{dt.date.today().isoformat()}"
-        return RunRequest(run_key=key, tags={"butterquant/retrain_reason": status.reason[:200]})
+        reasons = "; ".join(report.reasons)
+        if report.status != "RETRAIN":
+            return SkipReason(f"drift status {report.status}: {reasons}")
+        key = f"drift-{champion.version}-{through.isoformat()}"
+        return RunRequest(run_key=key, tags={"butterquant/retrain_reason": reasons[:200]})
 
     return probability_model_drift

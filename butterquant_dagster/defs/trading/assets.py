@@ -33,6 +33,7 @@ from butterquant_dagster.core.trading.execution import (
 from butterquant_dagster.core.trading.journal import summary
 from butterquant_dagster.core.trading.marking import close_session
 from butterquant_dagster.core.trading.portfolio import TARGET_COLUMNS, plan_session
+from butterquant_dagster.defs.metadata import figure, markdown_table
 from butterquant_dagster.defs.partitions import session_of
 from butterquant_dagster.resources import LakeResource, MarketDataResource, TradingResource
 
@@ -68,11 +69,6 @@ def require_previous_marked(ledger, session: dt.date) -> None:
             f"steps of {calendar.sessions(calendar.next_session(latest), previous)[0]} first "
             "(sessions are traded in order)"
         )
-
-
-def _table(frame: pd.DataFrame, columns: list[str], limit: int = 40) -> MetadataValue:
-    shown = frame[[c for c in columns if c in frame.columns]].head(limit)
-    return MetadataValue.md(shown.to_markdown(index=False) if len(shown) else "(none)")
 
 
 def build_trading_assets(partitions: PartitionsDefinition):
@@ -145,7 +141,7 @@ def build_trading_assets(partitions: PartitionsDefinition):
                         for track, reasons in passed.items()
                     }
                 ),
-                "targets": _table(
+                "targets": markdown_table(
                     targets,
                     ["intent", "track", "ticker", "structure", "quantity", "limit_price", "reason"],
                 ),
@@ -194,7 +190,7 @@ def build_trading_assets(partitions: PartitionsDefinition):
                 "decision_time": now.isoformat(),
                 "blocked_reasons": MetadataValue.json(report.blocked),
                 "rejected_reasons": MetadataValue.json(report.rejected),
-                "orders": _table(
+                "orders": markdown_table(
                     recorded,
                     ["order_ref", "intent", "track", "ticker", "quantity", "limit_price", "status"],
                 ),
@@ -289,7 +285,7 @@ def build_trading_assets(partitions: PartitionsDefinition):
             metadata={
                 **{k: round(float(v), 2) for k, v in equity.items()},
                 "settled_at_expiry": len(settled),
-                "positions": _table(
+                "positions": markdown_table(
                     snapshot,
                     [
                         "ticker",
@@ -325,12 +321,12 @@ def build_trading_assets(partitions: PartitionsDefinition):
         metadata = {
             "closed_today": len(closed),
             "trades_to_date": figures["trades"],
-            "win_rate": _figure(figures.get("win_rate")),
-            "total_pnl": _figure(figures.get("total_pnl")),
-            "yield_per_1000": _figure(figures.get("yield_per_1000")),
-            "max_drawdown": _figure(figures.get("max_drawdown")),
+            "win_rate": figure(figures.get("win_rate")),
+            "total_pnl": figure(figures.get("total_pnl")),
+            "yield_per_1000": figure(figures.get("yield_per_1000")),
+            "max_drawdown": figure(figures.get("max_drawdown")),
             "by_track": MetadataValue.json(figures.get("by_track", {})),
-            "closed": _table(
+            "closed": markdown_table(
                 closed, ["ticker", "structure", "track", "pnl", "yield_per_1000", "exit_reason"]
             ),
         }
@@ -339,7 +335,3 @@ def build_trading_assets(partitions: PartitionsDefinition):
         return Output(closed, metadata=metadata)
 
     return [target_orders, orders, fills, positions, trade_journal]
-
-
-def _figure(value) -> float | str:
-    return round(float(value), 4) if value is not None else "not enough data"

@@ -1,0 +1,105 @@
+"""The performance and drift reports of a period, from the ledger, the lake and the model
+registry: the one path the assets, the report files and the command all take."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pandas as pd
+
+from butterquant_dagster.core.monitoring import sources
+from butterquant_dagster.core.monitoring.drift import DriftReport, DriftThresholds, drift_report
+from butterquant_dagster.core.monitoring.performance import (
+    PerformanceReport,
+    benchmark_closes,
+    performance_report,
+)
+from butterquant_dagster.core.storage.lake import Lake
+from butterquant_dagster.core.trading.ledger import Ledger
+
+BENCHMARK_LOOKBACK_DAYS = 10  # the base close before a period that starts on a holiday week
+
+
+def ledger_history(ledger: Ledger, through: dt.date) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The journal and the equity curve as they stood at ``through``'s close."""
+    journal = ledger.journal(through=through)
+    equity = ledger.equity()
+    if len(equity):
+        equity = equity.loc[pd.to_datetime(equity["session"]).dt.date <= through]
+    return journal, equity.reset_index(drop=True)
+
+
+def performance(
+    store: Lake,
+    ledger: Ledger,
+    start: dt.date | None,
+    end: dt.date,
+    *,
+    benchmark_symbol: str | None = None,
+) -> PerformanceReport:
+    """The track record of [start, end] (``start`` None: since the first trade)."""
+    journal, equity = ledger_history(ledger, end)
+    first = start
+    if first is None and len(equity):
+        first = pd.Timestamp(equity["session"].min()).date()
+    benchmark = None
+    if first is not None:
+        bars = sources.closes(
+            store, first - dt.timedelta(days=BENCHMARK_LOOKBACK_DAYS), end, benchmark_symbol
+        )
+        if len(bars):
+            benchmark = benchmark_closes(bars, benchmark_symbol)
+    return performance_report(
+        journal,
+        equity,
+        start=start,
+        end=end,
+        regimes=sources.regimes(store, end),
+        benchmark=benchmark,
+        benchmark_symbol=benchmark_symbol or "equal-weighted universe",
+    )
+
+
+def drift(
+    store: Lake,
+    ledger: Ledger,
+    champion,
+    through: dt.date,
+    thresholds: DriftThresholds | None = None,
+) -> DriftReport:
+    """Calibration and drift of the champion (a registry ``ModelVersion`` or None) on what
+    it predicted and what has resolved by ``through``."""
+    thresholds = thresholds or DriftThresholds()
+    if champion is None:
+        return drift_report(
+            sources.resolved_candidates(store, through).iloc[0:0],
+            pd.DataFrame(columns=["ml_success_prob", "won"]),
+            model_version=None,
+            training_date=None,
+            training_metrics={},
+            thresholds=thresholds,
+        )
+    metadata = champion.metadata
+    cutoff = _date(metadata.get("label_cutoff") or metadata.get("training_date"))
+    candidates = sources.resolved_candidates(
+        store, through, since=cutoff, model_version=champion.version
+    )
+    journal, _ = ledger_history(ledger, through)
+    trades = journal.loc[journal["model_version"] == champion.version] if len(journal) else journal
+    live = sources.live_features(store, cutoff, through) if cutoff else None
+    return drift_report(
+        candidates,
+        trades,
+        model_version=champion.version,
+        training_date=str(metadata.get("training_date", ""))[:10] or None,
+        training_metrics=metadata.get("metrics", {}),
+        live_features=live,
+        reference=metadata.get("feature_reference"),
+        thresholds=thresholds,
+    )
+
+
+def _date(value) -> dt.date | None:
+    if not value:
+        return None
+    return pd.Timestamp(str(value)[:10]).date()

@@ -1,0 +1,165 @@
+"""What each periodic report shows, gathered from the ledger, the lake and the registry.
+
+What only the orchestrator knows (the health checks, the runs and their failures) is passed
+in, so this stays free of Dagster and the command and the assets build the same pages.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pandas as pd
+
+from butterquant_dagster.core.ml.features import FEATURE_COLUMNS
+from butterquant_dagster.core.ml.registry import age_days
+from butterquant_dagster.core.monitoring import assemble, sources
+from butterquant_dagster.core.monitoring.drift import (
+    DriftThresholds,
+    accuracy_by_regime_trend,
+    feature_importance_trend,
+)
+from butterquant_dagster.core.monitoring.periods import report_window
+from butterquant_dagster.core.monitoring.reports import (
+    DailyReportInputs,
+    MonthlyReportInputs,
+    WeeklyReportInputs,
+)
+from butterquant_dagster.core.storage.lake import Lake
+from butterquant_dagster.core.trading.ledger import Ledger
+
+IMPORTANCE_WEEKS = 12  # the weekly report's feature-importance trend
+ACCURACY_MONTHS = 12  # the monthly report's accuracy-by-regime trend
+TOP_RANKINGS = 20
+REGIME_FIELDS = ("market_regime", "regime_confidence", "p_bear", "p_neutral", "p_bull")
+
+
+def week_label(session: dt.date) -> str:
+    year, week, _ = session.isocalendar()
+    return f"{year}-W{week:02d}"
+
+
+def _regime(store: Lake, session: dt.date) -> dict | None:
+    rows = sources.session_rows(store, "market_regime", session)
+    if not len(rows):
+        return None
+    row = rows.iloc[-1]
+    return {k: (row[k].item() if hasattr(row[k], "item") else row[k]) for k in REGIME_FIELDS}
+
+
+def daily_inputs(
+    store: Lake,
+    ledger: Ledger,
+    champion,
+    session: dt.date,
+    *,
+    now: dt.datetime,
+    health: pd.DataFrame,
+    run_failures: pd.DataFrame | None,
+    benchmark_symbol: str | None = None,
+    thresholds: DriftThresholds | None = None,
+) -> DailyReportInputs:
+    """The guide's daily template for ``session``: status, decisions, performance, notes."""
+    drift = assemble.drift(store, ledger, champion, session, thresholds)
+    rankings = sources.session_rows(store, "scan_rankings", session)
+    positions = sources.session_rows(store, "positions", session)
+    orders = ledger.orders(session)
+    freshness = (
+        f"market snapshot of {session} is in the lake"
+        if session.isoformat() in store.partitions("option_chains")
+        else f"no market snapshot of {session} yet"
+    )
+    return DailyReportInputs(
+        session=session,
+        generated_at=now,
+        health=health,
+        model_version=champion.version if champion is not None else None,
+        model_age_days=_age(champion, now),
+        data_freshness=freshness,
+        run_failures=run_failures,
+        regime=_regime(store, session),
+        decisions=sources.session_rows(store, "trading_decisions", session),
+        orders=orders,
+        rankings=rankings.head(TOP_RANKINGS),
+        session_performance=assemble.performance(
+            store, ledger, session, session, benchmark_symbol=benchmark_symbol
+        ),
+        performance=assemble.performance(
+            store, ledger, None, session, benchmark_symbol=benchmark_symbol
+        ),
+        open_positions=positions if session.isoformat() in store.partitions("positions") else None,
+        drift=drift,
+        notes=_drift_notes(drift),
+    )
+
+
+def weekly_inputs(
+    store: Lake,
+    ledger: Ledger,
+    champion,
+    session: dt.date,
+    *,
+    now: dt.datetime,
+    benchmark_symbol: str | None = None,
+    thresholds: DriftThresholds | None = None,
+) -> WeeklyReportInputs:
+    """The week to ``session``: wins and losses by stock and regime, confidence vs
+    accuracy, and which features still separate winners, week by week."""
+    start, end = report_window("weekly", session)
+    since = end - dt.timedelta(weeks=IMPORTANCE_WEEKS)
+    resolved = sources.resolved_candidates(store, end, since=since, with_features=True)
+    drift = assemble.drift(store, ledger, champion, end, thresholds)
+    return WeeklyReportInputs(
+        week=week_label(end),
+        generated_at=now,
+        performance=assemble.performance(
+            store, ledger, start, end, benchmark_symbol=benchmark_symbol
+        ),
+        drift=drift,
+        feature_importance=feature_importance_trend(resolved, FEATURE_COLUMNS, period="W"),
+        notes=[f"sessions {start} to {end}", *_drift_notes(drift)],
+    )
+
+
+def monthly_inputs(
+    store: Lake,
+    ledger: Ledger,
+    champion,
+    session: dt.date,
+    *,
+    now: dt.datetime,
+    runs: pd.DataFrame | None,
+    run_failures: pd.DataFrame | None,
+    benchmark_symbol: str | None = None,
+    thresholds: DriftThresholds | None = None,
+) -> MonthlyReportInputs:
+    """The month to ``session``: against the benchmark, model accuracy by regime over the
+    last months, drift, and how reliably the system ran."""
+    start, end = report_window("monthly", session)
+    since = start - dt.timedelta(days=31 * (ACCURACY_MONTHS - 1))
+    resolved = sources.resolved_candidates(store, end, since=since)
+    drift = assemble.drift(store, ledger, champion, end, thresholds)
+    return MonthlyReportInputs(
+        month=f"{end:%Y-%m}",
+        generated_at=now,
+        performance=assemble.performance(
+            store, ledger, start, end, benchmark_symbol=benchmark_symbol
+        ),
+        drift=drift,
+        accuracy_by_regime=accuracy_by_regime_trend(resolved, period="M"),
+        runs=runs,
+        run_failures=run_failures,
+        notes=[f"sessions {start} to {end}", *_drift_notes(drift)],
+    )
+
+
+def _age(champion, now: dt.datetime) -> float | None:
+    if champion is None:
+        return None
+    try:
+        return float(age_days(champion, now))
+    except ValueError:
+        return None
+
+
+def _drift_notes(drift) -> list[str]:
+    return [f"drift status {drift.status}: {reason}" for reason in drift.reasons]
