@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 export BUTTERQUANT_DATA_DIR ?= $(CURDIR)/data
 export DAGSTER_HOME ?= $(BUTTERQUANT_DATA_DIR)/dagster
 
-.PHONY: demo test bench dev lint install instance clean
+.PHONY: demo test bench dev lint install instance clean browser
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if (3, 11) <= sys.version_info[:2] <= (3, 13) else "Python 3.11 to 3.13 is required")'
@@ -28,7 +28,16 @@ instance:
 demo: $(STAMP) instance
 	$(BIN)/butterquant demo
 
-test: $(STAMP)
+# The browser test renders the reports in Debian's headless Chromium (no browser download
+# of its own: the closed network reaches only the package registries).
+browser:
+	@if [ ! -x /usr/bin/chromium ]; then \
+		SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+		$$SUDO apt-get update && \
+		$$SUDO apt-get install -y --no-install-recommends chromium fonts-dejavu-core; \
+	fi
+
+test: $(STAMP) browser
 	$(BIN)/ruff check butterquant_dagster butterquant_dagster_tests benchmarks
 	$(BIN)/ruff format --check butterquant_dagster butterquant_dagster_tests benchmarks
 	$(BIN)/pytest -n 2 --dist loadfile

@@ -22,6 +22,13 @@ from butterquant_dagster.defs.ml.automation import (
     build_ml_schedules,
 )
 from butterquant_dagster.defs.ml.decisions import build_decision_assets, signal_ensemble
+from butterquant_dagster.defs.monitoring.assets import build_monitoring_assets
+from butterquant_dagster.defs.monitoring.automation import (
+    build_report_jobs,
+    build_report_schedules,
+)
+from butterquant_dagster.defs.monitoring.reports import build_report_assets
+from butterquant_dagster.defs.ops.health import build_health_defs
 from butterquant_dagster.defs.partitions import nyse_sessions
 from butterquant_dagster.defs.scan.assets import build_scan_assets
 from butterquant_dagster.defs.scan.automation import (
@@ -35,7 +42,7 @@ from butterquant_dagster.defs.trading.automation import (
     build_fills_sensor,
     build_trading_jobs,
 )
-from butterquant_dagster.resources import default_resources
+from butterquant_dagster.resources import MonitoringResource, default_resources
 
 
 def build_definitions(
@@ -50,6 +57,8 @@ def build_definitions(
     ml_jobs = build_ml_jobs()
     ml_by_name = {job.name: job for job in ml_jobs}
     execution_job, fills_job, plan_job = build_trading_jobs()
+    report_jobs = build_report_jobs()
+    health = build_health_defs()
     return Definitions(
         assets=[
             universe,
@@ -64,19 +73,45 @@ def build_definitions(
             probability_model,
             probability_model_champion,
             *build_trading_assets(partitions),
+            *build_monitoring_assets(partitions),
+            *build_report_assets(partitions),
+            *health.assets,
         ],
-        asset_checks=[champion_age],
-        jobs=[market_job, scan_job, outcomes_job, *ml_jobs, execution_job, fills_job, plan_job],
+        asset_checks=[champion_age, *health.asset_checks],
+        jobs=[
+            market_job,
+            scan_job,
+            outcomes_job,
+            *ml_jobs,
+            execution_job,
+            fills_job,
+            plan_job,
+            *report_jobs,
+            *health.jobs,
+        ],
         schedules=[
             build_market_schedule(market_job),
             build_scan_schedule(scan_job),
             build_outcomes_schedule(outcomes_job),
             *build_ml_schedules(ml_by_name),
             build_execution_schedule(execution_job),
+            *build_report_schedules({job.name: job for job in report_jobs}),
+            *health.schedules,
         ],
-        sensors=[build_drift_sensor(ml_by_name), build_fills_sensor(fills_job)],
-        resources=resources or default_resources(),
+        sensors=[
+            build_drift_sensor(ml_by_name),
+            build_fills_sensor(fills_job),
+            *health.sensors,
+        ],
+        resources=with_monitoring(resources or default_resources()),
     )
+
+
+def with_monitoring(resources: dict[str, object]) -> dict[str, object]:
+    """Reports go under the lake's data root unless a monitoring resource says otherwise."""
+    if "monitoring" in resources or "lake" not in resources:
+        return resources
+    return {**resources, "monitoring": MonitoringResource(data_dir=resources["lake"].data_dir)}
 
 
 defs = build_definitions()

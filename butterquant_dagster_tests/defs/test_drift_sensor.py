@@ -11,11 +11,16 @@ from butterquant_dagster.core.ml import onnx_export
 from butterquant_dagster.core.ml.features import FEATURE_COLUMNS, KEY_COLUMNS
 from butterquant_dagster.core.storage.lake import Lake
 from butterquant_dagster.defs.ml.assets import WIN_MODEL
-from butterquant_dagster.resources import LakeResource, ModelsResource
+from butterquant_dagster.resources import (
+    LakeResource,
+    ModelsResource,
+    MonitoringResource,
+    TradingResource,
+)
 from butterquant_dagster_tests.defs.helpers import make_defs
 
 
-def _champion(root, training_brier: float) -> None:
+def _champion(root, training_brier: float) -> str:
     rng = np.random.default_rng(0)
     x = rng.normal(size=(200, len(FEATURE_COLUMNS))).astype(np.float32)
     model = LogisticRegression().fit(x, (x[:, 0] > 0).astype(int))
@@ -31,9 +36,10 @@ def _champion(root, training_brier: float) -> None:
         },
     )
     registry.promote(WIN_MODEL, version.version, reason="test")
+    return version.version
 
 
-def _history(root, predicted: np.ndarray, wins: np.ndarray) -> None:
+def _history(root, predicted: np.ndarray, wins: np.ndarray, version: str) -> None:
     lake = Lake(root)
     n = len(predicted)
     keys = pd.DataFrame(
@@ -47,7 +53,7 @@ def _history(root, predicted: np.ndarray, wins: np.ndarray) -> None:
             "upper": np.arange(n, dtype=float) + 10,
         }
     )
-    lake.write("ai_probabilities", keys.assign(ml_success_prob=predicted), "2025-03-03")
+    lake.write("ai_probabilities", keys.assign(ml_success_prob=predicted, model_version=version), "2025-03-03")
     lake.write("candidate_outcomes", keys[KEY_COLUMNS].assign(win=wins), "2025-03-03")
 
 
@@ -58,6 +64,8 @@ def _evaluate(root):
         resources={
             "lake": LakeResource(data_dir=str(root)),
             "models": ModelsResource(data_dir=str(root)),
+            "trading": TradingResource(data_dir=str(root)),
+            "monitoring": MonitoringResource(data_dir=str(root)),
         },
         repository_def=defs.get_repository_def(),
     )
@@ -65,11 +73,11 @@ def _evaluate(root):
 
 
 def test_drifted_history_requests_a_retraining(tmp_path):
-    _champion(tmp_path, training_brier=0.15)
+    version = _champion(tmp_path, training_brier=0.15)
     rng = np.random.default_rng(1)
     predicted = np.full(400, 0.7)
     wins = (rng.uniform(size=400) < 0.3).astype(bool)  # predicted 70 %, hit 30 %
-    _history(tmp_path, predicted, wins)
+    _history(tmp_path, predicted, wins, version)
     result = _evaluate(tmp_path)
     assert len(result.run_requests) == 1
     reason = result.run_requests[0].tags["butterquant/retrain_reason"]
@@ -78,11 +86,11 @@ def test_drifted_history_requests_a_retraining(tmp_path):
 
 def test_calibrated_history_does_not(tmp_path):
     # Predictions uniform on [0.05, 0.95] with outcomes at those rates: Brier ~0.195.
-    _champion(tmp_path, training_brier=0.195)
+    version = _champion(tmp_path, training_brier=0.195)
     rng = np.random.default_rng(2)
     predicted = rng.uniform(0.05, 0.95, size=2000)
     wins = rng.uniform(size=2000) < predicted  # outcomes drawn at the predicted rate
-    _history(tmp_path, predicted, wins)
+    _history(tmp_path, predicted, wins, version)
     result = _evaluate(tmp_path)
     assert not result.run_requests
     assert "calibrated" in result.skip_message

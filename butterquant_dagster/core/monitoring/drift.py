@@ -1,13 +1,46 @@
 """Is the probability model still telling the truth? Compare what it predicted with what
-the candidates it scored actually did, once their expiries have passed."""
+the candidates it scored actually did, once their expiries have passed, and whether the
+inputs it sees today still look like the ones it was trained on.
+
+:func:`drift_status` is the sensor's quick yes/no; :func:`drift_report` is the full
+picture the reports show (calibration on candidates and on trades, reliability, feature and
+prediction shift) with an OK / WARN / RETRAIN status.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import brier_score_loss
+from sklearn.metrics import brier_score_loss, roc_auc_score
+
+from butterquant_dagster.core.monitoring.calibration import (
+    accuracy_by_regime_trend,
+    calibration_figures,
+    period_labels,
+    reliability_frame,
+    resolved_outcomes,
+)
+from butterquant_dagster.core.monitoring.psi import (
+    PSI_COLUMNS,
+    SHIFT_COLUMNS,
+    feature_psi,
+    prediction_shift,
+)
+
+__all__ = [
+    "STATUSES",
+    "DriftReport",
+    "DriftRules",
+    "DriftStatus",
+    "DriftThresholds",
+    "accuracy_by_regime_trend",
+    "drift_report",
+    "drift_status",
+    "feature_importance_trend",
+]
 
 
 @dataclass(frozen=True)
@@ -27,6 +60,12 @@ class DriftStatus:
     high_confidence_hit_rate: float | None
     brier: float | None
     training_brier: float | None
+
+
+def min_confident(min_samples: int) -> int:
+    """Confident predictions needed before their hit rate is evidence: a handful of
+    unlucky trades must not ask for a retrain."""
+    return max(20, min_samples // 10)
 
 
 def drift_status(
@@ -54,7 +93,7 @@ def drift_status(
     hit = float(y[high].mean()) if high.any() else None
     reasons = []
     if (
-        high.sum() >= max(20, rules.min_samples // 10)
+        high.sum() >= min_confident(rules.min_samples)
         and hit is not None
         and (hit < rules.min_hit_rate)
     ):
@@ -93,7 +132,8 @@ class DriftReport:
     ``reliability``: "candidates" and "trades" frames with bin, low, high, count,
     mean_predicted, hit_rate (one row per probability bucket).
 
-    ``feature_psi``: feature, psi, level (stable < 0.1 <= moderate < 0.25 <= shifted).
+    ``feature_psi``: feature, psi, level (stable < 0.1 <= moderate < 0.25 <= shifted),
+    live_n (live rows with a value), missing (live rows without one, left out).
 
     ``prediction_shift``: bin, low, high, training_share, live_share (the P(win)
     distribution at training vs live).
@@ -105,3 +145,204 @@ class DriftReport:
     reliability: dict[str, pd.DataFrame]
     feature_psi: pd.DataFrame
     prediction_shift: pd.DataFrame
+
+
+@dataclass(frozen=True)
+class DriftThresholds:
+    """When the drift report asks for attention (WARN) or for a new model (RETRAIN)."""
+
+    high_confidence: float = 0.60  # predictions at or above this should mostly win
+    min_hit_rate: float = 0.50  # RETRAIN when those confident predictions hit below it
+    min_accuracy: float = 0.65  # WARN (investigate) when (p >= 0.5) == win less often
+    brier_margin: float = 0.02  # RETRAIN when Brier is worse than at training by more
+    psi_warn: float = 0.25  # WARN when a feature's (or the prediction's) PSI reaches it
+    min_samples: int = 200  # resolved candidates (and live rows) before judging anything
+    bins: int = 10
+
+
+def drift_report(
+    candidates: pd.DataFrame,
+    trades: pd.DataFrame,
+    *,
+    model_version: str,
+    training_date: dt.date | str | None,
+    training_metrics: dict | None,
+    live_features: pd.DataFrame | None = None,
+    reference: dict | None = None,
+    thresholds: DriftThresholds = DriftThresholds(),
+) -> DriftReport:
+    """Calibration and drift of ``model_version``.
+
+    - ``candidates``: resolved scan candidates this model scored, with ``ml_success_prob``
+      (the prediction at entry) and ``win``; the caller selects the model's own rows. They
+      are the evidence the rules judge: far more of them than of trades.
+    - ``trades``: resolved journal rows with ``ml_success_prob`` and ``won``; baseline
+      trades carry no prediction and are left out. Shown, not judged.
+    - ``training_metrics``: the model metadata's ``metrics`` (brier, ece, ...).
+    - ``live_features`` / ``reference``: recent candidates' feature values and the model
+      metadata's training reference (:func:`~.psi.feature_reference`). The prediction
+      shift uses ``live_features.ml_success_prob`` when present, else the candidates'.
+
+    Calibration is judged only on ``thresholds.min_samples`` resolved candidates or more,
+    and the shift only on as many live rows: below that the evidence says nothing and the
+    status stays OK with a "not enough data" reason.
+    """
+    t = thresholds
+    y_c, p_c = resolved_outcomes(candidates, "win", "candidates")
+    y_t, p_t = resolved_outcomes(trades, "won", "trades")
+    on_candidates = calibration_figures(y_c, p_c, high_confidence=t.high_confidence, bins=t.bins)
+    on_trades = calibration_figures(y_t, p_t, high_confidence=t.high_confidence, bins=t.bins)
+    training = training_metrics or {}
+    figures = {
+        "model_version": model_version,
+        "training_date": None if training_date is None else str(training_date)[:10],
+        "resolved_candidates": on_candidates["n"],
+        "resolved_trades": on_trades["n"],
+        "brier_candidates": on_candidates["brier"],
+        "brier_trades": on_trades["brier"],
+        "brier_training": _number(training.get("brier")),
+        "ece_candidates": on_candidates["ece"],
+        "ece_trades": on_trades["ece"],
+        "ece_training": _number(training.get("ece")),
+        "hit_rate_high_confidence": on_candidates["hit_rate_high_confidence"],
+        "high_confidence_n": on_candidates["high_confidence_n"],
+        "accuracy": on_candidates["accuracy"],
+        "mean_probability": on_candidates["mean_probability"],
+        "base_rate": on_candidates["base_rate"],
+    }
+    retrain, warn, info = _judge_calibration(figures, t)
+    psi, shift, shift_figures, shift_warn, shift_info = _judge_shift(
+        live_features, reference, p_c, t
+    )
+    figures.update(shift_figures)
+    status = "RETRAIN" if retrain else "WARN" if warn + shift_warn else "OK"
+    return DriftReport(
+        status=status,
+        reasons=[*retrain, *warn, *shift_warn, *info, *shift_info],
+        figures=figures,
+        reliability={
+            "candidates": reliability_frame(y_c, p_c, t.bins),
+            "trades": reliability_frame(y_t, p_t, t.bins),
+        },
+        feature_psi=psi,
+        prediction_shift=shift,
+    )
+
+
+def _number(value) -> float | None:
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return None
+    return value if np.isfinite(value) else None
+
+
+def _judge_calibration(f: dict, t: DriftThresholds) -> tuple[list[str], list[str], list[str]]:
+    """(retrain reasons, warn reasons, other reasons) from the candidates' figures."""
+    n = f["resolved_candidates"]
+    if n < t.min_samples:
+        return [], [], [f"not enough data: {n:,} resolved candidates (need {t.min_samples:,})"]
+    retrain, warn, info = [], [], []
+    high_n, hit = f["high_confidence_n"], f["hit_rate_high_confidence"]
+    if high_n < min_confident(t.min_samples):
+        info.append(
+            f"not enough data: {high_n:,} predictions >= {t.high_confidence:.0%} to judge "
+            f"their hit rate (need {min_confident(t.min_samples):,})"
+        )
+    elif hit < t.min_hit_rate:
+        retrain.append(
+            f"hit rate {hit:.1%} on {high_n:,} predictions >= {t.high_confidence:.0%} "
+            f"(below {t.min_hit_rate:.0%})"
+        )
+    brier, trained = f["brier_candidates"], f["brier_training"]
+    if trained is not None and brier > trained + t.brier_margin:
+        retrain.append(f"Brier {brier:.4f} vs {trained:.4f} at training (margin {t.brier_margin})")
+    if f["accuracy"] < t.min_accuracy:
+        warn.append(
+            f"accuracy {f['accuracy']:.1%} on {n:,} resolved candidates "
+            f"(below {t.min_accuracy:.0%}): investigate"
+        )
+    if not retrain:
+        versus = (
+            f" vs {trained:.4f} at training"
+            if trained is not None
+            else " (no training Brier in the model's metadata)"
+        )
+        info.append(f"calibrated: Brier {brier:.4f}{versus} on {n:,} resolved candidates")
+    return retrain, warn, info
+
+
+def _judge_shift(live_features, reference, resolved_p, t: DriftThresholds):
+    """(feature_psi, prediction_shift, figures, warn reasons, other reasons)."""
+    empty_psi = pd.DataFrame(columns=list(PSI_COLUMNS))
+    empty_shift = pd.DataFrame(columns=list(SHIFT_COLUMNS))
+    figures = {"max_feature_psi": None, "prediction_psi": None}
+    if reference is None:
+        reason = "no training reference in the model's metadata: feature shift not measured"
+        return empty_psi, empty_shift, figures, [], [reason]
+    rows = 0 if live_features is None else len(live_features)
+    if rows < t.min_samples:
+        reason = f"not enough data: {rows:,} live feature rows for PSI (need {t.min_samples:,})"
+        return empty_psi, empty_shift, figures, [], [reason]
+    psi = feature_psi(reference, live_features, shifted=t.psi_warn)
+    predictions = (
+        live_features["ml_success_prob"]
+        if "ml_success_prob" in live_features.columns
+        else resolved_p
+    )
+    shift, prediction_psi = prediction_shift(reference, predictions)
+    known = psi["psi"].dropna()
+    figures = {
+        "max_feature_psi": float(known.max()) if len(known) else None,
+        "prediction_psi": prediction_psi,
+    }
+    warn, info = [], []
+    shifted = psi.loc[psi["psi"].notna() & (psi["psi"] >= t.psi_warn)]
+    if len(shifted):
+        named = ", ".join(f"{r.feature} PSI {r.psi:.2f}" for r in shifted.head(3).itertuples())
+        more = f" and {len(shifted) - 3} more" if len(shifted) > 3 else ""
+        warn.append(f"feature shift: {named}{more} (>= {t.psi_warn})")
+    elif len(known):
+        info.append(f"features stable: max PSI {known.max():.2f} ({psi['feature'].iloc[0]})")
+    if prediction_psi is not None and prediction_psi >= t.psi_warn:
+        warn.append(
+            f"prediction shift: P(win) PSI {prediction_psi:.2f} vs training (>= {t.psi_warn})"
+        )
+    return psi, shift, figures, warn, info
+
+
+def feature_importance_trend(resolved: pd.DataFrame, columns, period: str = "W") -> pd.DataFrame:
+    """Per period and feature: how well the feature alone still separates winners.
+
+    ``importance`` = |AUC - 0.5| x 2 of the feature's raw value against ``win`` (0: no
+    better than a coin, 1: a perfect split either way). The gradient-boosting model has no
+    coefficients to watch, and its split gains describe the training data only; this shows,
+    week by week, which inputs still carry information on the outcomes that resolved.
+    Periods where every candidate won (or every one lost) have no AUC and are skipped.
+    """
+    out_columns = ["period", "feature", "importance", "n"]
+    columns = list(columns)
+    if not len(resolved):
+        return pd.DataFrame(columns=out_columns)
+    missing = [c for c in ("session", "win", *columns) if c not in resolved.columns]
+    if missing:
+        raise ValueError(f"feature_importance_trend: resolved is missing column(s) {missing}")
+    frame = resolved.loc[resolved["win"].notna()]
+    rows = []
+    for label, part in frame.groupby(period_labels(frame["session"], period), sort=True):
+        y = part["win"].astype(bool).to_numpy(int)
+        for column in columns:
+            x = pd.to_numeric(part[column], errors="coerce").to_numpy(float)
+            known = np.isfinite(x)
+            if len(np.unique(y[known])) < 2:
+                continue
+            auc = roc_auc_score(y[known], x[known])
+            rows.append(
+                {
+                    "period": label,
+                    "feature": column,
+                    "importance": abs(auc - 0.5) * 2,
+                    "n": int(known.sum()),
+                }
+            )
+    return pd.DataFrame(rows, columns=out_columns)

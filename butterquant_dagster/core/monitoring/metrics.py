@@ -92,19 +92,30 @@ def profit_factor(pnl) -> float | None:
 
 
 def win_rate(won) -> float | None:
-    """Share of True among the outcomes; ``None`` without any."""
-    values = np.asarray(won, dtype=bool)
+    """Share of True among the known outcomes; ``None`` without any.
+
+    A missing outcome (None/NaN) is left out rather than read as a win: ``bool(nan)`` is
+    True, which would quietly count every unknown as a success.
+    """
+    values = pd.Series(won, dtype=object).dropna()
     if not len(values):
         return None
-    return float(values.mean())
+    return float(values.astype(bool).mean())
 
 
 def yield_per_1000(pnl, capital_at_risk) -> float | None:
-    """P/L per $1,000 of capital put at risk, summed over trades (not a mean of ratios)."""
-    risk = float(np.nansum(np.asarray(capital_at_risk, dtype=float)))
-    if risk <= 0:
+    """P/L per $1,000 of capital put at risk, summed over trades (not a mean of ratios).
+
+    Only trades with both a P/L and a capital at risk count, so a trade missing one side
+    cannot add its risk without its P/L (or the reverse).
+    """
+    pnl = np.asarray(pnl, dtype=float)
+    risk = np.asarray(capital_at_risk, dtype=float)
+    known = np.isfinite(pnl) & np.isfinite(risk)
+    total_risk = float(risk[known].sum())
+    if total_risk <= 0:
         return None
-    return float(1000.0 * np.nansum(np.asarray(pnl, dtype=float)) / risk)
+    return float(1000.0 * pnl[known].sum() / total_risk)
 
 
 def equity_frame(equity: pd.DataFrame) -> pd.DataFrame:

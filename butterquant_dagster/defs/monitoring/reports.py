@@ -92,7 +92,7 @@ def _report_output(inputs, root, session: dt.date, render) -> Output:
     return Output(
         pd.DataFrame([row]),
         metadata={
-            "path": MetadataValue.path(str(path)),
+            "report_path": MetadataValue.path(str(path)),
             "report": inputs.key,
             **{k: figure(v) for k, v in figures.items() if k not in ("session", "week", "month")},
         },

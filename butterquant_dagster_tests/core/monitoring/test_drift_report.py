@@ -1,0 +1,322 @@
+"""The drift report: calibration rules on resolved candidates, feature shift against the
+training reference, and the weekly/monthly trends - on synthetic histories whose answer is
+known."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from butterquant_dagster.core.monitoring.calibration import calibration_figures
+from butterquant_dagster.core.monitoring.drift import (
+    DriftThresholds,
+    accuracy_by_regime_trend,
+    drift_report,
+    feature_importance_trend,
+)
+from butterquant_dagster.core.monitoring.psi import (
+    feature_psi,
+    feature_reference,
+    live_shares,
+    population_stability_index,
+)
+
+META = {"model_version": "v7", "training_date": "2024-01-05"}
+
+
+def _calibrated(n=5000, seed=0, low=0.05, high=0.95) -> pd.DataFrame:
+    """Predictions spread over low..high whose outcomes are Bernoulli(prediction)."""
+    rng = np.random.default_rng(seed)
+    p = rng.uniform(low, high, size=n)
+    return pd.DataFrame({"ml_success_prob": p, "win": (rng.uniform(size=n) < p).astype(int)})
+
+
+def _drifted(n=1000) -> pd.DataFrame:
+    """Every prediction says 0.7; only 30 % win."""
+    wins = np.zeros(n, int)
+    wins[: int(0.3 * n)] = 1
+    return pd.DataFrame({"ml_success_prob": np.full(n, 0.7), "win": wins})
+
+
+def _no_trades() -> pd.DataFrame:
+    return pd.DataFrame(columns=["ml_success_prob", "won"])
+
+
+def _expected_brier(frame: pd.DataFrame) -> float:
+    p = frame["ml_success_prob"]
+    return float(np.mean(p * (1 - p)))
+
+
+# ---------------------------------------------------------------------------- formulas
+def test_psi_matches_the_formula():
+    expected, actual = [0.25, 0.25, 0.5], [0.5, 0.25, 0.25]
+    by_hand = (0.5 - 0.25) * math.log(0.5 / 0.25) + 0 + (0.25 - 0.5) * math.log(0.25 / 0.5)
+    assert population_stability_index(expected, actual) == pytest.approx(by_hand)
+    assert population_stability_index(expected, actual) == pytest.approx(0.5 * math.log(2))
+    assert population_stability_index(expected, expected) == 0.0
+    # An empty bin is raised to eps: large but finite.
+    assert population_stability_index([0.5, 0.5], [1.0, 0.0]) == pytest.approx(
+        (1 - 0.5) * math.log(1 / 0.5) + (1e-4 - 0.5) * math.log(1e-4 / 0.5)
+    )
+    with pytest.raises(ValueError, match="same length"):
+        population_stability_index([0.5, 0.5], [1.0])
+    with pytest.raises(ValueError, match="sum to 1"):
+        population_stability_index([0.5, 0.6], [0.5, 0.5])
+
+
+def test_calibration_figures_on_a_tiny_example():
+    y = np.array([1, 0, 1, 1])
+    p = np.array([0.15, 0.15, 0.85, 0.65])
+    figures = calibration_figures(y, p, high_confidence=0.6, bins=10)
+    # Bins: [0.1, 0.2) holds 0.15, 0.15 (hit 1/2); [0.6, 0.7) holds 0.65 (hit 1);
+    # [0.8, 0.9) holds 0.85 (hit 1). ECE = 2/4 * 0.35 + 1/4 * 0.35 + 1/4 * 0.15.
+    assert figures["ece"] == pytest.approx(0.5 * 0.35 + 0.25 * 0.35 + 0.25 * 0.15)
+    assert figures["brier"] == pytest.approx((0.85**2 + 0.15**2 + 0.15**2 + 0.35**2) / 4)
+    assert figures["accuracy"] == 0.75  # 0.15 -> predicted loss, but it won
+    assert figures["high_confidence_n"] == 2 and figures["hit_rate_high_confidence"] == 1.0
+    empty = calibration_figures(np.zeros(0, int), np.zeros(0), high_confidence=0.6, bins=10)
+    assert empty["n"] == 0 and empty["brier"] is None and empty["ece"] is None
+
+
+# ---------------------------------------------------------------------------- status
+def test_confident_predictions_that_lose_ask_for_a_retrain():
+    history = _drifted()
+    report = drift_report(history, _no_trades(), training_metrics={"brier": 0.21}, **META)
+    assert report.status == "RETRAIN"
+    assert report.reasons[0] == "hit rate 30.0% on 1,000 predictions >= 60% (below 50%)"
+    assert any(r.startswith("Brier 0.3700 vs 0.2100 at training") for r in report.reasons)
+    assert any(r.startswith("accuracy 30.0%") for r in report.reasons)
+    figures = report.figures
+    assert figures["hit_rate_high_confidence"] == pytest.approx(0.3)
+    assert figures["brier_candidates"] == pytest.approx(0.7 * 0.49 + 0.3 * 0.09)
+    assert figures["ece_candidates"] == pytest.approx(0.4)
+    assert figures["model_version"] == "v7" and figures["training_date"] == "2024-01-05"
+    table = report.reliability["candidates"]
+    full = table.loc[table["count"] > 0]
+    assert len(full) == 1 and int(full["count"].iloc[0]) == 1000
+    assert full["mean_predicted"].iloc[0] == pytest.approx(0.7)
+    assert full["hit_rate"].iloc[0] == pytest.approx(0.3)
+
+
+def test_a_calibrated_history_is_ok():
+    history = _calibrated()
+    trained = _expected_brier(history)
+    trades = history.head(300).rename(columns={"win": "won"})
+    trades.loc[:99, "ml_success_prob"] = np.nan  # baseline trades carry no prediction
+    report = drift_report(history, trades, training_metrics={"brier": trained, "ece": 0.01}, **META)
+    assert report.status == "OK", report.reasons
+    assert report.reasons[0].startswith("calibrated: Brier ")
+    assert f"vs {trained:.4f} at training on 5,000 resolved candidates" in report.reasons[0]
+    assert "no training reference in the model's metadata" in report.reasons[-1]
+    assert report.feature_psi.empty and report.figures["max_feature_psi"] is None
+    figures = report.figures
+    assert figures["resolved_candidates"] == 5000 and figures["resolved_trades"] == 200
+    assert figures["brier_trades"] is not None and figures["ece_training"] == 0.01
+    assert figures["hit_rate_high_confidence"] > 0.7
+    assert figures["accuracy"] > 0.65
+    assert list(report.reliability["trades"]["count"]).count(0) < 10
+
+
+def test_low_accuracy_is_a_warning_to_investigate():
+    # Calibrated but timid: every prediction within 0.4..0.6, so (p >= 0.5) is a coin flip.
+    history = _calibrated(low=0.4, high=0.599)
+    report = drift_report(
+        history, _no_trades(), training_metrics={"brier": _expected_brier(history)}, **META
+    )
+    assert report.status == "WARN", report.reasons
+    assert report.reasons[0].startswith("accuracy 5")
+    assert report.reasons[0].endswith("on 5,000 resolved candidates (below 65%): investigate")
+    assert any(
+        r.startswith("not enough data: 0 predictions >= 60% to judge their hit rate")
+        for r in report.reasons
+    )
+
+
+def test_too_few_resolved_candidates_judge_nothing():
+    history = _drifted(n=12)
+    report = drift_report(history, _no_trades(), training_metrics={"brier": 0.1}, **META)
+    assert report.status == "OK"
+    assert report.reasons[0] == "not enough data: 12 resolved candidates (need 200)"
+    assert report.figures["resolved_candidates"] == 12
+    empty = drift_report(
+        pd.DataFrame(),
+        pd.DataFrame(),
+        training_metrics=None,
+        model_version="v7",
+        training_date=None,
+    )
+    assert empty.status == "OK"
+    assert empty.reasons[0] == "not enough data: 0 resolved candidates (need 200)"
+    for name in ("brier_candidates", "ece_candidates", "accuracy", "brier_training", "base_rate"):
+        assert empty.figures[name] is None, name
+    assert empty.reliability["candidates"].empty
+    # 150 rows are not enough by default, and are with a lower bar.
+    history = _drifted(n=150)
+    assert drift_report(history, _no_trades(), training_metrics=None, **META).status == "OK"
+    lenient = DriftThresholds(min_samples=100)
+    assert (
+        drift_report(
+            history, _no_trades(), training_metrics=None, thresholds=lenient, **META
+        ).status
+        == "RETRAIN"
+    )
+
+
+def test_bad_predictions_are_named():
+    bad = pd.DataFrame({"ml_success_prob": [0.2, 1.7], "win": [0, 1]})
+    with pytest.raises(ValueError, match=r"candidates: 1 ml_success_prob value\(s\) outside"):
+        drift_report(bad, _no_trades(), training_metrics=None, **META)
+    with pytest.raises(
+        ValueError, match=r"trades are missing column\(s\) \['ml_success_prob', 'won'\]"
+    ):
+        drift_report(_calibrated(), pd.DataFrame({"x": [1]}), training_metrics=None, **META)
+
+
+# ---------------------------------------------------------------------------- feature shift
+def _features(n, seed, shift=0.0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame(
+        {
+            "iv_rank": rng.normal(shift, 1.0, size=n),
+            "is_call_fly": (rng.uniform(size=n) < 0.3).astype(float),
+            "p_bear": np.full(n, 1 / 3),
+        }
+    )
+
+
+COLUMNS = ["iv_rank", "is_call_fly", "p_bear"]
+
+
+def test_feature_reference_is_json_and_handles_flags_and_constants():
+    training = _features(4000, seed=1)
+    reference = feature_reference(training, np.linspace(0.05, 0.95, 4000), COLUMNS, bins=10)
+    assert json.loads(json.dumps(reference)) == reference
+    flag = reference["features"]["is_call_fly"]
+    assert flag["kind"] == "categorical" and flag["values"] == [0.0, 1.0]
+    assert sum(flag["shares"]) == pytest.approx(1.0)
+    assert flag["shares"][1] == pytest.approx(training["is_call_fly"].mean())
+    constant = reference["features"]["p_bear"]
+    assert constant["kind"] == "categorical" and constant["shares"] == [1.0]
+    iv = reference["features"]["iv_rank"]
+    assert iv["kind"] == "quantile" and len(iv["edges"]) == 11
+    assert iv["shares"] == pytest.approx([0.1] * 10)
+    assert reference["prediction"]["shares"] == pytest.approx([0.1] * 10)
+    # Beyond the edges: the end bins. NaN: left out and counted.
+    _, shares, n, missing = live_shares(iv, [-100.0, 100.0, np.nan])
+    assert (n, missing) == (2, 1)
+    assert shares[0] == 0.5 and shares[-1] == 0.5
+    # A value the training rows never had lands in "other", which training never filled.
+    _, shares, _, _ = live_shares(constant, [1 / 3, 0.5])
+    assert list(shares) == [0.5, 0.5]
+
+
+def test_a_shifted_feature_is_a_warning():
+    training = _features(4000, seed=1)
+    history = _calibrated()
+    reference = feature_reference(training, history["ml_success_prob"], COLUMNS)
+    live = _features(1000, seed=2, shift=1.0)
+    report = drift_report(
+        history,
+        _no_trades(),
+        training_metrics={"brier": _expected_brier(history)},
+        live_features=live,
+        reference=reference,
+        **META,
+    )
+    assert report.status == "WARN", report.reasons
+    assert report.reasons[0].startswith("feature shift: iv_rank PSI ")
+    assert report.reasons[0].endswith("(>= 0.25)")
+    psi = report.feature_psi.set_index("feature")
+    assert psi.loc["iv_rank", "level"] == "shifted" and psi.loc["iv_rank", "psi"] > 0.25
+    assert psi.loc["is_call_fly", "psi"] < 0.1 and psi.loc["p_bear", "psi"] == 0.0
+    assert report.figures["max_feature_psi"] == pytest.approx(psi.loc["iv_rank", "psi"])
+    # The predictions come from the same distribution as at training: no prediction shift.
+    assert report.figures["prediction_psi"] < 0.1
+    assert report.prediction_shift["training_share"].sum() == pytest.approx(1.0)
+    assert report.prediction_shift["live_share"].sum() == pytest.approx(1.0)
+    assert any(r.startswith("calibrated: Brier") for r in report.reasons)
+
+    stable = feature_psi(reference, _features(1000, seed=3))
+    assert (stable["level"] == "stable").all()
+    few = drift_report(
+        history,
+        _no_trades(),
+        training_metrics=None,
+        live_features=live.head(50),
+        reference=reference,
+        **META,
+    )
+    assert few.status == "OK"
+    assert "not enough data: 50 live feature rows for PSI (need 200)" in few.reasons
+
+
+def test_a_shifted_prediction_is_a_warning():
+    history = _calibrated()
+    reference = feature_reference(_features(4000, seed=1), history["ml_success_prob"], COLUMNS)
+    live = _features(1000, seed=2).assign(ml_success_prob=np.full(1000, 0.9))
+    report = drift_report(
+        history,
+        _no_trades(),
+        training_metrics=None,
+        live_features=live,
+        reference=reference,
+        **META,
+    )
+    assert report.status == "WARN"
+    assert any(r.startswith("prediction shift: P(win) PSI ") for r in report.reasons)
+    assert report.figures["prediction_psi"] > 0.25
+
+
+# ---------------------------------------------------------------------------- trends
+def test_feature_importance_trend():
+    rng = np.random.default_rng(5)
+    sessions = np.repeat(pd.to_datetime(["2024-01-02", "2024-01-09", "2024-01-16"]), 200)
+    win = rng.integers(0, 2, size=600)
+    win[400:] = 1  # the third week: everything won, no AUC
+    resolved = pd.DataFrame(
+        {
+            "session": sessions,
+            "win": win,
+            "perfect": win * 2.0 - 1.0,  # separates winners exactly
+            "inverse": 1.0 - win,  # separates them exactly, the other way
+            "noise": rng.normal(size=600),
+        }
+    )
+    trend = feature_importance_trend(resolved, ["perfect", "inverse", "noise"])
+    assert list(trend.columns) == ["period", "feature", "importance", "n"]
+    assert trend["period"].nunique() == 2
+    assert (trend.loc[trend["feature"] != "noise", "importance"] == 1.0).all()
+    assert (trend.loc[trend["feature"] == "noise", "importance"] < 0.2).all()
+    assert set(trend["n"]) == {200}
+
+
+def test_accuracy_by_regime_trend():
+    resolved = pd.DataFrame(
+        {
+            "session": ["2024-01-02", "2024-01-03", "2024-01-04", "2024-02-01", "2024-02-02"],
+            "ml_success_prob": [0.7, 0.6, 0.2, 0.8, np.nan],
+            "win": [1, 0, 0, 1, 1],
+            "market_regime": ["bull", "bull", None, "bear", "bear"],
+        }
+    )
+    trend = accuracy_by_regime_trend(resolved)
+    assert list(trend.columns) == [
+        "period",
+        "regime",
+        "n",
+        "accuracy",
+        "hit_rate",
+        "mean_predicted",
+    ]
+    bull = trend.loc[(trend["period"] == "2024-01") & (trend["regime"] == "bull")].iloc[0]
+    assert (bull["n"], bull["accuracy"], bull["hit_rate"]) == (2, 0.5, 0.5)
+    assert bull["mean_predicted"] == pytest.approx(0.65)
+    unknown = trend.loc[trend["regime"] == "unknown"].iloc[0]
+    assert (unknown["n"], unknown["accuracy"]) == (1, 1.0)
+    bear = trend.loc[trend["period"] == "2024-02"].iloc[0]
+    assert (bear["regime"], bear["n"]) == ("bear", 1)  # the row without a prediction is out
+    assert accuracy_by_regime_trend(resolved.iloc[:0]).empty
