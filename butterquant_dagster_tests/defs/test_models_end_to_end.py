@@ -139,19 +139,21 @@ def test_champion_age_check(trained):
     from dagster import DagsterInstance
 
     from butterquant_dagster.definitions import build_definitions
-    from butterquant_dagster.defs.ml.automation import MODEL_HEALTH_JOB
+    from butterquant_dagster.defs.ops.health import HEALTH_JOB
     from butterquant_dagster.resources import MarketDataResource
 
     defs = build_definitions()
-    job = defs.resolve_job_def(MODEL_HEALTH_JOB)
+    job = defs.resolve_job_def(HEALTH_JOB)
     # The champion was trained "today" (the real date); seen from 90 days later it is stale.
     later = (dt.date.today() + dt.timedelta(days=90)).isoformat() + "T12:00:00+00:00"
     resources = {"market": MarketDataResource(universe_size=10, as_of=later)}
     result = job.execute_in_process(
         instance=DagsterInstance.ephemeral(), resources=resources, raise_on_error=False
     )
-    (evaluation,) = result.get_asset_check_evaluations()
-    assert evaluation.check_name == "champion_age" and not evaluation.passed
+    (evaluation,) = [
+        e for e in result.get_asset_check_evaluations() if e.check_name == "champion_age"
+    ]
+    assert not evaluation.passed
     assert evaluation.severity.value == "ERROR"
     assert "90.5 days old" in evaluation.description  # training date at midnight UTC, as of noon
 

@@ -106,7 +106,7 @@ def weekly_inputs(
     accuracy, and which features still separate winners, week by week."""
     start, end = report_window("weekly", session)
     since = end - dt.timedelta(weeks=IMPORTANCE_WEEKS)
-    resolved = sources.resolved_candidates(store, end, since=since, with_features=True)
+    labelled = sources.labelled_features(store, end, since=since)
     drift = assemble.drift(store, ledger, champion, end, thresholds)
     return WeeklyReportInputs(
         week=week_label(end),
@@ -115,7 +115,7 @@ def weekly_inputs(
             store, ledger, start, end, benchmark_symbol=benchmark_symbol
         ),
         drift=drift,
-        feature_importance=feature_importance_trend(resolved, FEATURE_COLUMNS, period="W"),
+        feature_importance=feature_importance_trend(labelled, FEATURE_COLUMNS, period="W"),
         notes=[f"sessions {start} to {end}", *_drift_notes(drift)],
     )
 

@@ -35,19 +35,15 @@ def resolved_candidates(
     *,
     since: dt.date | None = None,
     model_version: str | None = None,
-    with_features: bool = False,
 ) -> pd.DataFrame:
     """Scan candidates with the probability predicted at entry and their outcome, for
-    entries from ``since`` whose expiry is on or before ``through``; with the entry
-    session's regime, and the model features when asked (the importance trend needs them).
-    """
+    entries from ``since`` whose expiry is on or before ``through``, with the entry
+    session's regime."""
     empty = pd.DataFrame(
         columns=[*KEY_COLUMNS, "ml_success_prob", "model_version", "win", "regime"]
-        + (FEATURE_COLUMNS if with_features else [])
     )
     if not _has(store, "ai_probabilities", "candidate_outcomes"):
         return empty
-    features = with_features and _has(store, "candidate_features")
     regimes = _has(store, "market_regime")
     select = ["p.*", "o.win"]
     joins = [f"JOIN candidate_outcomes o ON {_keys_equal('p', 'o')}"]
@@ -56,9 +52,6 @@ def resolved_candidates(
         joins.append("LEFT JOIN market_regime r ON r.session = p.session")
     else:
         select.append("NULL AS regime")
-    if features:
-        select += [f'f."{c}"' for c in FEATURE_COLUMNS]
-        joins.append(f"JOIN candidate_features f ON {_keys_equal('p', 'f')}")
     where = ["o.expiry <= ?::DATE", "p.ml_success_prob IS NOT NULL"]
     params: list = [through.isoformat()]
     if since is not None:
@@ -74,6 +67,23 @@ def resolved_candidates(
     with store.connect() as db:
         frame = db.execute(sql, params).df()
     return frame if len(frame) else empty
+
+
+def labelled_features(store: Lake, through: dt.date, *, since: dt.date) -> pd.DataFrame:
+    """Model features of the candidates entered from ``since`` with the outcome of those
+    whose expiry passed by ``through`` - with or without a prediction, which is what says
+    which inputs still separate winners from losers."""
+    columns = ["session", *FEATURE_COLUMNS, "win"]
+    if not _has(store, "candidate_features", "candidate_outcomes"):
+        return pd.DataFrame(columns=columns)
+    selected = ", ".join(f'f."{c}"' for c in FEATURE_COLUMNS)
+    sql = (
+        f"SELECT f.session, {selected}, o.win FROM candidate_features f "
+        f"JOIN candidate_outcomes o ON {_keys_equal('f', 'o')} "
+        "WHERE o.expiry <= ?::DATE AND f.session >= ?::DATE ORDER BY f.session"
+    )
+    with store.connect() as db:
+        return db.execute(sql, [through.isoformat(), since.isoformat()]).df()
 
 
 def live_features(

@@ -676,7 +676,7 @@ def probability_model_champion(
 @asset_check(
     asset=probability_model_champion,
     description="The champion is younger than the warning age (30 days by default, a warning) "
-    "and the failure age (60 days, an error). Runs daily in model_health_job.",
+    "and the failure age (60 days, an error); both are settings. Runs every morning in health_job.",
 )
 def champion_age(models: ModelsResource, market: MarketDataResource) -> AssetCheckResult:
     champion = models.registry().champion(WIN_MODEL)

@@ -23,7 +23,6 @@ ANALYSIS_JOB = "analysis_job"
 ENSEMBLE_TRAINING_JOB = "ensemble_training_job"
 PROBABILITY_TRAINING_JOB = "probability_training_job"
 FEATURES_JOB = "features_job"
-MODEL_HEALTH_JOB = "model_health_job"
 PROBABILITY_TRAINING = ["training_set", "probability_model", "probability_model_champion"]
 
 
@@ -56,11 +55,6 @@ def build_ml_jobs():
             description="Decisions and candidate features over a range of scanned sessions "
             "(what the probability model trains on).",
         ),
-        define_asset_job(
-            MODEL_HEALTH_JOB,
-            selection=AssetSelection.checks_for_assets("probability_model_champion"),
-            description="The champion model's age check.",
-        ),
     ]
 
 
@@ -92,30 +86,21 @@ def build_ml_schedules(jobs_by_name):
         return RunRequest(run_key=f"ensemble-{context.scheduled_execution_time:%Y-%m}")
 
     @schedule(
-        name="probability_model_semiannual",
+        name="probability_model_monthly",
         job=jobs_by_name[PROBABILITY_TRAINING_JOB],
-        cron_schedule="0 18 2 1,7 *",
+        cron_schedule="0 18 2 * *",
         execution_timezone="America/New_York",
-        description="The probability model on all history, every six months.",
+        description="The probability model on all history, monthly (the guides retrained "
+        "every six months; the health check fails a champion older than 60 days). The "
+        "challenger replaces the champion only when it passes the promotion checks.",
     )
-    def probability_model_semiannual(context: ScheduleEvaluationContext):
+    def probability_model_monthly(context: ScheduleEvaluationContext):
         return RunRequest(run_key=f"probability-{context.scheduled_execution_time:%Y-%m}")
-
-    @schedule(
-        name="model_health_daily",
-        job=jobs_by_name[MODEL_HEALTH_JOB],
-        cron_schedule="0 8 * * 1-5",
-        execution_timezone="America/New_York",
-        description="Warn at 30 days and fail at 60 days of champion age.",
-    )
-    def model_health_daily(context: ScheduleEvaluationContext):
-        return RunRequest(run_key=f"health-{context.scheduled_execution_time:%Y-%m-%d}")
 
     return [
         analysis_after_close,
         ensemble_monthly,
-        probability_model_semiannual,
-        model_health_daily,
+        probability_model_monthly,
     ]
 
 

@@ -17,7 +17,6 @@ from dagster import (
 
 from butterquant_dagster.core import calendar
 from butterquant_dagster.core.monitoring import report_inputs, reports
-from butterquant_dagster.core.monitoring.periods import report_window
 from butterquant_dagster.defs.metadata import figure
 from butterquant_dagster.defs.ml.assets import WIN_MODEL
 from butterquant_dagster.defs.monitoring.assets import OWNER, report_session
@@ -31,6 +30,13 @@ from butterquant_dagster.resources import (
 )
 
 RUN_STATS_LIMIT = 5000
+
+
+def calendar_month(session: dt.date) -> tuple[dt.date, dt.date]:
+    """The whole calendar month of ``session``: the runs of its evenings and weekends count."""
+    first = session.replace(day=1)
+    following = (first + dt.timedelta(days=32)).replace(day=1)
+    return first, following - dt.timedelta(days=1)
 
 
 def _day_bounds(start: dt.date, end: dt.date) -> tuple[dt.datetime, dt.datetime]:
@@ -189,7 +195,7 @@ def build_report_assets(partitions: PartitionsDefinition):
         market: MarketDataResource,
     ) -> Output:
         session = report_session(context)
-        start, end = report_window("monthly", session)
+        start, end = calendar_month(session)
         inputs = report_inputs.monthly_inputs(
             lake.lake(),
             trading.ledger(),

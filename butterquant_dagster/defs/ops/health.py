@@ -297,8 +297,9 @@ def build_health_defs() -> HealthDefs:
     the asset, so ``asset_checks`` is empty)."""
     job = define_asset_job(
         HEALTH_JOB,
-        selection=AssetSelection.assets(HEALTH_ASSET),
-        description="The system health report and its checks.",
+        selection=AssetSelection.assets(HEALTH_ASSET)
+        | AssetSelection.checks_for_assets("probability_model_champion"),
+        description="The system health report and its checks, with the champion's age check.",
     )
     return HealthDefs(
         assets=[system_health],
