@@ -450,6 +450,12 @@ def cmd_demo(args) -> int:
         trading = _trading_summary(traded)
         lines += ["", f"paper trading {traded[0]}..{traded[-1]} ({len(traded)} sessions):"]
         lines += trading["lines"]
+    from butterquant_dagster.commands.report import write_report
+
+    written, page = write_report("daily", latest, show_progress=False)
+    if not written.success:
+        return _report_failure(written, args.json)
+    lines += ["", f"daily report of {latest}: {page}", "  open it in a browser"]
     _print(
         {
             **asdict(summary),
@@ -459,6 +465,7 @@ def cmd_demo(args) -> int:
             **outcomes,
             "top": top.to_dict(orient="records"),
             "trading": {k: v for k, v in trading.items() if k != "lines"},
+            "daily_report": str(page),
         },
         args.json,
         lines,
