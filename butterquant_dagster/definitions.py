@@ -28,6 +28,7 @@ from butterquant_dagster.defs.monitoring.automation import (
     build_report_schedules,
 )
 from butterquant_dagster.defs.monitoring.reports import build_report_assets
+from butterquant_dagster.defs.ops.backup import build_ops_defs
 from butterquant_dagster.defs.ops.health import build_health_defs
 from butterquant_dagster.defs.partitions import nyse_sessions
 from butterquant_dagster.defs.scan.assets import build_scan_assets
@@ -59,6 +60,7 @@ def build_definitions(
     execution_job, fills_job, plan_job = build_trading_jobs()
     report_jobs = build_report_jobs()
     health = build_health_defs()
+    ops = build_ops_defs()
     return Definitions(
         assets=[
             universe,
@@ -76,6 +78,7 @@ def build_definitions(
             *build_monitoring_assets(partitions),
             *build_report_assets(partitions),
             *health.assets,
+            *ops.assets,
         ],
         asset_checks=[champion_age, *health.asset_checks],
         jobs=[
@@ -88,6 +91,7 @@ def build_definitions(
             plan_job,
             *report_jobs,
             *health.jobs,
+            *ops.jobs,
         ],
         schedules=[
             build_market_schedule(market_job),
@@ -97,11 +101,13 @@ def build_definitions(
             build_execution_schedule(execution_job),
             *build_report_schedules({job.name: job for job in report_jobs}),
             *health.schedules,
+            *ops.schedules,
         ],
         sensors=[
             build_drift_sensor(ml_by_name),
             build_fills_sensor(fills_job),
             *health.sensors,
+            *ops.sensors,
         ],
         resources=with_monitoring(resources or default_resources()),
     )

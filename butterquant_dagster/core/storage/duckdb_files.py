@@ -15,12 +15,14 @@ import duckdb
 LOCK_MESSAGE = "Could not set lock"
 
 
-def connect(path: str | Path, *, attempts: int = 40, wait: float = 0.05):
+def connect(
+    path: str | Path, *, read_only: bool = False, attempts: int = 40, wait: float = 0.05
+):
     """A connection to ``path``, retrying while another process holds the file's lock
     (about 10 s in all with the back-off), then raising DuckDB's own error."""
     for attempt in range(attempts):
         try:
-            return duckdb.connect(str(path))
+            return duckdb.connect(str(path), read_only=read_only)
         except duckdb.IOException as exc:
             if LOCK_MESSAGE not in str(exc) or attempt == attempts - 1:
                 raise

@@ -7,23 +7,42 @@ Writes never leave half a file: a frame goes to a temporary file in the same dir
 is renamed over the target (an atomic rename on POSIX). A run that produces many partitions
 stages them all first and publishes them only when every one of them is written and
 checked, so a failure half-way leaves the lake as it was.
+
+Old partitions of the big scan tables may be archived by retention
+(``core/storage/retention.py``) into ``<root>/archive/<table>/<YYYY>.parquet``: one file per
+table and year, each row tagged with its partition in a ``_partition`` column, and the
+partition's original Arrow schema kept in the file's key-value metadata so a read gives back
+exactly the frame that was written. Archived partitions stay part of the table: ``partitions``
+lists them, ``read`` reads them, and the DuckDB views union the hot and the archived rows.
+When a partition is in both places (re-materialized after it was archived, or a crash between
+writing the archive and removing the hot file) the hot file wins everywhere.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import json
 import os
 import shutil
 import uuid
 from collections.abc import Iterable
+from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import duckdb
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 UNPARTITIONED = "current"
 _STAGING = ".staging"
 _QUARANTINE = "_quarantine"
+ARCHIVE = "archive"
+PARTITION_COLUMN = "_partition"
+ARCHIVE_INDEX_KEY = b"butterquant.archive"
 
 
 class LakeError(RuntimeError):
@@ -40,6 +59,76 @@ def _write_atomic(frame: pd.DataFrame, target: Path) -> None:
         os.replace(temporary, target)
     finally:
         temporary.unlink(missing_ok=True)
+
+
+@dataclass(frozen=True)
+class ArchiveIndex:
+    """What one archive file holds: each partition's row count and original schema."""
+
+    partitions: dict[str, int]
+    schemas: dict[str, pa.Schema]
+
+    def to_json(self) -> bytes:
+        distinct: list[bytes] = []
+        entries = {}
+        for partition in sorted(self.partitions):
+            encoded = self.schemas[partition].serialize().to_pybytes()
+            if encoded not in distinct:
+                distinct.append(encoded)
+            entries[partition] = {
+                "rows": self.partitions[partition],
+                "schema": distinct.index(encoded),
+            }
+        record = {
+            "version": 1,
+            "schemas": [base64.b64encode(item).decode("ascii") for item in distinct],
+            "partitions": entries,
+        }
+        return json.dumps(record, sort_keys=True).encode("utf-8")
+
+    @classmethod
+    def from_json(cls, data: bytes, where: Path) -> ArchiveIndex:
+        try:
+            record = json.loads(data)
+            schemas = [
+                pa.ipc.read_schema(pa.py_buffer(base64.b64decode(item)))
+                for item in record["schemas"]
+            ]
+            entries = record["partitions"]
+            return cls(
+                partitions={key: int(entry["rows"]) for key, entry in entries.items()},
+                schemas={key: schemas[entry["schema"]] for key, entry in entries.items()},
+            )
+        except (ValueError, KeyError, IndexError, TypeError, pa.ArrowException) as exc:
+            raise LakeError(
+                f"archive file {where} has an unreadable partition index: {exc}"
+            ) from exc
+
+
+def read_archive_index(path: Path) -> ArchiveIndex:
+    """The partition index of an archive file (its Parquet footer only)."""
+    stat = path.stat()
+    return _cached_index(str(path), stat.st_mtime_ns, stat.st_size)
+
+
+@lru_cache(maxsize=256)
+def _cached_index(path: str, _mtime_ns: int, _size: int) -> ArchiveIndex:
+    metadata = pq.read_schema(path).metadata or {}
+    if ARCHIVE_INDEX_KEY not in metadata:
+        raise LakeError(f"{path} is not an archive file of the lake (it has no partition index)")
+    return ArchiveIndex.from_json(metadata[ARCHIVE_INDEX_KEY], Path(path))
+
+
+def restore_schema(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """``table``'s rows in ``schema`` (the partition's own columns, types and pandas
+    metadata), undoing what unifying it with other partitions' schemas changed."""
+    columns = [
+        pa.nulls(table.num_rows, field.type)
+        if pa.types.is_null(field.type)
+        else table.column(field.name).cast(field.type)
+        for field in schema
+    ]
+    return pa.Table.from_arrays(columns, schema=schema)
 
 
 class StagedPartitions:
@@ -104,8 +193,21 @@ class Lake:
         return StagedPartitions(self, table)
 
     def read(self, table: str, partitions: Iterable[str | None] = (None,)) -> pd.DataFrame:
+        """The partitions' frames concatenated in the order asked; an archived partition is
+        read from the archive."""
+        partitions = list(partitions)
+        archived = self._archived_locations(table)
+        wanted_from_archive = [
+            p
+            for p in partitions
+            if p and p in archived and not self.partition_path(table, p).exists()
+        ]
+        from_archive = self._read_archived(table, wanted_from_archive, archived)
         frames = []
         for partition in partitions:
+            if partition in from_archive:
+                frames.append(from_archive[partition])
+                continue
             path = self.partition_path(table, partition)
             if not path.exists():
                 what = f"partition {partition}" if partition else "its current value"
@@ -127,25 +229,88 @@ class Lake:
         return self.read(table, wanted) if wanted else pd.DataFrame()
 
     def partitions(self, table: str) -> list[str]:
+        """Every partition of ``table``, hot or archived: to a reader they are all there."""
+        return sorted(set(self.hot_partitions(table)) | set(self.archived_partitions(table)))
+
+    def hot_partitions(self, table: str) -> list[str]:
+        """The partitions stored as files of their own under ``lake/``."""
         directory = self.table_dir(table)
         if not directory.is_dir():
             return []
         return sorted(p.stem for p in directory.glob("*.parquet") if p.stem != UNPARTITIONED)
 
+    def archived_partitions(self, table: str) -> list[str]:
+        """The partitions held in the archive (some may also be hot again)."""
+        return sorted(self._archived_locations(table))
+
     def tables(self) -> list[str]:
-        if not self.directory.is_dir():
-            return []
-        return sorted(
-            p.name for p in self.directory.iterdir() if p.is_dir() and any(p.glob("*.parquet"))
-        )
+        found = set()
+        for directory in (self.directory, self.archive_directory):
+            if directory.is_dir():
+                found.update(
+                    p.name for p in directory.iterdir() if p.is_dir() and any(p.glob("*.parquet"))
+                )
+        return sorted(found)
+
+    # -------------------------------------------------------------------- archive
+    @property
+    def archive_directory(self) -> Path:
+        return self.root / ARCHIVE
+
+    def archive_dir(self, table: str) -> Path:
+        return self.archive_directory / table
+
+    def archive_path(self, table: str, year: str) -> Path:
+        return self.archive_dir(table) / f"{year}.parquet"
+
+    def archive_files(self, table: str) -> list[Path]:
+        directory = self.archive_dir(table)
+        return sorted(directory.glob("*.parquet")) if directory.is_dir() else []
+
+    def _archived_locations(self, table: str) -> dict[str, Path]:
+        located = {}
+        for path in self.archive_files(table):
+            for partition in read_archive_index(path).partitions:
+                located[partition] = path
+        return located
+
+    def _read_archived(
+        self, table: str, partitions: list[str], located: dict[str, Path]
+    ) -> dict[str, pd.DataFrame]:
+        by_file: dict[Path, list[str]] = {}
+        for partition in dict.fromkeys(partitions):
+            by_file.setdefault(located[partition], []).append(partition)
+        frames = {}
+        for path, wanted in by_file.items():
+            index = read_archive_index(path)
+            rows = pq.read_table(path, filters=[(PARTITION_COLUMN, "in", wanted)])
+            for partition in wanted:
+                selected = rows.filter(pc.equal(rows[PARTITION_COLUMN], partition))
+                if selected.num_rows != index.partitions[partition]:
+                    raise LakeError(
+                        f"{table}: archive file {path} holds {selected.num_rows} rows of "
+                        f"partition {partition}, its index says {index.partitions[partition]}"
+                    )
+                restored = restore_schema(selected, index.schemas[partition])
+                frames[partition] = restored.to_pandas()
+        return frames
 
     # ------------------------------------------------------------------------ SQL
     def _view_sql(self, table: str) -> str:
-        pattern = (self.table_dir(table) / "*.parquet").as_posix().replace("'", "''")
-        return (
-            f'CREATE OR REPLACE VIEW "{table}" AS '
-            f"SELECT * FROM read_parquet('{pattern}', union_by_name = true)"
-        )
+        """The hot files, plus the archived rows of partitions that are not hot."""
+        hot = (self.table_dir(table) / "*.parquet").as_posix().replace("'", "''")
+        sources = []
+        if self.table_dir(table).is_dir() and any(self.table_dir(table).glob("*.parquet")):
+            sources.append(f"SELECT * FROM read_parquet('{hot}', union_by_name = true)")
+        if self.archive_files(table):
+            archived = (self.archive_dir(table) / "*.parquet").as_posix().replace("'", "''")
+            sources.append(
+                f"SELECT * EXCLUDE ({PARTITION_COLUMN}) "
+                f"FROM read_parquet('{archived}', union_by_name = true) "
+                f"WHERE {PARTITION_COLUMN} NOT IN "
+                f"(SELECT parse_filename(file, true) FROM glob('{hot}'))"
+            )
+        return f'CREATE OR REPLACE VIEW "{table}" AS ' + " UNION ALL BY NAME ".join(sources)
 
     def connect(self) -> duckdb.DuckDBPyConnection:
         """An in-memory DuckDB connection with one view per table; holds no file lock."""

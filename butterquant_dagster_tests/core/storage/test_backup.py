@@ -1,0 +1,296 @@
+"""Backups of the data root: a full round trip, integrity checks, crash safety."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pytest
+from skl2onnx import to_onnx
+from sklearn.linear_model import LogisticRegression
+
+from butterquant_dagster.core import calendar
+from butterquant_dagster.core.brokers.base import BUY, SELL, ComboOrder, order_ref
+from butterquant_dagster.core.brokers.paper import PaperBroker
+from butterquant_dagster.core.ml.registry import ModelRegistry
+from butterquant_dagster.core.storage import backup as backup_module
+from butterquant_dagster.core.storage import duckdb_files
+from butterquant_dagster.core.storage.backup import (
+    BackupError,
+    backup,
+    latest_backup,
+    restore,
+    verify_backup,
+)
+from butterquant_dagster.core.storage.lake import Lake
+from butterquant_dagster.core.storage.retention import archive_partitions
+from butterquant_dagster.core.trading.ledger import Ledger
+from butterquant_dagster_tests.core.trading.chains import NEXT, make_chain
+from butterquant_dagster_tests.core.trading.test_ledger_and_paper import LEGS, execution, intent
+
+NOW = dt.datetime(2026, 3, 14, 11, 0, 5, tzinfo=dt.UTC)
+LATER = dt.date(2026, 3, 10)
+MODEL = "butterfly_win_probability"
+PROBE = np.array([[0.3, -1.2], [1.5, 0.2]], dtype=np.float32)
+
+
+def _model_bytes() -> bytes:
+    rng = np.random.default_rng(0)
+    features = rng.normal(size=(200, 2))
+    labels = (features[:, 0] - 0.5 * features[:, 1] > 0).astype(int)
+    model = LogisticRegression().fit(features, labels)
+    onnx_model = to_onnx(
+        model,
+        features[:1].astype(np.float32),
+        target_opset=17,
+        options={id(model): {"zipmap": False}},
+    )
+    return onnx_model.SerializeToString()
+
+
+def build_data_root(root: Path) -> None:
+    """A ledger with a closed and an open position and a mark, a paper broker with a fill,
+    a lake with partitions (one of them archived), and a champion model."""
+    ledger = Ledger(root / "ledger.duckdb", initial_capital=10_000)
+    ledger.record_intent(intent("open-1"), "planned")
+    ledger.record_execution(execution("e1", "open-1", BUY, 3, 1.50), NEXT)
+    close = {**intent("close-1", "close", position_id="open-1"), "session": LATER}
+    ledger.record_intent(close, "planned")
+    ledger.record_execution(execution("e2", "close-1", SELL, 3, 2.10), LATER)
+    ledger.record_intent(intent("open-2", quantity=2), "planned")
+    ledger.record_execution(execution("e3", "open-2", BUY, 2, 1.40), NEXT)
+    marks = pd.DataFrame(
+        [
+            {
+                "position_id": "open-2",
+                "quantity": 2,
+                "mark": 1.7,
+                "low": 1.6,
+                "high": 1.8,
+                "iv_center": 0.3,
+                "spot": 101.0,
+                "market_value": 340.0,
+                "unrealized_pnl": 60.0,
+            }
+        ]
+    )
+    ledger.record_marks(
+        LATER,
+        marks,
+        {
+            "cash": 9_800.0,
+            "positions_value": 340.0,
+            "equity": 10_140.0,
+            "open_positions": 1,
+            "capital_at_risk": 300.0,
+        },
+    )
+
+    chain = make_chain(NEXT, {"AAA": 100.0})
+    when = calendar.session_close(NEXT) - dt.timedelta(minutes=15)
+    broker = PaperBroker(root / "paper_broker.duckdb", {NEXT: chain}.get, lambda: when)
+    broker.place_combo(
+        ComboOrder(
+            order_ref=order_ref(NEXT, "AAA", "call_fly", LEGS, "ai", "open"),
+            session=NEXT,
+            symbol="AAA",
+            structure="call_fly",
+            legs=LEGS,
+            action=BUY,
+            quantity=2,
+            limit_price=9.99,
+            track="ai",
+        )
+    )
+
+    lake = Lake(root)
+    lake.write("option_chains", make_chain(NEXT, {"AAA": 100.0}), NEXT.isoformat())
+    lake.write("option_chains", make_chain(LATER, {"AAA": 102.0}), LATER.isoformat())
+    old = make_chain(dt.date(2025, 3, 3), {"AAA": 90.0})
+    lake.write("option_chains", old, "2025-03-03")
+    archive_partitions(lake, "option_chains", ["2025-03-03"])
+    lake.write("universe", pd.DataFrame({"symbol": ["AAA"], "sector": ["Tech"]}))
+    lake.stage("option_chains").quarantine("crossed quotes")  # not published data
+
+    registry = ModelRegistry(root / "models", clock=lambda: NOW)
+    metadata = {"feature_columns": ["a", "b"], "label": "win", "metrics": {"auc": 0.7}}
+    version = registry.register(MODEL, _model_bytes(), metadata)
+    registry.promote(MODEL, version.version, reason="test")
+
+
+def snapshot(root: Path) -> dict[str, pd.DataFrame]:
+    """The queries a restore must answer exactly as before."""
+    ledger = Ledger(root / "ledger.duckdb")
+    lake = Lake(root)
+    champion = ModelRegistry(root / "models").load(MODEL)
+    (probabilities,) = champion.session.run(["probabilities"], {"X": PROBE})
+    with duckdb.connect(str(root / "paper_broker.duckdb")) as db:
+        broker_orders = db.execute("SELECT * FROM orders ORDER BY order_ref").df()
+        executions = db.execute("SELECT * FROM executions ORDER BY exec_id").df()
+    return {
+        "journal": ledger.journal(),
+        "equity": ledger.equity(),
+        "orders": ledger.orders(),
+        "fills": ledger.fills(),
+        "open_positions": ledger.open_positions(),
+        "cash": ledger.query("SELECT * FROM cash ORDER BY event_id"),
+        "broker_orders": broker_orders,
+        "executions": executions,
+        "chains": lake.read("option_chains", lake.partitions("option_chains")),
+        "universe": lake.read("universe"),
+        "chains_sql": lake.connect()
+        .execute('SELECT * FROM option_chains ORDER BY session, strike, "right"')
+        .df(),
+        "champion": pd.DataFrame(
+            {"version": [champion.version], "sha256": [champion.metadata["sha256"]]}
+        ),
+        "probabilities": pd.DataFrame(probabilities),
+    }
+
+
+def _file_hashes(root: Path) -> dict[str, str]:
+    return {
+        p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and "backups" not in p.relative_to(root).parts
+    }
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    root = tmp_path / "data"
+    build_data_root(root)
+    return root
+
+
+def test_backup_delete_restore_gives_identical_answers(root):
+    before = snapshot(root)
+    assert len(before["journal"]) == 1 and len(before["open_positions"]) == 1
+    assert len(before["executions"]) == 1 and len(before["chains"]) == 3 * len(
+        make_chain(NEXT, {"AAA": 100.0})
+    )
+    manifest = backup(root, NOW)
+    assert manifest.path == root / "backups" / "20260314T110005Z"
+    for name in ("ledger.duckdb", "paper_broker.duckdb", "models", "lake", "archive"):
+        path = root / name
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
+
+    report = restore(manifest.path, root, now=NOW + dt.timedelta(hours=1))
+
+    assert report.moved_aside is None  # nothing was left to move aside
+    assert set(report.restored) == {"ledger", "paper_broker", "models", "lake", "archive"}
+    after = snapshot(root)
+    for name, frame in before.items():
+        pd.testing.assert_frame_equal(after[name], frame, obj=name)
+    assert Lake(root).archived_partitions("option_chains") == ["2025-03-03"]
+
+
+def test_the_manifest_lists_every_file_with_its_hash_and_row_counts(root):
+    manifest = backup(root, NOW)
+    record = json.loads((manifest.path / "manifest.json").read_text())
+    assert record["created_at"] == "2026-03-14T11:00:05+00:00"
+    assert record["package_version"] == backup_module.package_version() != ""
+    parts = record["parts"]
+    assert parts["ledger"]["tables"]["orders"] == 3
+    assert parts["ledger"]["tables"]["fills"] == 3
+    assert parts["ledger"]["tables"]["equity"] == 1
+    assert parts["paper_broker"]["tables"] == {"executions": 1, "orders": 1}
+    assert parts["lake"]["tables"] == {"option_chains": 2 * 18, "universe": 1}
+    assert parts["archive"]["tables"] == {"option_chains": 18}
+    for part in parts.values():
+        for relative, info in part["files"].items():
+            data = (manifest.path / relative).read_bytes()
+            assert info == {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+    files = {f for part in parts.values() for f in part["files"]}
+    assert "lake/option_chains/2026-03-03.parquet" in files
+    assert not any("_quarantine" in f or "/." in f for f in files)  # not published data
+    assert "ledger/schema.sql" in files and "ledger/orders.parquet" in files
+    assert any(f.endswith("/champion.json") for f in files)
+    assert "warehouse.duckdb" in record["not_backed_up"]
+    copy = manifest.path / "lake" / "option_chains" / "2026-03-03.parquet"
+    original = root / "lake" / "option_chains" / "2026-03-03.parquet"
+    assert copy.stat().st_ino != original.stat().st_ino  # a copy, not a hard link
+    assert latest_backup(root) == manifest.path
+
+
+def test_a_corrupted_backup_file_is_named_and_nothing_is_touched(root):
+    manifest = backup(root, NOW)
+    Ledger(root / "ledger.duckdb").record_intent(intent("after-backup"), "planned")
+    before = _file_hashes(root)
+    damaged = manifest.path / "lake" / "option_chains" / "2026-03-03.parquet"
+    data = bytearray(damaged.read_bytes())
+    data[100] ^= 0xFF
+    damaged.write_bytes(bytes(data))
+
+    with pytest.raises(BackupError, match=r"2026-03-03\.parquet is corrupted: its sha256"):
+        restore(manifest.path, root)
+
+    assert _file_hashes(root) == before
+    assert [p.name for p in (root / "backups").iterdir()] == [manifest.path.name]
+    assert not list(root.glob(".restore-*"))
+
+
+def test_a_missing_file_and_a_directory_that_is_no_backup_are_refused(root, tmp_path):
+    manifest = backup(root, NOW)
+    (manifest.path / "ledger" / "fills.parquet").unlink()
+    with pytest.raises(BackupError, match=r"backup file .*ledger/fills\.parquet is missing"):
+        verify_backup(manifest.path)
+    with pytest.raises(BackupError, match=r"is not a backup: it has no manifest\.json"):
+        verify_backup(tmp_path)
+
+
+def test_restore_moves_the_current_data_aside_so_it_can_be_undone(root):
+    manifest = backup(root, NOW)
+    ledger = Ledger(root / "ledger.duckdb")
+    ledger.record_intent(intent("after-backup"), "planned")
+    assert len(ledger.orders()) == 4
+
+    report = restore(manifest.path, root, now=NOW + dt.timedelta(days=1))
+
+    assert len(Ledger(root / "ledger.duckdb").orders()) == 3
+    aside = Path(report.moved_aside)
+    assert aside == root / "backups" / "pre-restore-20260315T110005Z"
+    assert len(Ledger(aside / "ledger.duckdb").orders()) == 4  # the undo copy
+    assert {"models", "lake", "archive", "paper_broker.duckdb"} <= {p.name for p in aside.iterdir()}
+    assert latest_backup(root) == manifest.path  # the moved-aside folder is no backup
+
+
+def test_a_crash_while_writing_leaves_no_backup_that_looks_whole(root, monkeypatch):
+    def crash(path, record):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(backup_module, "_write_json", crash)
+    with pytest.raises(OSError, match="disk full"):
+        backup(root, NOW)
+    assert list((root / "backups").iterdir()) == []
+    assert latest_backup(root) is None
+
+
+def test_two_backups_in_one_second_get_their_own_directories(root):
+    first = backup(root, NOW)
+    second = backup(root, NOW)
+    assert first.path.name == "20260314T110005Z" and second.path.name == "20260314T110005Z-2"
+
+
+def test_a_locked_database_is_waited_for(tmp_path, monkeypatch):
+    Ledger(tmp_path / "ledger.duckdb")
+    real_connect = duckdb.connect
+    calls = []
+
+    def busy_then_free(path, read_only=False):
+        calls.append(read_only)
+        if len(calls) < 3:
+            raise duckdb.IOException('Could not set lock on file "ledger.duckdb"')
+        return real_connect(path, read_only=read_only)
+
+    monkeypatch.setattr(duckdb_files.duckdb, "connect", busy_then_free)
+    monkeypatch.setattr(duckdb_files.time, "sleep", lambda seconds: None)
+    connection = backup_module.connect_read_only(tmp_path / "ledger.duckdb")
+    connection.close()
+    assert calls == [True, True, True]  # read-only every time, third attempt succeeds

@@ -1,0 +1,97 @@
+"""`butterquant backup` and `butterquant restore` against a temporary data root."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+from dagster import DagsterInstance, DagsterRun, DagsterRunStatus
+from dagster._core.utils import make_new_run_id
+
+from butterquant_dagster.cli import EXIT_BAD_INPUT, EXIT_OK, main
+from butterquant_dagster.core.storage.lake import Lake
+from butterquant_dagster.core.trading.ledger import Ledger
+from butterquant_dagster_tests.core.trading.test_ledger_and_paper import intent
+
+
+def _data(root: Path) -> Ledger:
+    ledger = Ledger(root / "ledger.duckdb")
+    ledger.record_intent(intent("open-1"), "planned")
+    Lake(root).write("daily_bars", pd.DataFrame({"close": [1.0, 2.0]}), "2026-03-02")
+    return ledger
+
+
+def _backup(capsys) -> Path:
+    code = main(["backup", "--json"])
+    out = capsys.readouterr().out
+    assert code == EXIT_OK, out
+    return Path(json.loads(out)["path"])
+
+
+def test_backup_then_restore_brings_the_ledger_back(isolated_env, capsys):
+    ledger = _data(isolated_env)
+    code = main(["backup", "--json"])
+    summary = json.loads(capsys.readouterr().out)
+    assert code == EXIT_OK
+    path = Path(summary["path"])
+    assert path.parent == isolated_env / "backups" and (path / "manifest.json").is_file()
+    assert summary["parts"]["ledger"]["tables"]["orders"] == 1
+    assert summary["parts"]["lake"] == {"files": 1, "tables": {"daily_bars": 2}}
+    runs = DagsterInstance.get().get_runs()  # the backup is a run the UI shows
+    assert [r.run_id for r in runs] == [summary["run_id"]] and runs[0].job_name == "backup_job"
+
+    ledger.record_intent(intent("open-2"), "planned")
+    assert len(ledger.orders()) == 2
+    code = main(["restore", str(path)])
+    out = capsys.readouterr().out
+    assert code == EXIT_OK, out
+    assert f"restored {isolated_env} from {path}" in out
+    assert "pre-restore-" in out and "move it back to undo" in out
+    assert Ledger(isolated_env / "ledger.duckdb").orders()["order_ref"].tolist() == ["open-1"]
+
+
+def test_restore_refuses_what_is_not_a_backup(isolated_env, tmp_path, capsys):
+    code = main(["restore", str(tmp_path / "nowhere")])
+    assert code == EXIT_BAD_INPUT
+    assert "is not a directory" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    code = main(["restore", str(tmp_path / "empty")])
+    assert code == EXIT_BAD_INPUT
+    assert "is not a backup: it has no manifest.json" in capsys.readouterr().err
+
+
+def test_restore_names_a_corrupted_file_and_restores_nothing(isolated_env, capsys):
+    _data(isolated_env)
+    path = _backup(capsys)
+    (path / "ledger" / "orders.parquet").write_bytes(b"garbage")
+    Ledger(isolated_env / "ledger.duckdb").record_intent(intent("open-2"), "planned")
+
+    code = main(["restore", str(path), "--json"])
+
+    err = capsys.readouterr().err
+    assert code == EXIT_BAD_INPUT
+    assert "nothing was restored" in err and "ledger/orders.parquet is corrupted" in err
+    assert len(Ledger(isolated_env / "ledger.duckdb").orders()) == 2
+
+
+def test_restore_waits_for_runs_in_progress_unless_forced(isolated_env, capsys):
+    _data(isolated_env)
+    path = _backup(capsys)
+    run_id = make_new_run_id()
+    DagsterInstance.get().add_run(
+        DagsterRun(job_name="execution_job", run_id=run_id, status=DagsterRunStatus.STARTED)
+    )
+
+    code = main(["restore", str(path)])
+    err = capsys.readouterr().err
+    assert code == EXIT_BAD_INPUT
+    assert f"1 Dagster run(s) queued or in progress: execution_job ({run_id})" in err
+    assert "--force" in err
+    assert not list((isolated_env / "backups").glob("pre-restore-*"))
+
+    code = main(["restore", str(path), "--force", "--json"])
+    report = json.loads(capsys.readouterr().out)
+    assert code == EXIT_OK
+    assert report["forced_past_runs"] == [f"execution_job ({run_id})"]
+    assert Path(report["moved_aside"]).name.startswith("pre-restore-")
