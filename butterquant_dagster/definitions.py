@@ -5,6 +5,7 @@ from __future__ import annotations
 from dagster import Definitions
 
 from butterquant_dagster.core.settings import Settings
+from butterquant_dagster.defs.backtest.assets import build_backtest_assets, build_backtest_job
 from butterquant_dagster.defs.market.assets import build_market_assets, universe
 from butterquant_dagster.defs.market.automation import build_market_job, build_market_schedule
 from butterquant_dagster.defs.ml.assets import (
@@ -79,6 +80,7 @@ def build_definitions(
             *build_report_assets(partitions),
             *health.assets,
             *ops.assets,
+            *build_backtest_assets(),
         ],
         asset_checks=[champion_age, *health.asset_checks],
         jobs=[
@@ -92,6 +94,7 @@ def build_definitions(
             *report_jobs,
             *health.jobs,
             *ops.jobs,
+            build_backtest_job(),
         ],
         schedules=[
             build_market_schedule(market_job),

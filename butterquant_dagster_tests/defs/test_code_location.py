@@ -126,11 +126,20 @@ def test_dg_loads_the_code_location(tmp_path):
         "fills",
         "positions",
         "trade_journal",
+        "performance_report",
+        "drift_report",
+        "daily_report",
+        "weekly_report",
+        "monthly_report",
+        "backtest",
+        "system_health",
+        "warehouse_backup",
+        "data_retention",
     }
     assert expected == set(assets)
     assert set(assets["target_orders"]["dependency_keys"]) >= {"scan_rankings", "option_chains"}
     assert set(assets["positions"]["dependency_keys"]) >= {"fills", "option_chains"}
     assert set(assets["option_chains"]["dependency_keys"]) == {"daily_bars", "universe"}
-    # market 16, scan 5, model promotion 3, champion age 1, ledger vs broker 1
-    assert len(listed["asset_checks"]) == 16 + 5 + 3 + 1 + 1
+    # market 16, scan 5, model promotion 3, champion age 1, ledger vs broker 1, health 7
+    assert len(listed["asset_checks"]) == 16 + 5 + 3 + 1 + 1 + 7
     assert "orders:ledger_matches_broker" in {c["key"] for c in listed["asset_checks"]}

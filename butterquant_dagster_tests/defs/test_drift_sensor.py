@@ -53,7 +53,11 @@ def _history(root, predicted: np.ndarray, wins: np.ndarray, version: str) -> Non
             "upper": np.arange(n, dtype=float) + 10,
         }
     )
-    lake.write("ai_probabilities", keys.assign(ml_success_prob=predicted, model_version=version), "2025-03-03")
+    lake.write(
+        "ai_probabilities",
+        keys.assign(ml_success_prob=predicted, model_version=version),
+        "2025-03-03",
+    )
     lake.write("candidate_outcomes", keys[KEY_COLUMNS].assign(win=wins), "2025-03-03")
 
 

@@ -15,9 +15,7 @@ import duckdb
 LOCK_MESSAGE = "Could not set lock"
 
 
-def connect(
-    path: str | Path, *, read_only: bool = False, attempts: int = 40, wait: float = 0.05
-):
+def connect(path: str | Path, *, read_only: bool = False, attempts: int = 40, wait: float = 0.05):
     """A connection to ``path``, retrying while another process holds the file's lock
     (about 10 s in all with the back-off), then raising DuckDB's own error."""
     for attempt in range(attempts):
