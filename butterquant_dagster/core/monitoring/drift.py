@@ -2,9 +2,9 @@
 the candidates it scored actually did, once their expiries have passed, and whether the
 inputs it sees today still look like the ones it was trained on.
 
-:func:`drift_status` is the sensor's quick yes/no; :func:`drift_report` is the full
-picture the reports show (calibration on candidates and on trades, reliability, feature and
-prediction shift) with an OK / WARN / RETRAIN status.
+:func:`drift_report` gives the full picture the sensor and the reports use (calibration on
+candidates and on trades, reliability, feature and prediction shift) with an OK / WARN /
+RETRAIN status.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import brier_score_loss, roc_auc_score
+from sklearn.metrics import roc_auc_score
 
 from butterquant_dagster.core.monitoring.calibration import (
     accuracy_by_regime_trend,
@@ -33,85 +33,17 @@ from butterquant_dagster.core.monitoring.psi import (
 __all__ = [
     "STATUSES",
     "DriftReport",
-    "DriftRules",
-    "DriftStatus",
     "DriftThresholds",
     "accuracy_by_regime_trend",
     "drift_report",
-    "drift_status",
     "feature_importance_trend",
 ]
-
-
-@dataclass(frozen=True)
-class DriftRules:
-    high_confidence: float = 0.60  # predictions at or above this should mostly win
-    min_hit_rate: float = 0.50
-    brier_margin: float = 0.02  # Brier worse than at training by more than this
-    min_samples: int = 200
-
-
-@dataclass(frozen=True)
-class DriftStatus:
-    drifted: bool
-    reason: str
-    resolved: int
-    high_confidence_n: int
-    high_confidence_hit_rate: float | None
-    brier: float | None
-    training_brier: float | None
 
 
 def min_confident(min_samples: int) -> int:
     """Confident predictions needed before their hit rate is evidence: a handful of
     unlucky trades must not ask for a retrain."""
     return max(20, min_samples // 10)
-
-
-def drift_status(
-    resolved: pd.DataFrame, training_brier: float | None, rules: DriftRules | None = None
-) -> DriftStatus:
-    """``resolved``: rows with ``ml_success_prob`` (the prediction made at entry) and
-    ``win`` (the outcome), only for candidates whose expiry has passed."""
-    rules = rules or DriftRules()
-    rows = resolved.dropna(subset=["ml_success_prob"])
-    n = len(rows)
-    if n < rules.min_samples:
-        return DriftStatus(
-            False,
-            f"only {n} resolved predictions (need {rules.min_samples})",
-            n,
-            0,
-            None,
-            None,
-            training_brier,
-        )
-    p = rows["ml_success_prob"].to_numpy(float)
-    y = rows["win"].to_numpy(int)
-    brier = float(brier_score_loss(y, np.clip(p, 0, 1)))
-    high = p >= rules.high_confidence
-    hit = float(y[high].mean()) if high.any() else None
-    reasons = []
-    if (
-        high.sum() >= min_confident(rules.min_samples)
-        and hit is not None
-        and (hit < rules.min_hit_rate)
-    ):
-        reasons.append(
-            f"hit rate {hit:.1%} on {int(high.sum())} predictions >= "
-            f"{rules.high_confidence:.0%} (below {rules.min_hit_rate:.0%})"
-        )
-    if training_brier is not None and brier > training_brier + rules.brier_margin:
-        reasons.append(
-            f"Brier {brier:.4f} vs {training_brier:.4f} at training (margin {rules.brier_margin})"
-        )
-    drifted = bool(reasons)
-    reason = (
-        "; ".join(reasons)
-        if drifted
-        else (f"calibrated: Brier {brier:.4f} on {n} resolved predictions")
-    )
-    return DriftStatus(drifted, reason, n, int(high.sum()), hit, brier, training_brier)
 
 
 STATUSES = ("OK", "WARN", "RETRAIN")

@@ -121,6 +121,96 @@ def test_a_calibrated_history_is_ok():
     assert list(report.reliability["trades"]["count"]).count(0) < 10
 
 
+def _overconfident(n=1000, seed=1) -> pd.DataFrame:
+    """Half the predictions at or above 0.6, and those win only 30 % of the time; the other
+    half below 0.55 and calibrated."""
+    rng = np.random.default_rng(seed)
+    high = rng.uniform(0.6, 0.9, size=n // 2)
+    low = rng.uniform(0.05, 0.55, size=n - n // 2)
+    wins_high = np.zeros(len(high), int)
+    wins_high[: int(0.3 * len(high))] = 1
+    wins_low = (rng.uniform(size=len(low)) < low).astype(int)
+    return pd.DataFrame(
+        {
+            "ml_success_prob": np.concatenate([high, low]),
+            "win": np.concatenate([wins_high, wins_low]),
+        }
+    )
+
+
+def _brier(frame: pd.DataFrame) -> float:
+    return float(np.mean((frame["ml_success_prob"] - frame["win"]) ** 2))
+
+
+def test_brier_worse_than_at_training_beyond_the_margin_asks_for_a_retrain():
+    history = _calibrated()
+    brier = _brier(history)
+
+    def judged(training_brier, thresholds=None):
+        return drift_report(
+            history,
+            _no_trades(),
+            training_metrics={"brier": training_brier},
+            thresholds=thresholds or DriftThresholds(),
+            **META,
+        )
+
+    degraded = judged(brier - 0.021)
+    assert degraded.status == "RETRAIN"
+    assert degraded.reasons[0] == (
+        f"Brier {brier:.4f} vs {brier - 0.021:.4f} at training (margin 0.02)"
+    )
+    assert not any(r.startswith("hit rate") for r in degraded.reasons)
+    assert not any(r.startswith("calibrated:") for r in degraded.reasons)
+    # Inside the margin it is no drift; a wider margin tolerates the larger gap.
+    inside = judged(brier - 0.019)
+    assert inside.status == "OK", inside.reasons
+    assert inside.reasons[0].startswith(f"calibrated: Brier {brier:.4f} vs ")
+    wider = judged(brier - 0.021, DriftThresholds(brier_margin=0.03))
+    assert wider.status == "OK", wider.reasons
+
+
+def test_losing_confident_predictions_and_a_worse_brier_are_reported_together():
+    history = _overconfident()
+    brier = _brier(history)
+    report = drift_report(history, _no_trades(), training_metrics={"brier": brier - 0.1}, **META)
+    assert report.status == "RETRAIN"
+    assert report.reasons[0] == "hit rate 30.0% on 500 predictions >= 60% (below 50%)"
+    assert report.reasons[1] == (
+        f"Brier {brier:.4f} vs {brier - 0.1:.4f} at training (margin 0.02)"
+    )
+    assert report.figures["brier_candidates"] == pytest.approx(brier)
+
+
+def test_too_few_confident_predictions_are_no_hit_rate_evidence():
+    # 300 rows with confident ones all losing: 10 of them are below
+    # max(20, 300 // 10) = 30 and judge nothing; 30 of them are evidence.
+    rng = np.random.default_rng(4)
+
+    def history(confident):
+        low = rng.uniform(0.05, 0.5, size=300 - confident)
+        return pd.DataFrame(
+            {
+                "ml_success_prob": np.concatenate([low, np.full(confident, 0.8)]),
+                "win": np.concatenate(
+                    [(rng.uniform(size=len(low)) < low).astype(int), np.zeros(confident, int)]
+                ),
+            }
+        )
+
+    lenient = DriftThresholds(min_samples=300)
+    few = drift_report(history(10), _no_trades(), training_metrics=None, thresholds=lenient, **META)
+    assert few.status == "OK", few.reasons
+    assert few.figures["high_confidence_n"] == 10
+    assert few.figures["hit_rate_high_confidence"] == 0.0
+    assert "not enough data: 10 predictions >= 60% to judge their hit rate (need 30)" in few.reasons
+    enough = drift_report(
+        history(30), _no_trades(), training_metrics=None, thresholds=lenient, **META
+    )
+    assert enough.status == "RETRAIN"
+    assert enough.reasons[0] == "hit rate 0.0% on 30 predictions >= 60% (below 50%)"
+
+
 def test_low_accuracy_is_a_warning_to_investigate():
     # Calibrated but timid: every prediction within 0.4..0.6, so (p >= 0.5) is a coin flip.
     history = _calibrated(low=0.4, high=0.599)
