@@ -216,6 +216,10 @@ class ModelsResource(ConfigurableResource):
     age_fail_days: int = 60
     seed: int = 7
 
+    def training_ticker_set(self) -> set[str]:
+        """The tickers the probability model trains on (empty: all of them)."""
+        return {t.strip().upper() for t in self.training_tickers.split(",") if t.strip()}
+
     def registry(self):
         from pathlib import Path
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -10,6 +12,7 @@ from dagster import DagsterInstance, DagsterRun, DagsterRunStatus
 from dagster._core.utils import make_new_run_id
 
 from butterquant_dagster.cli import EXIT_BAD_INPUT, EXIT_OK, main
+from butterquant_dagster.core.storage import backup as backup_module
 from butterquant_dagster.core.storage.lake import Lake
 from butterquant_dagster.core.trading.ledger import Ledger
 from butterquant_dagster_tests.core.trading.test_ledger_and_paper import intent
@@ -95,3 +98,58 @@ def test_restore_waits_for_runs_in_progress_unless_forced(isolated_env, capsys):
     assert code == EXIT_OK
     assert report["forced_past_runs"] == [f"execution_job ({run_id})"]
     assert Path(report["moved_aside"]).name.startswith("pre-restore-")
+
+
+def _fail_placing_the_lake(monkeypatch, also=lambda source: False) -> None:
+    real_replace = os.replace
+
+    def replace(source, target):
+        source = Path(source)
+        placing_lake = source.parent.name.startswith(".restore-") and source.name == "lake"
+        if placing_lake or also(source):
+            raise OSError(errno.ENOSPC, "No space left on device", str(source))
+        return real_replace(source, target)
+
+    monkeypatch.setattr(backup_module.os, "replace", replace)
+
+
+def test_a_restore_failing_part_way_is_undone_and_reported_in_one_line(
+    isolated_env, monkeypatch, capsys
+):
+    _data(isolated_env)
+    path = _backup(capsys)
+    Ledger(isolated_env / "ledger.duckdb").record_intent(intent("open-2"), "planned")
+    _fail_placing_the_lake(monkeypatch)
+
+    code = main(["restore", str(path)])
+
+    err = capsys.readouterr().err
+    monkeypatch.undo()
+    assert code == EXIT_BAD_INPUT
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert "nothing was restored" in err and "while placing the restored lake" in err
+    assert "No space left on device" in err and "put back as it was" in err
+    assert len(Ledger(isolated_env / "ledger.duckdb").orders()) == 2
+    assert len(Lake(isolated_env).read("daily_bars", ["2026-03-02"])) == 2
+    assert not list((isolated_env / "backups").glob("pre-restore-*"))
+
+
+def test_a_restore_that_cannot_be_undone_names_the_folders_that_keep_the_data(
+    isolated_env, monkeypatch, capsys
+):
+    _data(isolated_env)
+    path = _backup(capsys)
+    _fail_placing_the_lake(
+        monkeypatch, also=lambda source: source.parent.name.startswith("pre-restore-")
+    )
+
+    code = main(["restore", str(path)])
+
+    err = capsys.readouterr().err
+    monkeypatch.undo()
+    assert code == EXIT_BAD_INPUT
+    assert err.count("\n") == 1 and "restore failed and was not undone" in err
+    (aside,) = (isolated_env / "backups").glob("pre-restore-*")
+    (staging,) = isolated_env.glob(".restore-*")
+    assert str(aside) in err and str(staging) in err
+    assert (aside / "ledger.duckdb").is_file() and (staging / "lake").is_dir()

@@ -92,7 +92,7 @@ def busy_runs(instance) -> list[str]:
 
 
 def cmd_restore(args) -> int:
-    from butterquant_dagster.core.storage.backup import BackupError, restore
+    from butterquant_dagster.core.storage.backup import BackupError, RestoreError, restore
 
     path = Path(args.path).expanduser().resolve()
     if not path.is_dir():
@@ -107,7 +107,11 @@ def cmd_restore(args) -> int:
         )
     try:
         report = restore(path, settings.data_root())
-    except BackupError as exc:
+    except RestoreError as exc:
+        if exc.rolled_back:
+            raise cli.CliError(f"nothing was restored: {exc}") from exc
+        raise cli.CliError(f"restore failed and was not undone: {exc}") from exc
+    except (BackupError, OSError) as exc:
         raise cli.CliError(f"nothing was restored: {exc}") from exc
     cli._print(
         {**report.to_dict(), "forced_past_runs": busy},

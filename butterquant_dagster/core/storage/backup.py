@@ -26,7 +26,10 @@ whole backup (retention removes old leftovers).
 the restored databases and copies under a temporary directory in the data root, then moves
 what the data root holds now aside into ``<root>/backups/pre-restore-<UTC time>/`` and renames
 the restored parts into place. The restore can be undone by moving the files in that folder
-back. Whether Dagster runs are in progress is for the caller to check (the CLI does).
+back. A failure while parts are being moved undoes the moves made so far, so the data root is
+never left a mix of old and restored parts (and if even that fails, nothing is deleted and the
+error names both folders). Whether Dagster runs are in progress is for the caller to check
+(the CLI does).
 """
 
 from __future__ import annotations
@@ -332,6 +335,28 @@ def verify_backup(backup_dir: str | Path) -> BackupManifest:
 
 
 # --------------------------------------------------------------------------- restore
+class RestoreError(BackupError):
+    """A restore that failed after it began replacing the data root's parts.
+
+    ``rolled_back`` says whether the data root was put back exactly as it was. When it was
+    not, nothing was deleted: ``staging`` holds the restored parts that were not placed and
+    ``moved_aside`` the data root's previous parts that could not be moved back.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        rolled_back: bool,
+        staging: Path | None = None,
+        moved_aside: Path | None = None,
+    ):
+        super().__init__(message)
+        self.rolled_back = rolled_back
+        self.staging = staging
+        self.moved_aside = moved_aside
+
+
 def restore(
     backup_dir: str | Path, root: str | Path, now: dt.datetime | None = None
 ) -> RestoreReport:
@@ -339,7 +364,10 @@ def restore(
     backup's, keeping the current ones in ``backups/pre-restore-<time>/``.
 
     A part the backup does not hold (no paper broker when it was taken) is moved aside too,
-    so the data root ends up exactly as it was at the backup.
+    so the data root ends up exactly as it was at the backup. A restore that fails once it
+    has begun moving parts is undone, so the data root is never a mix of old and restored
+    parts; if even the undo fails, the staged and the moved-aside parts are both kept and
+    the :class:`RestoreError` names them.
     """
     now = now or dt.datetime.now(dt.UTC)
     stamp = _stamp(now)
@@ -349,33 +377,48 @@ def restore(
     report = RestoreReport(backup=str(manifest.path), root=str(root))
     staging = root / f".restore-{uuid.uuid4().hex}"
     staging.mkdir()
+    keep_staging = False
     try:
-        staged: dict[str, Path] = {}
-        for name in DATABASES:
-            if name in manifest.parts:
-                staged[f"{name}.duckdb"] = _import_database(
-                    manifest.path / name, staging / f"{name}.duckdb", manifest.tables(name)
-                )
-        for name in ("models", *PARQUET_PARTS):
-            if name in manifest.parts:
-                shutil.copytree(manifest.path / name, staging / name)
-                staged[name] = staging / name
+        try:
+            staged = _stage(manifest, staging)
+        except (OSError, duckdb.Error) as exc:
+            raise BackupError(
+                f"the restored copies could not be prepared in {staging}: {exc}"
+            ) from exc
         for name, part in manifest.parts.items():
             report.restored[name] = {"tables": part["tables"], "files": len(part["files"])}
-        report.moved_aside = _move_aside(root, stamp)
-        for target, source in staged.items():
-            os.replace(source, root / target)
-        _fsync_dir(root)
+        try:
+            aside = _place(root, stamp, staged, staging)
+        except RestoreError as exc:
+            keep_staging = not exc.rolled_back
+            raise
+        report.moved_aside = str(aside) if aside else None
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        if not keep_staging:
+            shutil.rmtree(staging, ignore_errors=True)
     if (root / "lake").is_dir() or (root / "archive").is_dir():
         try:
             Lake(root).refresh_warehouse()
-        except duckdb.Error as exc:  # a SQL tool holding warehouse.duckdb
+        except (duckdb.Error, OSError) as exc:  # a SQL tool holding warehouse.duckdb
             report.warnings.append(
                 f"warehouse views not refreshed ({exc}); run `butterquant status`"
             )
     return report
+
+
+def _stage(manifest: BackupManifest, staging: Path) -> dict[str, Path]:
+    """Build every restored part under ``staging``: data-root name -> staged path."""
+    staged: dict[str, Path] = {}
+    for name in DATABASES:
+        if name in manifest.parts:
+            staged[f"{name}.duckdb"] = _import_database(
+                manifest.path / name, staging / f"{name}.duckdb", manifest.tables(name)
+            )
+    for name in ("models", *PARQUET_PARTS):
+        if name in manifest.parts:
+            shutil.copytree(manifest.path / name, staging / name)
+            staged[name] = staging / name
+    return staged
 
 
 def _import_database(export: Path, target: Path, expected: dict[str, int]) -> Path:
@@ -394,25 +437,84 @@ def _import_database(export: Path, target: Path, expected: dict[str, int]) -> Pa
     return target
 
 
-def _move_aside(root: Path, stamp: str) -> str | None:
-    """Move the data root's current parts into a new ``pre-restore-<stamp>`` folder."""
-    present = [
-        root / name
-        for name in (
-            *(f"{db}.duckdb{suffix}" for db in DATABASES for suffix in ("", ".wal")),
-            "models",
-            *PARQUET_PARTS,
-        )
-        if (root / name).exists()
-    ]
-    if not present:
-        return None
-    aside = _free_name(root / BACKUPS_DIR, f"{PRE_RESTORE_PREFIX}{stamp}")
-    aside.mkdir(parents=True)
-    (aside / "README.txt").write_text(
-        "The data root's ledger, broker, models, lake and archive as they were before a "
-        "restore.\nTo undo the restore, stop Dagster and move these back into the data root.\n"
+def _current_parts(root: Path) -> list[str]:
+    names = (
+        *(f"{db}.duckdb{suffix}" for db in DATABASES for suffix in ("", ".wal")),
+        "models",
+        *PARQUET_PARTS,
     )
-    for path in present:
-        os.replace(path, aside / path.name)
-    return str(aside)
+    return [name for name in names if (root / name).exists()]
+
+
+def _place(root: Path, stamp: str, staged: dict[str, Path], staging: Path) -> Path | None:
+    """Move the data root's current parts into a new ``pre-restore-<stamp>`` folder, then
+    the staged parts into the data root; the pre-restore folder, or None when the data root
+    held nothing. On any failure the moves made so far are undone (see :func:`_roll_back`)."""
+    present = _current_parts(root)
+    aside = _free_name(root / BACKUPS_DIR, f"{PRE_RESTORE_PREFIX}{stamp}") if present else None
+    moved: list[str] = []  # data-root names now in the pre-restore folder
+    placed: list[str] = []  # data-root names now holding the restored part
+    step = "creating the pre-restore folder"
+    try:
+        if aside is not None:
+            aside.mkdir(parents=True)
+            (aside / "README.txt").write_text(
+                "The data root's ledger, broker, models, lake and archive as they were before "
+                "a restore.\nTo undo the restore, stop Dagster and move these back into the "
+                "data root.\n"
+            )
+        for name in present:
+            step = f"moving the current {name} aside"
+            os.replace(root / name, aside / name)
+            moved.append(name)
+        for name, source in staged.items():
+            step = f"placing the restored {name}"
+            os.replace(source, root / name)
+            placed.append(name)
+        step = "syncing the data root"
+        _fsync_dir(root)
+    except Exception as exc:
+        try:
+            _roll_back(root, aside, staged, moved, placed)
+        except Exception as undo_exc:
+            previous = f"the data root's previous parts are in {aside}, " if aside else ""
+            raise RestoreError(
+                f"the restore failed while {step} ({exc}) and undoing it failed too "
+                f"({undo_exc}); the data root is a mix of old and restored parts. Nothing was "
+                f"deleted: {previous}the restored parts not yet placed are in {staging}; stop "
+                "Dagster and move the previous parts back",
+                rolled_back=False,
+                staging=staging,
+                moved_aside=aside,
+            ) from exc
+        raise RestoreError(
+            f"the restore failed while {step} ({exc}); the data root was put back as it was",
+            rolled_back=True,
+        ) from exc
+    return aside
+
+
+def _roll_back(
+    root: Path, aside: Path | None, staged: dict[str, Path], moved: list[str], placed: list[str]
+) -> None:
+    """Undo :func:`_place`: the restored parts go back to staging, the previous parts back to
+    the data root, and the then empty pre-restore folder is removed. Every move is tried, so a
+    part that cannot be moved back does not keep the others from going back; raises OSError
+    naming the moves that failed."""
+    moves = [(root / name, staged[name]) for name in reversed(placed)]
+    moves += [(aside / name, root / name) for name in reversed(moved)]
+    failed = []
+    for source, target in moves:
+        try:
+            os.replace(source, target)
+        except OSError as exc:
+            failed.append(f"{source} -> {target}: {exc}")
+    if failed:
+        raise OSError("; ".join(failed))
+    try:  # the data root is whole again; an empty pre-restore folder left over is harmless
+        if aside is not None and aside.exists():
+            (aside / "README.txt").unlink(missing_ok=True)
+            aside.rmdir()  # refuses, keeping it, if anything unexpected is inside
+        _fsync_dir(root)
+    except OSError:
+        pass

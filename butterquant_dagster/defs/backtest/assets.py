@@ -128,7 +128,7 @@ def backtest(
         raise Failure(f"backtest: {exc}") from exc
     started = dt.datetime.now(dt.UTC)
     if request.strategy == "butterfly":
-        training_tickers = [t for t in models.training_tickers.split(",") if t.strip()]
+        training_tickers = sorted(models.training_ticker_set())
         result = run_butterfly(
             LakeInputs(store, request.tickers, training_tickers or None),
             request.sessions,

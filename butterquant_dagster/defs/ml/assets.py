@@ -357,7 +357,7 @@ def training_set(
             "candidate_outcomes; scan and settle some history first"
         )
     per_session = max(1, models.max_training_rows // len(sessions))
-    tickers = {t.strip().upper() for t in models.training_tickers.split(",") if t.strip()}
+    tickers = models.training_ticker_set()
     frames = []
     for key in sessions:
         outcomes = store.read("candidate_outcomes", [key])

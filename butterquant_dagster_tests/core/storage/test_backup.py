@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import hashlib
 import json
+import os
+import re
 import shutil
 from pathlib import Path
 
@@ -23,6 +26,7 @@ from butterquant_dagster.core.storage import backup as backup_module
 from butterquant_dagster.core.storage import duckdb_files
 from butterquant_dagster.core.storage.backup import (
     BackupError,
+    RestoreError,
     backup,
     latest_backup,
     restore,
@@ -294,3 +298,104 @@ def test_a_locked_database_is_waited_for(tmp_path, monkeypatch):
     connection = backup_module.connect_read_only(tmp_path / "ledger.duckdb")
     connection.close()
     assert calls == [True, True, True]  # read-only every time, third attempt succeeds
+
+
+def _replace_failing(when):
+    """An ``os.replace`` that raises "disk full" for the moves ``when(source, target)`` picks
+    and moves everything else for real."""
+    real_replace = os.replace
+
+    def replace(source, target):
+        if when(Path(source), Path(target)):
+            raise OSError(errno.ENOSPC, "No space left on device", str(source))
+        return real_replace(source, target)
+
+    return replace
+
+
+def _placing(name: str):
+    return lambda source, target: (
+        source.parent.name.startswith(".restore-") and (source.name == name)
+    )
+
+
+def _changed_since_backup(root: Path) -> Path:
+    """A backup of ``root``, then an order the backup does not hold, so a restore shows."""
+    manifest = backup(root, NOW)
+    Ledger(root / "ledger.duckdb").record_intent(intent("after-backup"), "planned")
+    return manifest.path
+
+
+@pytest.mark.parametrize(
+    ("failing", "step"),
+    [
+        (_placing("lake"), "placing the restored lake"),
+        (_placing("ledger.duckdb"), "placing the restored ledger.duckdb"),  # the first part
+        (
+            lambda source, target: (
+                target.parent.name.startswith("pre-restore-")
+                and source.name == "paper_broker.duckdb"
+            ),
+            "moving the current paper_broker.duckdb aside",
+        ),
+    ],
+)
+def test_a_restore_failing_part_way_puts_the_data_root_back(root, monkeypatch, failing, step):
+    path = _changed_since_backup(root)
+    before = snapshot(root)
+    assert len(before["orders"]) == 4
+    files_before = sorted(p.name for p in root.iterdir())
+
+    monkeypatch.setattr(backup_module.os, "replace", _replace_failing(failing))
+    with pytest.raises(BackupError, match=rf"while {re.escape(step)} \(.*No space left") as caught:
+        restore(path, root, now=NOW + dt.timedelta(days=1))
+    monkeypatch.undo()
+
+    assert isinstance(caught.value, RestoreError) and caught.value.rolled_back
+    assert "put back as it was" in str(caught.value)
+    assert sorted(p.name for p in root.iterdir()) == files_before
+    after = snapshot(root)
+    for name, frame in before.items():
+        pd.testing.assert_frame_equal(after[name], frame, obj=name)
+    assert not list(root.glob(".restore-*"))
+    assert [p.name for p in (root / "backups").iterdir()] == [path.name]  # no pre-restore
+
+
+def test_a_failed_undo_keeps_both_the_staged_and_the_previous_parts(root, monkeypatch):
+    path = _changed_since_backup(root)
+
+    def failing(source, target):
+        moving_back = source.parent.name.startswith("pre-restore-") and source.name == "models"
+        return _placing("lake")(source, target) or moving_back
+
+    monkeypatch.setattr(backup_module.os, "replace", _replace_failing(failing))
+    with pytest.raises(RestoreError, match="undoing it failed too") as caught:
+        restore(path, root, now=NOW + dt.timedelta(days=1))
+    monkeypatch.undo()
+
+    error = caught.value
+    assert not error.rolled_back
+    assert str(error.staging) in str(error) and str(error.moved_aside) in str(error)
+    assert (error.staging / "lake" / "option_chains").is_dir()  # the restored lake, not lost
+    aside = error.moved_aside
+    assert aside == root / "backups" / "pre-restore-20260315T110005Z"
+    assert {p.name for p in aside.iterdir()} == {"README.txt", "models"}
+    assert ModelRegistry(aside / "models").champion(MODEL) is not None
+    assert len(Ledger(root / "ledger.duckdb").orders()) == 4  # the other parts went back
+    assert (root / "lake").is_dir() and not (root / "models").exists()
+
+
+def test_a_restore_that_cannot_stage_its_copies_changes_nothing(root, monkeypatch):
+    path = _changed_since_backup(root)
+
+    def full_disk(source, target):
+        raise OSError(errno.ENOSPC, "No space left on device", str(target))
+
+    monkeypatch.setattr(backup_module.shutil, "copytree", full_disk)
+    with pytest.raises(BackupError, match=r"restored copies could not be prepared in .*No space"):
+        restore(path, root)
+    monkeypatch.undo()
+
+    assert len(Ledger(root / "ledger.duckdb").orders()) == 4
+    assert not list(root.glob(".restore-*"))
+    assert [p.name for p in (root / "backups").iterdir()] == [path.name]
