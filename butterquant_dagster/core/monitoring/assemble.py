@@ -102,6 +102,11 @@ def drift(
     journal, _ = ledger_history(ledger, through)
     trades = journal.loc[journal["model_version"] == champion.version] if len(journal) else journal
     live = sources.live_features(store, cutoff, through) if cutoff else None
+    predictions = (
+        sources.live_predictions(store, cutoff, through, model_version=champion.version)
+        if cutoff
+        else None
+    )
     return drift_report(
         candidates,
         trades,
@@ -109,6 +114,7 @@ def drift(
         training_date=str(metadata.get("training_date", ""))[:10] or None,
         training_metrics=metadata.get("metrics", {}),
         live_features=live,
+        live_predictions=predictions,
         reference=metadata.get("feature_reference"),
         thresholds=thresholds,
     )

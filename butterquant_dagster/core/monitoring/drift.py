@@ -102,6 +102,7 @@ def drift_report(
     live_features: pd.DataFrame | None = None,
     reference: dict | None = None,
     thresholds: DriftThresholds = DriftThresholds(),
+    live_predictions: np.ndarray | pd.Series | None = None,
 ) -> DriftReport:
     """Calibration and drift of ``model_version``.
 
@@ -112,12 +113,15 @@ def drift_report(
       trades carry no prediction and are left out. Shown, not judged.
     - ``training_metrics``: the model metadata's ``metrics`` (brier, ece, ...).
     - ``live_features`` / ``reference``: recent candidates' feature values and the model
-      metadata's training reference (:func:`~.psi.feature_reference`). The prediction
-      shift uses ``live_features.ml_success_prob`` when present, else the candidates'.
+      metadata's training reference (:func:`~.psi.feature_reference`).
+    - ``live_predictions``: the P(win) the model gave recent candidates, resolved or not -
+      what the prediction shift compares with training. Not the resolved candidates' own:
+      those lag by a butterfly's life and are a different, smaller population.
 
     Calibration is judged only on ``thresholds.min_samples`` resolved candidates or more,
-    and the shift only on as many live rows: below that the evidence says nothing and the
-    status stays OK with a "not enough data" reason.
+    the feature shift only on as many live feature rows and the prediction shift only on
+    as many live predictions: below that the evidence says nothing and the status stays OK
+    with a "not enough data" reason.
     """
     t = thresholds
     y_c, p_c = resolved_outcomes(candidates, "win", "candidates")
@@ -144,7 +148,7 @@ def drift_report(
     }
     retrain, warn, info = _judge_calibration(figures, t)
     psi, shift, shift_figures, shift_warn, shift_info = _judge_shift(
-        live_features, reference, p_c, t
+        live_features, live_predictions, reference, t
     )
     figures.update(shift_figures)
     status = "RETRAIN" if retrain else "WARN" if warn + shift_warn else "OK"
@@ -204,7 +208,7 @@ def _judge_calibration(f: dict, t: DriftThresholds) -> tuple[list[str], list[str
     return retrain, warn, info
 
 
-def _judge_shift(live_features, reference, resolved_p, t: DriftThresholds):
+def _judge_shift(live_features, live_predictions, reference, t: DriftThresholds):
     """(feature_psi, prediction_shift, figures, warn reasons, other reasons)."""
     empty_psi = pd.DataFrame(columns=list(PSI_COLUMNS))
     empty_shift = pd.DataFrame(columns=list(SHIFT_COLUMNS))
@@ -212,35 +216,48 @@ def _judge_shift(live_features, reference, resolved_p, t: DriftThresholds):
     if reference is None:
         reason = "no training reference in the model's metadata: feature shift not measured"
         return empty_psi, empty_shift, figures, [], [reason]
+    warn, info = [], []
+    psi = empty_psi
     rows = 0 if live_features is None else len(live_features)
     if rows < t.min_samples:
-        reason = f"not enough data: {rows:,} live feature rows for PSI (need {t.min_samples:,})"
-        return empty_psi, empty_shift, figures, [], [reason]
-    psi = feature_psi(reference, live_features, shifted=t.psi_warn)
-    predictions = (
-        live_features["ml_success_prob"]
-        if "ml_success_prob" in live_features.columns
-        else resolved_p
-    )
-    shift, prediction_psi = prediction_shift(reference, predictions)
-    known = psi["psi"].dropna()
-    figures = {
-        "max_feature_psi": float(known.max()) if len(known) else None,
-        "prediction_psi": prediction_psi,
-    }
-    warn, info = [], []
-    shifted = psi.loc[psi["psi"].notna() & (psi["psi"] >= t.psi_warn)]
-    if len(shifted):
-        named = ", ".join(f"{r.feature} PSI {r.psi:.2f}" for r in shifted.head(3).itertuples())
-        more = f" and {len(shifted) - 3} more" if len(shifted) > 3 else ""
-        warn.append(f"feature shift: {named}{more} (>= {t.psi_warn})")
-    elif len(known):
-        info.append(f"features stable: max PSI {known.max():.2f} ({psi['feature'].iloc[0]})")
-    if prediction_psi is not None and prediction_psi >= t.psi_warn:
-        warn.append(
-            f"prediction shift: P(win) PSI {prediction_psi:.2f} vs training (>= {t.psi_warn})"
+        info.append(f"not enough data: {rows:,} live feature rows for PSI (need {t.min_samples:,})")
+    else:
+        psi = feature_psi(reference, live_features, shifted=t.psi_warn)
+        known = psi["psi"].dropna()
+        figures["max_feature_psi"] = float(known.max()) if len(known) else None
+        shifted = psi.loc[psi["psi"].notna() & (psi["psi"] >= t.psi_warn)]
+        if len(shifted):
+            named = ", ".join(f"{r.feature} PSI {r.psi:.2f}" for r in shifted.head(3).itertuples())
+            more = f" and {len(shifted) - 3} more" if len(shifted) > 3 else ""
+            warn.append(f"feature shift: {named}{more} (>= {t.psi_warn})")
+        elif len(known):
+            info.append(f"features stable: max PSI {known.max():.2f} ({psi['feature'].iloc[0]})")
+    shift = empty_shift
+    predictions = _finite(live_predictions)
+    if len(predictions) < t.min_samples:
+        info.append(
+            f"not enough data: {len(predictions):,} live predictions for the prediction "
+            f"shift (need {t.min_samples:,})"
         )
+    else:
+        shift, figures["prediction_psi"] = prediction_shift(reference, predictions)
+        prediction_psi = figures["prediction_psi"]
+        if prediction_psi is not None and prediction_psi >= t.psi_warn:
+            warn.append(
+                f"prediction shift: P(win) PSI {prediction_psi:.2f} vs training (>= {t.psi_warn})"
+            )
     return psi, shift, figures, warn, info
+
+
+def _finite(values) -> np.ndarray:
+    """The known values of a prediction array or Series (None: none)."""
+    if values is None:
+        return np.zeros(0)
+    try:
+        x = pd.Series(np.asarray(values).ravel()).astype(float).to_numpy()
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"live_predictions must be numbers: {exc}") from exc
+    return x[np.isfinite(x)]
 
 
 def feature_importance_trend(resolved: pd.DataFrame, columns, period: str = "W") -> pd.DataFrame:

@@ -9,7 +9,6 @@ open at the end of the period instead of pretending they do not exist.
 from __future__ import annotations
 
 import datetime as dt
-import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -25,8 +24,15 @@ MIN_TRACK_TRADES = 5
 SIGNIFICANCE = 0.05
 UNKNOWN = "unknown"
 EQUAL_WEIGHTED = "equal-weighted universe"
+# The yield test shuffles the track labels this many times, always from the same seed, so
+# a report rebuilt from the same journal gives the same p-value.
+PERMUTATIONS = 5_000
+PERMUTATION_SEED = 0
+_PERMUTATION_CHUNK = 500  # shuffles held in memory at once
 TRACK_TEST_METHOD = (
-    "Fisher's exact test on win counts; Welch's t-test on per-trade yield per $1,000 at risk"
+    "Fisher's exact test on win counts; permutation test "
+    f"({PERMUTATIONS:,} shuffles of the track labels, two-sided) on yield per $1,000 at risk "
+    "(each track's total P/L over its total capital at risk)"
 )
 
 JOURNAL_COLUMNS = (
@@ -112,6 +118,8 @@ def performance_report(
       the base).
     - ``exposure``: the mean over the period's sessions of capital_at_risk / equity - the
       share of the account that could be lost if every open butterfly expired worthless.
+      The base row is the session before the period and never counts, also when ``start``
+      is ``None`` (then the curve's first row is the base, e.g. the ledger's opening row).
     - ``win_rate``: the share of closed butterflies that ended with a positive P/L after
       fees.
     - ``regimes``: ``market_regime`` rows (session and ``market_regime`` or ``regime``);
@@ -288,7 +296,16 @@ def _curve_figures(curve: pd.DataFrame, notes: list[str]) -> dict:
 
 
 def _exposure(curve: pd.DataFrame, start, end, notes: list[str]) -> float | None:
-    period = curve.loc[_in_period(curve["session"], start, end).to_numpy()]
+    """Mean capital at risk / equity over the period's sessions after the base row.
+
+    The base is the session before the period, there only to anchor the first day's move;
+    counting it (often the ledger's opening row, nothing at risk yet) would understate how
+    much of the account the period actually put at risk.
+    """
+    in_period = _in_period(curve["session"], start, end).to_numpy(copy=True)
+    if start is None and len(in_period):
+        in_period[0] = False  # open-ended: the first row is the base
+    period = curve.loc[in_period]
     if "capital_at_risk" not in period.columns or not len(period):
         notes.append(
             f"{NOT_ENOUGH_DATA}: exposure - no marked session with capital at risk in the period"
@@ -416,26 +433,26 @@ def _group_figures(group: pd.DataFrame) -> dict:
 
 
 # ---------------------------------------------------------------------------- AI vs baseline
-def per_trade_yield(trades: pd.DataFrame) -> np.ndarray:
-    """pnl x 1000 / capital_at_risk of each trade with a positive capital at risk."""
-    pnl = trades["pnl"].to_numpy(float)
-    risk = trades["capital_at_risk"].to_numpy(float)
-    usable = np.isfinite(pnl) & np.isfinite(risk) & (risk > 0)
-    return 1000.0 * pnl[usable] / risk[usable]
-
-
 def track_test(trades: pd.DataFrame) -> dict:
-    """Does the AI track beat the baseline, beyond what luck explains?"""
+    """Does the AI track beat the baseline, beyond what luck explains?
+
+    The yields compared are the ones the report shows: each track's total P/L per $1,000 of
+    total capital at risk (:func:`metrics.yield_per_1000`, the by-track table's figure). A
+    mean of per-trade ratios would weigh a $100 trade like a $1,000 one and could call a
+    track that lost money the better one. The sum ratio has no textbook distribution, so
+    its p-value comes from a permutation test: shuffle the track labels over the same
+    trades, recompute both tracks' yields, and count how often the gap is at least as wide
+    as the observed one.
+    """
     track = trades["track"].astype(str)
     ai, base = trades.loc[(track == "ai").to_numpy()], trades.loc[(track == "baseline").to_numpy()]
-    ai_yield, base_yield = per_trade_yield(ai), per_trade_yield(base)
     out = {
         "ai_trades": len(ai),
         "baseline_trades": len(base),
         "ai_win_rate": metrics.win_rate(ai["won"]),
         "baseline_win_rate": metrics.win_rate(base["won"]),
-        "ai_yield": float(ai_yield.mean()) if len(ai_yield) else None,
-        "baseline_yield": float(base_yield.mean()) if len(base_yield) else None,
+        "ai_yield": metrics.yield_per_1000(ai["pnl"], ai["capital_at_risk"]),
+        "baseline_yield": metrics.yield_per_1000(base["pnl"], base["capital_at_risk"]),
         "win_rate_p": None,
         "yield_p": None,
         "method": TRACK_TEST_METHOD,
@@ -449,7 +466,8 @@ def track_test(trades: pd.DataFrame) -> dict:
         )
         return out
     out["win_rate_p"] = _fisher_p(_won(ai), _won(base))
-    out["yield_p"] = _welch_p(ai_yield, base_yield)
+    if out["yield_diff"] is not None:
+        out["yield_p"] = _yield_permutation_p(ai, base, out["yield_diff"])
     out["verdict"] = _verdict(out)
     return out
 
@@ -462,14 +480,40 @@ def _fisher_p(ai_won: np.ndarray, base_won: np.ndarray) -> float:
     return float(stats.fisher_exact(table).pvalue)
 
 
-def _welch_p(a: np.ndarray, b: np.ndarray) -> float | None:
-    """``None`` where the test is undefined (fewer than two yields or no spread at all)."""
-    if min(len(a), len(b)) < 2:
-        return None
-    with warnings.catch_warnings(), np.errstate(all="ignore"):
-        warnings.simplefilter("ignore", RuntimeWarning)
-        p = float(stats.ttest_ind(a, b, equal_var=False).pvalue)
-    return p if np.isfinite(p) else None
+def _known_pnl_and_risk(trades: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """The trades :func:`metrics.yield_per_1000` counts: both a P/L and a capital at risk."""
+    pnl = trades["pnl"].to_numpy(float)
+    risk = trades["capital_at_risk"].to_numpy(float)
+    known = np.isfinite(pnl) & np.isfinite(risk)
+    return pnl[known], risk[known]
+
+
+def _yield_permutation_p(ai: pd.DataFrame, base: pd.DataFrame, observed: float) -> float:
+    """Two-sided: (1 + shuffles with |AI - baseline yield| >= |observed|) / (1 + shuffles).
+
+    A shuffle that leaves one side without capital at risk has no yield; it counts as
+    extreme, which can only make the p-value larger.
+    """
+    ai_pnl, ai_risk = _known_pnl_and_risk(ai)
+    base_pnl, base_risk = _known_pnl_and_risk(base)
+    pnl, risk = np.concatenate([ai_pnl, base_pnl]), np.concatenate([ai_risk, base_risk])
+    labels = np.zeros(len(pnl), dtype=bool)
+    labels[: len(ai_pnl)] = True
+    total_pnl, total_risk = pnl.sum(), risk.sum()
+    # Rounding must not turn a shuffle that reproduces the observed split into a miss.
+    bar = abs(observed) * (1 - 1e-9) - 1e-9
+    rng = np.random.default_rng(PERMUTATION_SEED)
+    extreme = 0
+    for done in range(0, PERMUTATIONS, _PERMUTATION_CHUNK):
+        rows = min(_PERMUTATION_CHUNK, PERMUTATIONS - done)
+        shuffled = rng.permuted(np.tile(labels, (rows, 1)), axis=1).astype(float)
+        ai_sum_pnl, ai_sum_risk = shuffled @ pnl, shuffled @ risk
+        base_sum_risk = total_risk - ai_sum_risk
+        with np.errstate(divide="ignore", invalid="ignore"):
+            gap = 1000.0 * (ai_sum_pnl / ai_sum_risk - (total_pnl - ai_sum_pnl) / base_sum_risk)
+        defined = (ai_sum_risk > 0) & (base_sum_risk > 0)
+        extreme += int(np.count_nonzero(~defined | (np.abs(gap) >= bar)))
+    return (1 + extreme) / (1 + PERMUTATIONS)
 
 
 def _p(p: float) -> str:
@@ -491,6 +535,6 @@ def _verdict(test: dict) -> str:
     yield_part = (
         f"yield {_p(test['yield_p'])}"
         if test["yield_p"] is not None
-        else "yield test undefined: per-trade yields do not vary"
+        else "yield test undefined: a track has no capital at risk"
     )
     return f"no significant difference (win rate {_p(test['win_rate_p'])}, {yield_part})"

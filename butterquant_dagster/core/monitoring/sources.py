@@ -86,6 +86,16 @@ def labelled_features(store: Lake, through: dt.date, *, since: dt.date) -> pd.Da
         return db.execute(sql, [through.isoformat(), since.isoformat()]).df()
 
 
+def _sampled(query: str, limit: int) -> str:
+    """A repeatable reservoir sample of at most ``limit`` of ``query``'s rows.
+
+    The sample wraps the query: DuckDB draws ``USING SAMPLE`` before it applies the
+    query's own WHERE, which would sample the whole history and keep only the part of the
+    sample that falls in the window.
+    """
+    return f"SELECT * FROM ({query}) USING SAMPLE reservoir({int(limit)} ROWS) REPEATABLE (7)"
+
+
 def live_features(
     store: Lake, since: dt.date, through: dt.date, *, limit: int = LIVE_FEATURE_SAMPLE
 ) -> pd.DataFrame:
@@ -94,13 +104,38 @@ def live_features(
     if not _has(store, "candidate_features"):
         return pd.DataFrame(columns=FEATURE_COLUMNS)
     columns = ", ".join(f'"{c}"' for c in FEATURE_COLUMNS)
-    sql = (
-        f"SELECT {columns} FROM candidate_features "
-        "WHERE session > ?::DATE AND session <= ?::DATE "
-        f"USING SAMPLE reservoir({int(limit)} ROWS) REPEATABLE (7)"
+    sql = _sampled(
+        f"SELECT {columns} FROM candidate_features WHERE session > ?::DATE AND session <= ?::DATE",
+        limit,
     )
     with store.connect() as db:
         return db.execute(sql, [since.isoformat(), through.isoformat()]).df()
+
+
+def live_predictions(
+    store: Lake,
+    since: dt.date,
+    through: dt.date,
+    *,
+    model_version: str | None = None,
+    limit: int = LIVE_FEATURE_SAMPLE,
+) -> pd.Series:
+    """The P(win) predicted for candidates scanned in (since, through] (by ``model_version``
+    when given), resolved or not: a repeatable sample of at most ``limit``, like
+    :func:`live_features`, for the prediction's stability index."""
+    if not _has(store, "ai_probabilities"):
+        return pd.Series(dtype=float, name="ml_success_prob")
+    where = ["session > ?::DATE", "session <= ?::DATE", "ml_success_prob IS NOT NULL"]
+    params: list = [since.isoformat(), through.isoformat()]
+    if model_version is not None:
+        where.append("model_version = ?")
+        params.append(model_version)
+    sql = _sampled(
+        f"SELECT ml_success_prob FROM ai_probabilities WHERE {' AND '.join(where)}", limit
+    )
+    with store.connect() as db:
+        frame = db.execute(sql, params).df()
+    return frame["ml_success_prob"].astype(float)
 
 
 def regimes(store: Lake, through: dt.date) -> pd.DataFrame:

@@ -314,6 +314,7 @@ def test_a_shifted_feature_is_a_warning():
         _no_trades(),
         training_metrics={"brier": _expected_brier(history)},
         live_features=live,
+        live_predictions=np.random.default_rng(6).uniform(0.05, 0.95, size=1000),
         reference=reference,
         **META,
     )
@@ -342,23 +343,73 @@ def test_a_shifted_feature_is_a_warning():
     )
     assert few.status == "OK"
     assert "not enough data: 50 live feature rows for PSI (need 200)" in few.reasons
+    assert "not enough data: 0 live predictions for the prediction shift (need 200)" in (
+        few.reasons
+    )
 
 
 def test_a_shifted_prediction_is_a_warning():
     history = _calibrated()
     reference = feature_reference(_features(4000, seed=1), history["ml_success_prob"], COLUMNS)
-    live = _features(1000, seed=2).assign(ml_success_prob=np.full(1000, 0.9))
     report = drift_report(
         history,
         _no_trades(),
         training_metrics=None,
-        live_features=live,
+        live_features=_features(1000, seed=2),
+        live_predictions=pd.Series(np.full(1000, 0.9), name="ml_success_prob"),
         reference=reference,
         **META,
     )
-    assert report.status == "WARN"
+    assert report.status == "WARN", report.reasons
     assert any(r.startswith("prediction shift: P(win) PSI ") for r in report.reasons)
     assert report.figures["prediction_psi"] > 0.25
+    assert report.prediction_shift["live_share"].sum() == pytest.approx(1.0)
+    # Predictions are counted on their own: 1,000 feature rows do not make 150 enough.
+    few = drift_report(
+        history,
+        _no_trades(),
+        training_metrics=None,
+        live_features=_features(1000, seed=2),
+        live_predictions=np.full(150, 0.9),
+        reference=reference,
+        **META,
+    )
+    assert few.status == "OK", few.reasons
+    assert few.figures["prediction_psi"] is None and few.prediction_shift.empty
+    assert "not enough data: 150 live predictions for the prediction shift (need 200)" in (
+        few.reasons
+    )
+
+
+def test_prediction_shift_is_not_measured_on_the_resolved_candidates():
+    # 3 resolved candidates at 0.9 and 300 live feature rows: the resolved candidates'
+    # predictions are not the live predictions, and 3 of them are no distribution.
+    reference = feature_reference(_features(4000, seed=1), np.linspace(0.05, 0.95, 4000), COLUMNS)
+    resolved = pd.DataFrame({"ml_success_prob": [0.9, 0.9, 0.9], "win": [0, 0, 0]})
+    report = drift_report(
+        resolved,
+        _no_trades(),
+        training_metrics=None,
+        live_features=_features(300, seed=2),
+        reference=reference,
+        **META,
+    )
+    assert report.status == "OK", report.reasons
+    assert not any(r.startswith("prediction shift") for r in report.reasons)
+    assert report.figures["prediction_psi"] is None
+    assert report.figures["max_feature_psi"] is not None  # the features are still judged
+    assert "not enough data: 0 live predictions for the prediction shift (need 200)" in (
+        report.reasons
+    )
+    with pytest.raises(ValueError, match="live_predictions must be numbers"):
+        drift_report(
+            resolved,
+            _no_trades(),
+            training_metrics=None,
+            live_predictions=["high"] * 300,
+            reference=reference,
+            **META,
+        )
 
 
 # ---------------------------------------------------------------------------- trends

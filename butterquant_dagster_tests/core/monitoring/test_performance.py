@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import math
 
 import numpy as np
 import pandas as pd
 import pytest
-from scipy import stats
 
 from butterquant_dagster.core.monitoring.performance import (
     BREAKDOWN_COLUMNS,
     MIN_TRACK_TRADES,
     benchmark_closes,
+    breakdown,
     performance_report,
     track_test,
 )
@@ -197,15 +198,38 @@ def test_track_test_needs_five_trades_per_track():
     assert any("track test: not enough data" in note for note in report.notes)
 
 
-def _tracks(ai_pnl, baseline_pnl) -> pd.DataFrame:
-    rows = [
-        _trade(f"{track}{i}", track, "call_fly", "AAPL", D(2024, 1, 2), D(2024, 1, 10), pnl, 100, 8)
-        for track, pnls in (("ai", ai_pnl), ("baseline", baseline_pnl))
-        for i, pnl in enumerate(pnls)
-    ]
+def _tracks(ai_pnl, baseline_pnl, ai_risk=100.0, baseline_risk=100.0) -> pd.DataFrame:
+    """AI and baseline trades; a risk is one number for every trade of the track or a list."""
+    rows = []
+    for track, pnls, risks in (("ai", ai_pnl, ai_risk), ("baseline", baseline_pnl, baseline_risk)):
+        risks = np.broadcast_to(np.asarray(risks, dtype=float), (len(pnls),))
+        rows += [
+            _trade(
+                f"{track}{i}", track, "call_fly", "AAPL", D(2024, 1, 2), D(2024, 1, 10), pnl, r, 8
+            )
+            for i, (pnl, r) in enumerate(zip(pnls, risks, strict=True))
+        ]
     frame = pd.DataFrame(rows)
     frame["exit_session"] = pd.to_datetime(frame["exit_session"])
     return frame
+
+
+def _exact_permutation_p(ai_pnl, baseline_pnl, risk=100.0) -> float:
+    """The p-value over every split of the trades into the two tracks' sizes, by brute
+    force; the report's 5,000 random shuffles estimate it."""
+    pnl = np.array([*ai_pnl, *baseline_pnl], dtype=float)
+    n = len(pnl)
+
+    def gap(ai_index):
+        mask = np.zeros(n, bool)
+        mask[list(ai_index)] = True
+        return 1000 * (
+            pnl[mask].sum() / (risk * mask.sum()) - pnl[~mask].sum() / (risk * (~mask).sum())
+        )
+
+    observed = abs(gap(range(len(ai_pnl))))
+    splits = list(itertools.combinations(range(n), len(ai_pnl)))
+    return sum(abs(gap(s)) >= observed - 1e-9 for s in splits) / len(splits)
 
 
 def test_track_test_with_enough_trades():
@@ -215,14 +239,18 @@ def test_track_test_with_enough_trades():
     test = track_test(_tracks(ai, baseline))
     # Fisher, [[6, 0], [0, 6]]: the two most extreme tables of C(12, 6) = 924, 1 way each.
     assert test["win_rate_p"] == pytest.approx(2 / 924)
-    # Welch: equal variances and sizes, per-trade yields are pnl * 1000 / 100.
-    a, b = np.array(ai) * 10, np.array(baseline) * 10
-    se = math.sqrt(a.var(ddof=1) / 6 + b.var(ddof=1) / 6)
-    t = (a.mean() - b.mean()) / se
-    assert test["yield_p"] == pytest.approx(2 * stats.t.sf(abs(t), df=10))
+    # Yields: total P/L over total risk, 1000 * 210 / 600 and 1000 * -210 / 600.
+    assert test["ai_yield"] == pytest.approx(350.0)
+    assert test["baseline_yield"] == pytest.approx(-350.0)
     assert test["yield_diff"] == pytest.approx(700.0)
+    # Only the observed split and its mirror are as extreme: exactly 2 / 924.
+    assert _exact_permutation_p(ai, baseline) == pytest.approx(2 / 924)
+    assert test["yield_p"] == pytest.approx(2 / 924, abs=0.002)
     assert test["verdict"].startswith("AI track wins more often than baseline (p=0.002)")
     assert "AI track yields more per $1,000 at risk than baseline" in test["verdict"]
+    assert "permutation test" in test["method"]
+    # Seeded: the same journal gives the same p-value.
+    assert track_test(_tracks(ai, baseline))["yield_p"] == test["yield_p"]
 
 
 def test_track_test_without_a_significant_difference():
@@ -231,13 +259,30 @@ def test_track_test_without_a_significant_difference():
     test = track_test(_tracks(ai, baseline))
     # Fisher, [[5, 1], [1, 5]]: tables with k = 0, 1, 5, 6 wins: (1 + 36 + 36 + 1) / 924.
     assert test["win_rate_p"] == pytest.approx(74 / 924)
-    assert test["yield_p"] == pytest.approx(
-        stats.ttest_ind(np.array(ai) * 10, np.array(baseline) * 10, equal_var=False).pvalue
-    )
+    assert test["yield_diff"] == pytest.approx(1000 * 100 / 600 - 1000 * -90 / 600)
+    # 5,000 shuffles: the estimate's standard error is below 0.01 at any p.
+    assert test["yield_p"] == pytest.approx(_exact_permutation_p(ai, baseline), abs=0.03)
     assert test["yield_p"] > 0.05
     assert test["verdict"] == (
         f"no significant difference (win rate p=0.08, yield p={test['yield_p']:.2f})"
     )
+
+
+def test_track_test_compares_the_yields_the_report_shows():
+    # AI wins small bets and loses big ones: most trades +100%, yet the track lost money.
+    ai = _tracks([100.0] * 15 + [-500.0] * 5, [], ai_risk=[100.0] * 15 + [1000.0] * 5)
+    baseline = _tracks([], [20.0] * 10 + [-10.0] * 10, baseline_risk=500.0)
+    trades = pd.concat([ai, baseline], ignore_index=True)
+    test = track_test(trades)
+    by_track = breakdown(trades, "track").set_index("track")["yield_per_1000"]
+    assert test["ai_yield"] == pytest.approx(1000 * (1500 - 2500) / 6500)  # -153.8
+    assert test["baseline_yield"] == pytest.approx(1000 * 100 / 10000)  # +10
+    assert (test["ai_yield"], test["baseline_yield"]) == pytest.approx(
+        (by_track["ai"], by_track["baseline"])
+    )
+    assert test["yield_diff"] < 0
+    assert "AI track yields more" not in test["verdict"]
+    assert 0 < test["yield_p"] <= 1
 
 
 def test_empty_journal_and_empty_equity_do_not_crash():
@@ -273,6 +318,26 @@ def test_one_equity_row_gives_no_curve_figures():
     assert any(n.startswith("no marked session before 2024-01-02") for n in report.notes)
     # Trade figures do not need the curve.
     assert report.figures["trades"] == 3
+
+
+def test_exposure_leaves_out_the_base_row():
+    # The ledger's history starts with an opening row (nothing at risk, the session before
+    # the first mark); since inception it is the base, not a session of the period.
+    equity = pd.DataFrame(
+        {
+            "session": [D(2024, 1, 2), D(2024, 1, 3), D(2024, 1, 4)],
+            "equity": [10000.0, 10000.0, 10000.0],
+            "capital_at_risk": [0.0, 5000.0, 5000.0],
+        }
+    )
+    report = performance_report(pd.DataFrame(), equity, start=None, end=None)
+    assert report.figures["exposure"] == pytest.approx(0.5)
+    # With a start, the base is the last row before it: also left out.
+    report = performance_report(pd.DataFrame(), equity, start=D(2024, 1, 3), end=None)
+    assert report.figures["exposure"] == pytest.approx(0.5)
+    # The opening row alone: no session of the period, no exposure.
+    report = performance_report(pd.DataFrame(), equity.head(1), start=None, end=None)
+    assert report.figures["exposure"] is None
 
 
 def test_open_ended_period_and_bad_input():
