@@ -64,7 +64,7 @@ def performance(
         )
         if len(bars):
             benchmark = benchmark_closes(bars, benchmark_symbol)
-    return performance_report(
+    report = performance_report(
         journal,
         equity,
         start=start,
@@ -73,6 +73,13 @@ def performance(
         benchmark=benchmark,
         benchmark_symbol=benchmark_symbol or "equal-weighted universe",
     )
+    if len(equity) > 1 and pd.Timestamp(equity["session"].max()).date() < end:
+        marked = pd.Timestamp(equity["session"].max()).date()
+        report.notes.append(
+            f"the account was last marked on {marked}, not {end}: the figures stop there "
+            "(the positions of a session are marked after its close)"
+        )
+    return report
 
 
 def drift(
@@ -85,8 +92,10 @@ def drift(
     """Calibration and drift of the champion (a registry ``ModelVersion`` or None) on what
     it predicted and what has resolved by ``through``."""
     thresholds = thresholds or DriftThresholds()
-    if champion is None:
-        return drift_report(
+    metadata = champion.metadata if champion is not None else {}
+    cutoff = _date(metadata.get("label_cutoff") or metadata.get("training_date"))
+    if champion is None or (cutoff is not None and cutoff > through):
+        report = drift_report(
             sources.resolved_candidates(store, through).iloc[0:0],
             pd.DataFrame(columns=["ml_success_prob", "won"]),
             model_version=None,
@@ -94,8 +103,14 @@ def drift(
             training_metrics={},
             thresholds=thresholds,
         )
-    metadata = champion.metadata
-    cutoff = _date(metadata.get("label_cutoff") or metadata.get("training_date"))
+        if champion is not None:
+            # Judging a model on a session before what it learned from would be look-ahead.
+            report.reasons.insert(
+                0,
+                f"the champion {champion.version} learned outcomes up to {cutoff}, after "
+                f"{through}: it was not the model of that session",
+            )
+        return report
     candidates = sources.resolved_candidates(
         store, through, since=cutoff, model_version=champion.version
     )
