@@ -92,18 +92,21 @@ def _number(value) -> float | None:
         return None
 
 
-def build_monitoring_assets(partitions: PartitionsDefinition):
-    def monitoring_asset(**kwargs):
-        return asset(
-            partitions_def=partitions,
-            io_manager_key="lake_io_manager",
-            group_name="monitoring",
-            owners=[OWNER],
-            kinds={"python", "duckdb"},
-            **kwargs,
-        )
+def monitoring_asset(partitions: PartitionsDefinition, kinds=("python", "duckdb"), **kwargs):
+    """One session's figures or report, stored in the lake, in the monitoring group."""
+    return asset(
+        partitions_def=partitions,
+        io_manager_key="lake_io_manager",
+        group_name="monitoring",
+        owners=[OWNER],
+        kinds=set(kinds),
+        **kwargs,
+    )
 
+
+def build_monitoring_assets(partitions: PartitionsDefinition):
     @monitoring_asset(
+        partitions,
         name="performance_report",
         deps=["trade_journal", "positions", "market_regime", "daily_bars"],
         description=(
@@ -146,6 +149,7 @@ def build_monitoring_assets(partitions: PartitionsDefinition):
         )
 
     @monitoring_asset(
+        partitions,
         name="drift_report",
         deps=["ai_probabilities", "candidate_outcomes", "candidate_features", "trade_journal"],
         description=(

@@ -12,14 +12,13 @@ from dagster import (
     Output,
     PartitionsDefinition,
     RunsFilter,
-    asset,
 )
 
 from butterquant_dagster.core import calendar
 from butterquant_dagster.core.monitoring import report_inputs, reports
 from butterquant_dagster.defs.metadata import figure
 from butterquant_dagster.defs.ml.assets import WIN_MODEL
-from butterquant_dagster.defs.monitoring.assets import OWNER, report_session
+from butterquant_dagster.defs.monitoring.assets import monitoring_asset, report_session
 from butterquant_dagster.defs.ops.health import collect_report
 from butterquant_dagster.resources import (
     LakeResource,
@@ -107,14 +106,7 @@ def _report_output(inputs, root, session: dt.date, render) -> Output:
 
 def build_report_assets(partitions: PartitionsDefinition):
     def report_asset(**kwargs):
-        return asset(
-            partitions_def=partitions,
-            io_manager_key="lake_io_manager",
-            group_name="monitoring",
-            owners=[OWNER],
-            kinds={"python", "html"},
-            **kwargs,
-        )
+        return monitoring_asset(partitions, kinds=("python", "html"), **kwargs)
 
     @report_asset(
         name="daily_report",
