@@ -30,6 +30,20 @@ from butterquant_dagster.core.trading.ledger import Ledger
 IMPORTANCE_WEEKS = 12  # the weekly report's feature-importance trend
 ACCURACY_MONTHS = 12  # the monthly report's accuracy-by-regime trend
 TOP_RANKINGS = 20
+RANKING_SHOWN = [
+    "rank",
+    "ticker",
+    "strategy",
+    "expiry",
+    "lower",
+    "center",
+    "upper",
+    "score",
+    "ml_success_prob",
+    "ml_expected_roi",
+    "recommendation",
+    "confidence",
+]
 REGIME_FIELDS = ("market_regime", "regime_confidence", "p_bear", "p_neutral", "p_bull")
 
 
@@ -79,7 +93,7 @@ def daily_inputs(
         regime=_regime(store, session),
         decisions=sources.session_rows(store, "trading_decisions", session),
         orders=orders,
-        rankings=rankings.head(TOP_RANKINGS),
+        rankings=rankings[[c for c in RANKING_SHOWN if c in rankings.columns]].head(TOP_RANKINGS),
         session_performance=assemble.performance(
             store, ledger, session, session, benchmark_symbol=benchmark_symbol
         ),
