@@ -102,7 +102,7 @@ def daily_inputs(
         ),
         open_positions=positions if session.isoformat() in store.partitions("positions") else None,
         drift=drift,
-        notes=_drift_notes(drift),
+        notes=[],
     )
 
 
@@ -130,7 +130,7 @@ def weekly_inputs(
         ),
         drift=drift,
         feature_importance=feature_importance_trend(labelled, FEATURE_COLUMNS, period="W"),
-        notes=[f"sessions {start} to {end}", *_drift_notes(drift)],
+        notes=[f"sessions {start} to {end}"],
     )
 
 
@@ -162,7 +162,7 @@ def monthly_inputs(
         accuracy_by_regime=accuracy_by_regime_trend(resolved, period="M"),
         runs=runs,
         run_failures=run_failures,
-        notes=[f"sessions {start} to {end}", *_drift_notes(drift)],
+        notes=[f"sessions {start} to {end}"],
     )
 
 
@@ -173,7 +173,3 @@ def _age(champion, now: dt.datetime) -> float | None:
         return float(age_days(champion, now))
     except ValueError:
         return None
-
-
-def _drift_notes(drift) -> list[str]:
-    return [f"drift status {drift.status}: {reason}" for reason in drift.reasons]
