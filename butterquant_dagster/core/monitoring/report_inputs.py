@@ -7,6 +7,7 @@ in, so this stays free of Dagster and the command and the assets build the same 
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 
 import pandas as pd
 
@@ -47,6 +48,26 @@ RANKING_SHOWN = [
 REGIME_FIELDS = ("market_regime", "regime_confidence", "p_bear", "p_neutral", "p_bull")
 
 
+@dataclass(frozen=True)
+class ReportContext:
+    """What every report reads from and how it judges: the same for the three periods."""
+
+    store: Lake
+    ledger: Ledger
+    champion: object | None  # the registry's ModelVersion of the win model, or None
+    now: dt.datetime
+    benchmark_symbol: str | None = None
+    thresholds: DriftThresholds | None = None
+
+    def performance(self, start: dt.date | None, end: dt.date):
+        return assemble.performance(
+            self.store, self.ledger, start, end, benchmark_symbol=self.benchmark_symbol
+        )
+
+    def drift(self, through: dt.date):
+        return assemble.drift(self.store, self.ledger, self.champion, through, self.thresholds)
+
+
 def week_label(session: dt.date) -> str:
     year, week, _ = session.isocalendar()
     return f"{year}-W{week:02d}"
@@ -61,73 +82,55 @@ def _regime(store: Lake, session: dt.date) -> dict | None:
 
 
 def daily_inputs(
-    store: Lake,
-    ledger: Ledger,
-    champion,
+    context: ReportContext,
     session: dt.date,
     *,
-    now: dt.datetime,
     health: pd.DataFrame,
     run_failures: pd.DataFrame | None,
-    benchmark_symbol: str | None = None,
-    thresholds: DriftThresholds | None = None,
 ) -> DailyReportInputs:
     """The guide's daily template for ``session``: status, decisions, performance, notes."""
-    drift = assemble.drift(store, ledger, champion, session, thresholds)
-    rankings = sources.session_rows(store, "scan_rankings", session)
-    positions = sources.session_rows(store, "positions", session)
-    orders = ledger.orders(session)
+    drift = context.drift(session)
+    rankings = sources.session_rows(context.store, "scan_rankings", session)
+    positions = sources.session_rows(context.store, "positions", session)
+    orders = context.ledger.orders(session)
     freshness = (
         f"market snapshot of {session} is in the lake"
-        if session.isoformat() in store.partitions("option_chains")
+        if session.isoformat() in context.store.partitions("option_chains")
         else f"no market snapshot of {session} yet"
     )
     return DailyReportInputs(
         session=session,
-        generated_at=now,
+        generated_at=context.now,
         health=health,
-        model_version=champion.version if champion is not None else None,
-        model_age_days=_age(champion, now),
+        model_version=context.champion.version if context.champion is not None else None,
+        model_age_days=_age(context.champion, context.now),
         data_freshness=freshness,
         run_failures=run_failures,
-        regime=_regime(store, session),
-        decisions=sources.session_rows(store, "trading_decisions", session),
+        regime=_regime(context.store, session),
+        decisions=sources.session_rows(context.store, "trading_decisions", session),
         orders=orders,
         rankings=rankings[[c for c in RANKING_SHOWN if c in rankings.columns]].head(TOP_RANKINGS),
-        session_performance=assemble.performance(
-            store, ledger, session, session, benchmark_symbol=benchmark_symbol
-        ),
-        performance=assemble.performance(
-            store, ledger, None, session, benchmark_symbol=benchmark_symbol
-        ),
-        open_positions=positions if session.isoformat() in store.partitions("positions") else None,
+        session_performance=context.performance(session, session),
+        performance=context.performance(None, session),
+        open_positions=positions
+        if session.isoformat() in context.store.partitions("positions")
+        else None,
         drift=drift,
         notes=[],
     )
 
 
-def weekly_inputs(
-    store: Lake,
-    ledger: Ledger,
-    champion,
-    session: dt.date,
-    *,
-    now: dt.datetime,
-    benchmark_symbol: str | None = None,
-    thresholds: DriftThresholds | None = None,
-) -> WeeklyReportInputs:
+def weekly_inputs(context: ReportContext, session: dt.date) -> WeeklyReportInputs:
     """The week to ``session``: wins and losses by stock and regime, confidence vs
     accuracy, and which features still separate winners, week by week."""
     start, end = report_window("weekly", session)
     since = end - dt.timedelta(weeks=IMPORTANCE_WEEKS)
-    labelled = sources.labelled_features(store, end, since=since)
-    drift = assemble.drift(store, ledger, champion, end, thresholds)
+    labelled = sources.labelled_features(context.store, end, since=since)
+    drift = context.drift(end)
     return WeeklyReportInputs(
         week=week_label(end),
-        generated_at=now,
-        performance=assemble.performance(
-            store, ledger, start, end, benchmark_symbol=benchmark_symbol
-        ),
+        generated_at=context.now,
+        performance=context.performance(start, end),
         drift=drift,
         feature_importance=feature_importance_trend(labelled, FEATURE_COLUMNS, period="W"),
         notes=[f"sessions {start} to {end}"],
@@ -135,29 +138,22 @@ def weekly_inputs(
 
 
 def monthly_inputs(
-    store: Lake,
-    ledger: Ledger,
-    champion,
+    context: ReportContext,
     session: dt.date,
     *,
-    now: dt.datetime,
     runs: pd.DataFrame | None,
     run_failures: pd.DataFrame | None,
-    benchmark_symbol: str | None = None,
-    thresholds: DriftThresholds | None = None,
 ) -> MonthlyReportInputs:
     """The month to ``session``: against the benchmark, model accuracy by regime over the
     last months, drift, and how reliably the system ran."""
     start, end = report_window("monthly", session)
     since = start - dt.timedelta(days=31 * (ACCURACY_MONTHS - 1))
-    resolved = sources.resolved_candidates(store, end, since=since)
-    drift = assemble.drift(store, ledger, champion, end, thresholds)
+    resolved = sources.resolved_candidates(context.store, end, since=since)
+    drift = context.drift(end)
     return MonthlyReportInputs(
         month=f"{end:%Y-%m}",
-        generated_at=now,
-        performance=assemble.performance(
-            store, ledger, start, end, benchmark_symbol=benchmark_symbol
-        ),
+        generated_at=context.now,
+        performance=context.performance(start, end),
         drift=drift,
         accuracy_by_regime=accuracy_by_regime_trend(resolved, period="M"),
         runs=runs,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from butterquant_dagster.core.monitoring.metrics import max_drawdown
+from butterquant_dagster.core.monitoring.metrics import max_drawdown, win_rate, yield_per_1000
 
 
 def summary(journal: pd.DataFrame, equity: pd.DataFrame | None = None) -> dict:
@@ -15,18 +15,18 @@ def summary(journal: pd.DataFrame, equity: pd.DataFrame | None = None) -> dict:
     out: dict = {"trades": len(journal)}
     if len(journal):
         out |= {
-            "win_rate": float(journal["won"].mean()),
+            "win_rate": win_rate(journal["won"]),
             "total_pnl": float(journal["pnl"].sum()),
-            "yield_per_1000": float(1000 * journal["pnl"].sum() / journal["capital_at_risk"].sum()),
+            "yield_per_1000": yield_per_1000(journal["pnl"], journal["capital_at_risk"]),
             "avg_days_held": float(journal["days_held"].mean()),
             "ghost_trades": int(journal["ghost"].sum()),
         }
         out["by_track"] = {
             track: {
                 "trades": len(rows),
-                "win_rate": float(rows["won"].mean()),
+                "win_rate": win_rate(rows["won"]),
                 "total_pnl": float(rows["pnl"].sum()),
-                "yield_per_1000": float(1000 * rows["pnl"].sum() / rows["capital_at_risk"].sum()),
+                "yield_per_1000": yield_per_1000(rows["pnl"], rows["capital_at_risk"]),
             }
             for track, rows in journal.groupby("track")
         }

@@ -89,6 +89,23 @@ def _failures(root, start: dt.date, end: dt.date) -> pd.DataFrame:
     return failures_between(root, first, last)
 
 
+def report_context(
+    lake: LakeResource,
+    trading: TradingResource,
+    models: ModelsResource,
+    monitoring: MonitoringResource,
+    market: MarketDataResource,
+) -> report_inputs.ReportContext:
+    return report_inputs.ReportContext(
+        store=lake.lake(),
+        ledger=trading.ledger(),
+        champion=models.registry().champion(WIN_MODEL),
+        now=market.now(),
+        benchmark_symbol=monitoring.benchmark_symbol or None,
+        thresholds=monitoring.thresholds(),
+    )
+
+
 def _report_output(inputs, root, session: dt.date, render) -> Output:
     page = render(inputs)
     path = reports.write_report(page, root, inputs.period, inputs.key)
@@ -127,17 +144,12 @@ def build_report_assets(partitions: PartitionsDefinition):
         market: MarketDataResource,
     ) -> Output:
         session = report_session(context)
-        now = market.now()
+        sources = report_context(lake, trading, models, monitoring, market)
         inputs = report_inputs.daily_inputs(
-            lake.lake(),
-            trading.ledger(),
-            models.registry().champion(WIN_MODEL),
+            sources,
             session,
-            now=now,
-            health=health_frame(context.instance, trading, monitoring.root(), now),
+            health=health_frame(context.instance, trading, monitoring.root(), sources.now),
             run_failures=_failures(monitoring.root(), session, session),
-            benchmark_symbol=monitoring.benchmark_symbol or None,
-            thresholds=monitoring.thresholds(),
         )
         return _report_output(inputs, monitoring.root(), session, reports.render_daily)
 
@@ -159,13 +171,7 @@ def build_report_assets(partitions: PartitionsDefinition):
     ) -> Output:
         session = report_session(context)
         inputs = report_inputs.weekly_inputs(
-            lake.lake(),
-            trading.ledger(),
-            models.registry().champion(WIN_MODEL),
-            session,
-            now=market.now(),
-            benchmark_symbol=monitoring.benchmark_symbol or None,
-            thresholds=monitoring.thresholds(),
+            report_context(lake, trading, models, monitoring, market), session
         )
         return _report_output(inputs, monitoring.root(), session, reports.render_weekly)
 
@@ -189,15 +195,10 @@ def build_report_assets(partitions: PartitionsDefinition):
         session = report_session(context)
         start, end = calendar_month(session)
         inputs = report_inputs.monthly_inputs(
-            lake.lake(),
-            trading.ledger(),
-            models.registry().champion(WIN_MODEL),
+            report_context(lake, trading, models, monitoring, market),
             session,
-            now=market.now(),
             runs=run_stats(context.instance, start, end),
             run_failures=_failures(monitoring.root(), start, end),
-            benchmark_symbol=monitoring.benchmark_symbol or None,
-            thresholds=monitoring.thresholds(),
         )
         return _report_output(inputs, monitoring.root(), session, reports.render_monthly)
 
