@@ -10,11 +10,9 @@ from butterquant_dagster.defs.market.assets import build_market_assets, universe
 from butterquant_dagster.defs.market.automation import build_market_job, build_market_schedule
 from butterquant_dagster.defs.ml.assets import (
     build_feature_assets,
-    build_regime_assets,
     champion_age,
     probability_model,
     probability_model_champion,
-    regime_model,
     training_set,
 )
 from butterquant_dagster.defs.ml.automation import (
@@ -23,6 +21,7 @@ from butterquant_dagster.defs.ml.automation import (
     build_ml_schedules,
 )
 from butterquant_dagster.defs.ml.decisions import build_decision_assets, signal_ensemble
+from butterquant_dagster.defs.ml.regime import build_regime_assets, regime_model
 from butterquant_dagster.defs.monitoring.assets import build_monitoring_assets
 from butterquant_dagster.defs.monitoring.automation import (
     build_report_jobs,

@@ -24,7 +24,8 @@ from butterquant_dagster.core.ml.ensemble import (
 )
 from butterquant_dagster.core.ml.registry import RegistryError
 from butterquant_dagster.core.ml.technical import technical_signals
-from butterquant_dagster.defs.ml.assets import OWNER, _regime_row
+from butterquant_dagster.defs.ml.assets import OWNER
+from butterquant_dagster.defs.ml.regime import regime_row
 from butterquant_dagster.defs.partitions import session_asset, trailing_keys
 from butterquant_dagster.defs.staging import run_sessions
 from butterquant_dagster.resources import LakeResource, MarketDataResource, ModelsResource
@@ -179,7 +180,7 @@ def build_decision_assets(partitions: PartitionsDefinition):
         bar_day = pd.to_datetime(bars["session"])
         for session in sessions:
             key = session.isoformat()
-            regime = _regime_row(store, key)
+            regime = regime_row(store, key)
             if regime is None:
                 raise Failure(
                     f"trading_decisions for {key} needs market_regime for that "
