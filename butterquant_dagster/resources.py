@@ -348,14 +348,27 @@ class MonitoringResource(ConfigurableResource):
 
     data_dir: str
     benchmark_symbol: str = ""
-    drift_min_hit_rate: float = 0.50
-    drift_min_accuracy: float = 0.65
+    drift_min_hit_rate: float = float(settings.default("BUTTERQUANT_DRIFT_MIN_HIT_RATE"))
+    drift_min_accuracy: float = float(settings.default("BUTTERQUANT_DRIFT_MIN_ACCURACY"))
+    drift_significance: float = float(settings.default("BUTTERQUANT_DRIFT_SIGNIFICANCE"))
+    drift_calibration_margin: float = float(
+        settings.default("BUTTERQUANT_DRIFT_CALIBRATION_MARGIN")
+    )
+    drift_ece_warn: float = float(settings.default("BUTTERQUANT_DRIFT_ECE_WARN"))
+    drift_ece_retrain: float = float(settings.default("BUTTERQUANT_DRIFT_ECE_RETRAIN"))
+    drift_yield_margin: float = float(settings.default("BUTTERQUANT_DRIFT_YIELD_MARGIN"))
 
     def thresholds(self):
         from butterquant_dagster.core.monitoring.drift import DriftThresholds
 
         return DriftThresholds(
-            min_hit_rate=self.drift_min_hit_rate, min_accuracy=self.drift_min_accuracy
+            min_hit_rate=self.drift_min_hit_rate,
+            min_accuracy=self.drift_min_accuracy,
+            significance=self.drift_significance,
+            calibration_margin=self.drift_calibration_margin,
+            ece_warn=self.drift_ece_warn,
+            ece_retrain=self.drift_ece_retrain,
+            yield_margin=self.drift_yield_margin,
         )
 
     def root(self):

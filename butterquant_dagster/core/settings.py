@@ -34,6 +34,12 @@ SETTINGS: dict[str, tuple[str, str]] = {
         "",
         "Universe CSV (symbol,name,sector); the packaged S&P 500 if unset.",
     ),
+    "BUTTERQUANT_SYNTHETIC_SCENARIO": (
+        "",
+        "Synthetic market scenario from a date, for drill and tests: vrp_shift:<add>@<date> "
+        "(variance risk premium) or vol_scale:<factor>@<date> (market volatility); none when "
+        "unset.",
+    ),
     "BUTTERQUANT_UNIVERSE_SIZE": (
         "50",
         "First N tickers of the universe file; 0 = all; above the file = generated (synthetic).",
@@ -122,6 +128,34 @@ SETTINGS: dict[str, tuple[str, str]] = {
         "30",
         "Health: model age that asks to consider retraining.",
     ),
+    "BUTTERQUANT_DRIFT_SIGNIFICANCE": (
+        "0.01",
+        "Drift: significance level of the tests of realized wins (and yield) against predicted.",
+    ),
+    "BUTTERQUANT_DRIFT_CALIBRATION_MARGIN": (
+        "0.20",
+        "Drift: relative gap of realized win rate vs mean prediction (either way) that, "
+        "when significant, asks for a retraining.",
+    ),
+    "BUTTERQUANT_DRIFT_ECE_WARN": (
+        "0.05",
+        "Drift: ECE of resolved predictions above this (and above sampling noise) warns.",
+    ),
+    "BUTTERQUANT_DRIFT_ECE_RETRAIN": (
+        "0.10",
+        "Drift: ECE of resolved predictions above this (and above sampling noise) asks for "
+        "a retraining.",
+    ),
+    "BUTTERQUANT_DRIFT_YIELD_MARGIN": (
+        "100",
+        "Drift: gap of mean realized vs predicted yield per $1,000 (either way) that, when "
+        "significant, asks for a retraining.",
+    ),
+    "BUTTERQUANT_AUTOMATION_SENSORS_DEFAULT": (
+        "running",
+        "running | stopped: how the drift and fills sensors start when the daemon first "
+        "sees them (the UI's toggle overrides it afterwards).",
+    ),
     "BUTTERQUANT_MODEL_AGE_FAIL_DAYS": ("60", "Health: model age that fails the health check."),
     "BUTTERQUANT_MIN_FREE_DISK_GB": (
         "5",
@@ -148,6 +182,26 @@ def env(name: str) -> str:
 def data_root() -> Path:
     """The data root as an absolute path (relative values are taken from the cwd)."""
     return Path(env("BUTTERQUANT_DATA_DIR")).expanduser().resolve()
+
+
+def default(name: str) -> str:
+    """The table's default of ``name``: what the dataclasses and resources start from, so a
+    default is written once, here."""
+    return SETTINGS[name][0]
+
+
+SENSOR_STATUSES = ("running", "stopped")
+
+
+def sensors_running() -> bool:
+    """Whether the daily routine's sensors start running once the daemon runs: a sensor that
+    must be switched on in the UI first is a routine that silently never happens."""
+    value = env("BUTTERQUANT_AUTOMATION_SENSORS_DEFAULT").lower()
+    if value not in SENSOR_STATUSES:
+        raise ValueError(
+            f"BUTTERQUANT_AUTOMATION_SENSORS_DEFAULT={value!r}: expected one of {SENSOR_STATUSES}"
+        )
+    return value == "running"
 
 
 def dagster_home() -> Path:

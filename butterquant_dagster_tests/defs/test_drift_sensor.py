@@ -58,7 +58,8 @@ def _history(root, predicted: np.ndarray, wins: np.ndarray, version: str) -> Non
         keys.assign(ml_success_prob=predicted, model_version=version),
         "2025-03-03",
     )
-    lake.write("candidate_outcomes", keys[KEY_COLUMNS].assign(win=wins), "2025-03-03")
+    outcomes = keys[KEY_COLUMNS].assign(win=wins, yield_per_1000=np.where(wins, 500.0, -1000.0))
+    lake.write("candidate_outcomes", outcomes, "2025-03-03")
 
 
 def _evaluate(root):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from scipy.stats import norm
 from sklearn.metrics import brier_score_loss
 
 from butterquant_dagster.core.ml.validation import (
@@ -127,3 +128,140 @@ def accuracy_by_regime_trend(resolved: pd.DataFrame, period: str = "M") -> pd.Da
         for name, figures in accuracy_by_group(y, p, labels.loc[part.index]).items():
             rows.append({"period": label, "regime": name, **figures})
     return pd.DataFrame(rows, columns=columns)
+
+
+# ---------------------------------------------------------------------------- judged tests
+YIELD_RELIABILITY_COLUMNS = ("decile", "low", "high", "count", "mean_predicted", "mean_realized")
+ECE_NOISE_DRAWS = 200  # simulated calibrated outcomes behind the ECE noise floor
+
+
+def cluster_codes(frame: pd.DataFrame, keep: np.ndarray) -> np.ndarray | None:
+    """One code per (symbol, expiry) of the kept rows, or None without those columns.
+
+    Butterflies on one ticker and expiry settle on the same closing price, so their
+    outcomes move together: counting them as independent would make a calibrated model
+    look significantly wrong after one unlucky expiry.
+    """
+    if not {"symbol", "expiry"} <= set(frame.columns):
+        return None
+    keys = frame.loc[keep, ["symbol", "expiry"]].astype(str)
+    return pd.MultiIndex.from_frame(keys).factorize()[0]
+
+
+def known_rows(frame: pd.DataFrame, outcome: str) -> np.ndarray:
+    """The mask :func:`resolved_outcomes` keeps, to align other columns with ``(y, p)``."""
+    if not len(frame):
+        return np.zeros(0, bool)
+    p = pd.to_numeric(frame[PREDICTION], errors="coerce").to_numpy(float)
+    return np.isfinite(p) & frame[outcome].astype("boolean").notna().to_numpy()
+
+
+def _sum_variance(residuals: np.ndarray, clusters: np.ndarray | None, independent: float):
+    """The larger of the variance under independence and the cluster-robust one
+    (G/(G-1) * sum over clusters of the squared residual sums)."""
+    if clusters is None or not len(residuals):
+        return independent, None
+    sums = np.bincount(clusters, weights=residuals)
+    g = len(sums)
+    robust = float(g / (g - 1) * np.sum(sums**2)) if g > 1 else float(np.sum(sums**2))
+    return max(independent, robust), g
+
+
+def calibration_in_the_large(y: np.ndarray, p: np.ndarray, clusters=None) -> dict:
+    """Realized wins against the sum of predicted probabilities, as a two-sided z test.
+
+    Under a calibrated model the number of wins of independent candidates is
+    Poisson-binomial with mean sum p and variance sum p(1 - p). The test uses its normal
+    approximation with a continuity correction rather than the exact distribution: the
+    report judges only from a few hundred rows, where sum p(1 - p) is in the tens and the
+    approximation's error (Berry-Esseen) is far below the significance levels used, and
+    the exact convolution is quadratic in rows (the history has hundreds of thousands).
+    With ``clusters`` (codes of (symbol, expiry)), the variance is the larger of that one
+    and the cluster-robust one, so correlated outcomes do not pass for evidence.
+    """
+    n = len(y)
+    if not n:
+        return {"n": 0}
+    wins, expected = float(np.sum(y)), float(np.sum(p))
+    variance, groups = _sum_variance(y - p, clusters, float(np.sum(p * (1.0 - p))))
+    gap = wins - expected
+    sd = float(np.sqrt(variance))
+    z = float(np.sign(gap) * max(abs(gap) - 0.5, 0.0) / sd) if sd > 0 else 0.0
+    return {
+        "n": n,
+        "wins": int(wins),
+        "expected_wins": expected,
+        "sd": sd,
+        "z": z,
+        "p_value": float(2.0 * norm.sf(abs(z))) if sd > 0 else 1.0,
+        "realized_rate": wins / n,
+        "predicted_rate": expected / n,
+        "relative_gap": gap / expected if expected > 0 else None,
+        "clusters": groups,
+    }
+
+
+def ece_noise(p: np.ndarray, bins: int, quantile: float, draws: int = ECE_NOISE_DRAWS) -> float:
+    """The ``quantile`` of the ECE a perfectly calibrated model shows on these predictions.
+
+    ECE is positive on any finite sample (each bin's hit rate is noisy); on a few hundred
+    rows the noise alone can reach 0.05. Outcomes are drawn as Bernoulli(p) ``draws``
+    times with a fixed seed, so the floor is the same on every run.
+    """
+    if not len(p):
+        return 0.0
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    which = np.clip(np.digitize(p, edges[1:-1]), 0, bins - 1)
+    predicted = np.bincount(which, weights=p, minlength=bins)
+    rng = np.random.default_rng(0)
+    values = np.empty(draws)
+    for i in range(draws):
+        hits = np.bincount(which, weights=rng.uniform(size=len(p)) < p, minlength=bins)
+        values[i] = np.sum(np.abs(predicted - hits)) / len(p)
+    return float(np.quantile(values, quantile))
+
+
+def yield_calibration(
+    predicted: np.ndarray, realized: np.ndarray, clusters=None, deciles: int = 10
+) -> tuple[dict, pd.DataFrame]:
+    """Mean realized against mean predicted yield per $1,000, a z test on their gap, and
+    the table by predicted decile.
+
+    Butterfly yields are heavy-tailed (-1,000 to several thousand), so the gap is judged
+    on its standard error - cluster-robust by (symbol, expiry) when ``clusters`` is given,
+    never below the one under independence - not on the raw difference alone.
+    """
+    n = len(predicted)
+    if not n:
+        return {"n": 0}, pd.DataFrame(columns=list(YIELD_RELIABILITY_COLUMNS))
+    residual = realized - predicted
+    gap = float(residual.mean())
+    independent = float(np.var(residual, ddof=1) * n) if n > 1 else 0.0
+    variance, groups = _sum_variance(residual - gap, clusters, independent)
+    se = float(np.sqrt(variance)) / n
+    z = gap / se if se > 0 else 0.0
+    figures = {
+        "n": n,
+        "mean_predicted": float(predicted.mean()),
+        "mean_realized": float(realized.mean()),
+        "gap": gap,
+        "se": se,
+        "z": float(z),
+        "p_value": float(2.0 * norm.sf(abs(z))) if se > 0 else 1.0,
+        "clusters": groups,
+    }
+    decile = pd.qcut(pd.Series(predicted), deciles, labels=False, duplicates="drop")
+    frame = pd.DataFrame({"decile": decile, "predicted": predicted, "realized": realized})
+    table = (
+        frame.groupby("decile")
+        .agg(
+            low=("predicted", "min"),
+            high=("predicted", "max"),
+            count=("predicted", "size"),
+            mean_predicted=("predicted", "mean"),
+            mean_realized=("realized", "mean"),
+        )
+        .reset_index()
+    )
+    table["decile"] = table["decile"].astype(int)
+    return figures, table[list(YIELD_RELIABILITY_COLUMNS)]

@@ -5,30 +5,44 @@ inputs it sees today still look like the ones it was trained on.
 :func:`drift_report` gives the full picture the sensor and the reports use (calibration on
 candidates and on trades, reliability, feature and prediction shift) with an OK / WARN /
 RETRAIN status.
+
+Drift is judged on calibration itself. At a base rate near 17 % the Brier score *falls*
+when wins get rarer, and the model never predicts the >= 0.60 the hit-rate rule needs, so
+neither sees a model whose wins have halved. The rules that do: realized wins against the
+sum of the predictions (calibration in the large), ECE beyond its sampling noise, and the
+expected-yield model's realized against predicted yield.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
 from butterquant_dagster.core.monitoring.calibration import (
+    YIELD_RELIABILITY_COLUMNS,
     accuracy_by_regime_trend,
     calibration_figures,
+    calibration_in_the_large,
+    cluster_codes,
+    ece_noise,
+    known_rows,
     period_labels,
     reliability_frame,
     resolved_outcomes,
+    yield_calibration,
 )
 from butterquant_dagster.core.monitoring.psi import (
     PSI_COLUMNS,
+    PSI_SHIFTED,
     SHIFT_COLUMNS,
     feature_psi,
     prediction_shift,
 )
+from butterquant_dagster.core.settings import default
 
 __all__ = [
     "STATUSES",
@@ -58,17 +72,23 @@ class DriftReport:
 
     ``figures`` keys: model_version, training_date, resolved_candidates, resolved_trades,
     brier_candidates, brier_trades, brier_training, ece_candidates, ece_trades, ece_training,
-    hit_rate_high_confidence, high_confidence_n, accuracy, mean_probability, base_rate,
-    max_feature_psi, prediction_psi; ``None`` where not computable.
+    ece_noise, hit_rate_high_confidence, high_confidence_n, accuracy, mean_probability,
+    base_rate, wins, expected_wins, calibration_z, calibration_p_value, yield_n,
+    yield_predicted, yield_realized, yield_z, yield_p_value, max_feature_psi, prediction_psi;
+    ``None`` where not computable.
 
     ``reliability``: "candidates" and "trades" frames with bin, low, high, count,
     mean_predicted, hit_rate (one row per probability bucket).
 
-    ``feature_psi``: feature, psi, level (stable < 0.1 <= moderate < 0.25 <= shifted),
-    live_n (live rows with a value), missing (live rows without one, left out).
+    ``feature_psi``: feature, psi, level (stable < ``PSI_MODERATE`` <= moderate <
+    ``psi_warn`` <= shifted), live_n (live rows with a value), missing (live rows without
+    one, left out).
 
     ``prediction_shift``: bin, low, high, training_share, live_share (the P(win)
     distribution at training vs live).
+
+    ``yield_reliability``: decile, low, high, count, mean_predicted, mean_realized of the
+    expected-yield model (per $1,000) on the resolved candidates, by predicted decile.
     """
 
     status: str
@@ -77,19 +97,50 @@ class DriftReport:
     reliability: dict[str, pd.DataFrame]
     feature_psi: pd.DataFrame
     prediction_shift: pd.DataFrame
+    yield_reliability: pd.DataFrame = field(
+        default_factory=lambda: pd.DataFrame(columns=list(YIELD_RELIABILITY_COLUMNS))
+    )
+
+
+def _setting(name: str) -> float:
+    return float(default(f"BUTTERQUANT_DRIFT_{name}"))
 
 
 @dataclass(frozen=True)
 class DriftThresholds:
-    """When the drift report asks for attention (WARN) or for a new model (RETRAIN)."""
+    """When the drift report asks for attention (WARN) or for a new model (RETRAIN).
+
+    The defaults of the configurable ones are the settings table's (``BUTTERQUANT_DRIFT_*``).
+    """
 
     high_confidence: float = 0.60  # predictions at or above this should mostly win
-    min_hit_rate: float = 0.50  # RETRAIN when those confident predictions hit below it
-    min_accuracy: float = 0.65  # WARN (investigate) when (p >= 0.5) == win less often
+    min_hit_rate: float = _setting("MIN_HIT_RATE")  # RETRAIN when those hit below it
+    min_accuracy: float = _setting("MIN_ACCURACY")  # WARN when (p >= 0.5) == win less often
     brier_margin: float = 0.02  # RETRAIN when Brier is worse than at training by more
-    psi_warn: float = 0.25  # WARN when a feature's (or the prediction's) PSI reaches it
+    # RETRAIN when realized wins differ from the sum of predictions at this level...
+    significance: float = _setting("SIGNIFICANCE")
+    # ... and the realized win rate is off the mean prediction by this share of it.
+    calibration_margin: float = _setting("CALIBRATION_MARGIN")
+    ece_warn: float = _setting("ECE_WARN")  # WARN when ECE exceeds it and the noise
+    ece_retrain: float = _setting("ECE_RETRAIN")  # RETRAIN when ECE exceeds it and the noise
+    yield_margin: float = _setting("YIELD_MARGIN")  # per $1,000, with ``significance``
+    psi_warn: float = PSI_SHIFTED  # WARN when a feature's (or the prediction's) PSI reaches it
     min_samples: int = 200  # resolved candidates (and live rows) before judging anything
     bins: int = 10
+
+    def __post_init__(self):
+        if not 0.0 < self.significance < 1.0:
+            raise ValueError(f"drift significance must be in (0, 1), got {self.significance}")
+        if not 0.0 <= self.ece_warn <= self.ece_retrain:
+            raise ValueError(
+                f"drift ECE thresholds need 0 <= warn ({self.ece_warn}) <= retrain "
+                f"({self.ece_retrain})"
+            )
+        if self.calibration_margin < 0 or self.yield_margin < 0:
+            raise ValueError(
+                f"drift margins must be >= 0, got calibration {self.calibration_margin} "
+                f"and yield {self.yield_margin}"
+            )
 
 
 def drift_report(
@@ -146,7 +197,31 @@ def drift_report(
         "mean_probability": on_candidates["mean_probability"],
         "base_rate": on_candidates["base_rate"],
     }
+    keep = known_rows(candidates, "win")
+    clusters = cluster_codes(candidates, keep)
+    large = calibration_in_the_large(y_c, p_c, clusters)
+    figures |= {
+        "wins": large.get("wins"),
+        "expected_wins": large.get("expected_wins"),
+        "calibration_z": large.get("z"),
+        "calibration_p_value": large.get("p_value"),
+        "ece_noise": (
+            ece_noise(p_c, t.bins, 1.0 - t.significance) if len(y_c) >= t.min_samples else None
+        ),
+    }
+    yields, yield_table = _yields(candidates, keep, clusters)
+    figures |= {
+        "yield_n": yields["n"],
+        "yield_predicted": yields.get("mean_predicted"),
+        "yield_realized": yields.get("mean_realized"),
+        "yield_z": yields.get("z"),
+        "yield_p_value": yields.get("p_value"),
+    }
     retrain, warn, info = _judge_calibration(figures, t)
+    retrain2, warn2, info2 = _judge_large(figures, large, yields, t)
+    if retrain2:  # Brier alone said "calibrated"; the direct tests disagree
+        info = [r for r in info if not r.startswith("calibrated:")]
+    retrain, warn, info = [*retrain, *retrain2], [*warn, *warn2], [*info, *info2]
     psi, shift, shift_figures, shift_warn, shift_info = _judge_shift(
         live_features, live_predictions, reference, t
     )
@@ -162,7 +237,87 @@ def drift_report(
         },
         feature_psi=psi,
         prediction_shift=shift,
+        yield_reliability=yield_table,
     )
+
+
+PREDICTED_YIELD = "ml_expected_roi"  # the expected-yield model's output: yield per $1 at risk
+REALIZED_YIELD = "yield_per_1000"  # the candidate's outcome, per $1,000 at risk
+
+
+def _yields(candidates: pd.DataFrame, keep: np.ndarray, clusters):
+    """The expected-yield model's predictions and outcomes on the resolved candidates."""
+    if not len(candidates) or not {PREDICTED_YIELD, REALIZED_YIELD} <= set(candidates.columns):
+        return yield_calibration(np.zeros(0), np.zeros(0))
+    rows = candidates.loc[keep]
+    predicted = pd.to_numeric(rows[PREDICTED_YIELD], errors="coerce").to_numpy(float) * 1000.0
+    realized = pd.to_numeric(rows[REALIZED_YIELD], errors="coerce").to_numpy(float)
+    both = np.isfinite(predicted) & np.isfinite(realized)
+    return yield_calibration(
+        predicted[both], realized[both], None if clusters is None else clusters[both]
+    )
+
+
+def _judge_large(f: dict, large: dict, yields: dict, t: DriftThresholds):
+    """(retrain, warn, info) of the calibration-in-the-large test, ECE and the yield check.
+
+    A gap is acted on only when it is both significant (not chance, at ``significance``)
+    and material (``calibration_margin`` of the mean prediction; ``yield_margin`` per
+    $1,000): with a hundred thousand rows a harmless 1 % gap is significant too. Both
+    directions ask for a retraining - fewer wins than predicted lose money on the trades
+    the model lets in, more wins than predicted keep good trades out, and a retraining is
+    cheap because a new model still has to pass the promotion gates.
+    """
+    retrain, warn, info = [], [], []
+    n = f["resolved_candidates"]
+    if n < t.min_samples:
+        return retrain, warn, info  # _judge_calibration already says so
+    level = f"{t.significance:g}"
+    gap = large["relative_gap"]
+    text = (
+        f"calibration-in-the-large (Poisson-binomial z test): {large['wins']:,} wins on "
+        f"{n:,} resolved candidates vs {large['expected_wins']:,.1f} predicted "
+        f"({large['realized_rate']:.1%} vs {large['predicted_rate']:.1%}, "
+        f"z {large['z']:+.2f}, p {large['p_value']:.2g}"
+    )
+    significant = large["p_value"] < t.significance
+    if significant and gap is not None and abs(gap) >= t.calibration_margin:
+        side = "below" if gap < 0 else "above"
+        retrain.append(
+            f"{text}): realized {abs(gap):.0%} {side} predicted (margin "
+            f"{t.calibration_margin:.0%}, significance {level})"
+        )
+    else:
+        info.append(f"{text}): within significance {level} or margin {t.calibration_margin:.0%}")
+    ece, noise = f["ece_candidates"], f["ece_noise"]
+    ece_text = f"ECE {ece:.3f} on {n:,} resolved candidates (noise floor {noise:.3f})"
+    if ece > max(t.ece_retrain, noise):
+        retrain.append(f"{ece_text} above {t.ece_retrain}")
+    elif ece > max(t.ece_warn, noise):
+        warn.append(f"{ece_text} above {t.ece_warn}")
+    else:
+        info.append(f"{ece_text} within {t.ece_warn} or the noise")
+    m = yields["n"]
+    if m < t.min_samples:
+        info.append(
+            f"not enough data: {m:,} resolved candidates with a predicted and realized yield "
+            f"(need {t.min_samples:,})"
+        )
+        return retrain, warn, info
+    yield_text = (
+        f"yield per $1,000: realized {yields['mean_realized']:+,.0f} vs predicted "
+        f"{yields['mean_predicted']:+,.0f} on {m:,} resolved candidates "
+        f"(z {yields['z']:+.2f}, p {yields['p_value']:.2g}"
+    )
+    if yields["p_value"] < t.significance and abs(yields["gap"]) >= t.yield_margin:
+        side = "below" if yields["gap"] < 0 else "above"
+        retrain.append(
+            f"{yield_text}): realized {abs(yields['gap']):,.0f} {side} predicted (margin "
+            f"{t.yield_margin:g}, significance {level})"
+        )
+    else:
+        info.append(f"{yield_text}): within significance {level} or margin {t.yield_margin:g}")
+    return retrain, warn, info
 
 
 def _number(value) -> float | None:

@@ -40,12 +40,19 @@ def resolved_candidates(
     entries from ``since`` whose expiry is on or before ``through``, with the entry
     session's regime."""
     empty = pd.DataFrame(
-        columns=[*KEY_COLUMNS, "ml_success_prob", "model_version", "win", "regime"]
+        columns=[
+            *KEY_COLUMNS,
+            "ml_success_prob",
+            "model_version",
+            "win",
+            "yield_per_1000",
+            "regime",
+        ]
     )
     if not _has(store, "ai_probabilities", "candidate_outcomes"):
         return empty
     regimes = _has(store, "market_regime")
-    select = ["p.*", "o.win"]
+    select = ["p.*", "o.win", "o.yield_per_1000"]
     joins = [f"JOIN candidate_outcomes o ON {_keys_equal('p', 'o')}"]
     if regimes:
         select.append("r.market_regime AS regime")

@@ -461,3 +461,178 @@ def test_accuracy_by_regime_trend():
     bear = trend.loc[trend["period"] == "2024-02"].iloc[0]
     assert (bear["regime"], bear["n"]) == ("bear", 1)  # the row without a prediction is out
     assert accuracy_by_regime_trend(resolved.iloc[:0]).empty
+
+
+# ---------------------------------------------------------------------------- calibration
+def _held_out(n=5000, seed=11) -> pd.DataFrame:
+    """Like the probability model's held-out rows: predictions below 0.37 around a 17 %
+    base rate, outcomes drawn at the predicted rate."""
+    rng = np.random.default_rng(seed)
+    p = np.clip(rng.beta(2.0, 10.0, size=n), 0.01, 0.37)
+    return pd.DataFrame({"ml_success_prob": p, "win": (rng.uniform(size=n) < p).astype(int)})
+
+
+def _half_the_wins_lost(history: pd.DataFrame, seed=12) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    wins = np.flatnonzero(history["win"].to_numpy())
+    lost = rng.choice(wins, size=len(wins) // 2, replace=False)
+    out = history.copy()
+    out.loc[lost, "win"] = 0
+    return out
+
+
+def test_half_the_wins_removed_asks_for_a_retrain_naming_the_calibration_test():
+    history = _held_out()
+    trained = _brier(history)
+    unchanged = drift_report(history, _no_trades(), training_metrics={"brier": trained}, **META)
+    assert unchanged.status == "OK", unchanged.reasons
+    assert any(
+        r.startswith("calibration-in-the-large") and "within significance" in r
+        for r in unchanged.reasons
+    )
+    drifted = _half_the_wins_lost(history)
+    report = drift_report(drifted, _no_trades(), training_metrics={"brier": trained}, **META)
+    figures = report.figures
+    # What the old rules saw: no confident prediction, and a Brier score that fell.
+    assert figures["high_confidence_n"] == 0
+    assert figures["brier_candidates"] < trained
+    assert report.status == "RETRAIN", report.reasons
+    first = report.reasons[0]
+    assert first.startswith("calibration-in-the-large (Poisson-binomial z test): ")
+    assert "below predicted" in first
+    assert not any(r.startswith("calibrated:") for r in report.reasons)
+    # The test statistic is the one of a sum of Bernoullis.
+    p, y = drifted["ml_success_prob"].to_numpy(), drifted["win"].to_numpy()
+    sd = math.sqrt(float(np.sum(p * (1 - p))))
+    z = (y.sum() - p.sum() + 0.5) / sd
+    assert figures["calibration_z"] == pytest.approx(z)
+    assert figures["wins"] == y.sum() and figures["expected_wins"] == pytest.approx(p.sum())
+    assert figures["base_rate"] < 0.7 * figures["mean_probability"]
+
+
+def test_more_wins_than_predicted_is_also_drift():
+    history = _held_out()
+    more = history.copy()
+    rng = np.random.default_rng(5)
+    losses = np.flatnonzero(more["win"].to_numpy() == 0)
+    more.loc[rng.choice(losses, size=len(losses) // 4, replace=False), "win"] = 1
+    report = drift_report(more, _no_trades(), training_metrics=None, **META)
+    assert report.status == "RETRAIN"
+    assert "above predicted" in report.reasons[0]
+
+
+def test_a_small_gap_is_not_material_and_chance_is_not_significant():
+    history = _held_out(n=200_000, seed=3)
+    # 5 % fewer wins: highly significant on 200,000 rows, but below the 20 % margin.
+    rng = np.random.default_rng(6)
+    wins = np.flatnonzero(history["win"].to_numpy())
+    history.loc[rng.choice(wins, size=len(wins) // 20, replace=False), "win"] = 0
+    report = drift_report(history, _no_trades(), training_metrics=None, **META)
+    assert report.figures["calibration_p_value"] < 0.01
+    assert report.status == "OK", report.reasons
+    # With a 4 % margin the same gap asks for a retraining.
+    strict = drift_report(
+        history,
+        _no_trades(),
+        training_metrics=None,
+        thresholds=DriftThresholds(calibration_margin=0.04),
+        **META,
+    )
+    assert strict.status == "RETRAIN" and "calibration-in-the-large" in strict.reasons[0]
+
+
+def test_outcomes_clustered_by_expiry_are_not_independent_evidence():
+    # 40 (symbol, expiry) groups of 50 flies that settle together: each group all wins or
+    # all loses. 10 of 40 groups winning against 17 % predicted is within chance for 40
+    # groups, but far outside it for 2,000 independent coins.
+    groups, size, p = 40, 50, 0.17
+    won = np.arange(groups) < 10  # 25 % of the groups won: 500 wins vs 340 predicted
+    frame = pd.DataFrame(
+        {
+            "symbol": np.repeat([f"T{i}" for i in range(groups)], size),
+            "expiry": pd.Timestamp("2025-04-17"),
+            "ml_success_prob": p,
+            "win": np.repeat(won, size).astype(int),
+        }
+    )
+    independent = drift_report(
+        frame.drop(columns=["symbol", "expiry"]), _no_trades(), training_metrics=None, **META
+    )
+    clustered = drift_report(frame, _no_trades(), training_metrics=None, **META)
+    assert independent.status == "RETRAIN"
+    assert independent.figures["calibration_p_value"] < 1e-6
+    # Robust variance: 40/39 * (10 * 41.5^2 + 30 * 8.5^2), sd about 141 wins.
+    assert clustered.figures["calibration_z"] == pytest.approx(159.5 / math.sqrt(19890.4), rel=1e-3)
+    assert clustered.figures["calibration_p_value"] > 0.01
+    # (ECE's noise floor assumes independent rows, so it may still warn; it never retrains
+    # below its own threshold.)
+    assert clustered.status != "RETRAIN", clustered.reasons
+    assert any(
+        r.startswith("calibration-in-the-large") and "within significance" in r
+        for r in clustered.reasons
+    )
+
+
+def test_ece_above_the_threshold_is_flagged_and_noise_is_not():
+    # Calibrated overall (mean prediction = win rate) but wrong in each half: the low half
+    # predicted 0.10 wins 20 %, the high half predicted 0.30 wins 20 %. ECE 0.10.
+    n = 4000
+    rng = np.random.default_rng(9)
+    p = np.where(np.arange(n) < n // 2, 0.10, 0.30)
+    y = (rng.uniform(size=n) < 0.20).astype(int)
+    frame = pd.DataFrame({"ml_success_prob": p, "win": y})
+    report = drift_report(frame, _no_trades(), training_metrics=None, **META)
+    ece = report.figures["ece_candidates"]
+    assert ece == pytest.approx(0.10, abs=0.02)
+    assert report.figures["ece_noise"] < 0.03
+    assert report.status == ("RETRAIN" if ece > 0.10 else "WARN")
+    assert any(r.startswith("ECE ") and "above" in r for r in report.reasons)
+    lenient = DriftThresholds(ece_warn=0.05, ece_retrain=0.5)
+    warned = drift_report(frame, _no_trades(), training_metrics=None, thresholds=lenient, **META)
+    assert warned.status == "WARN" and any(
+        r.startswith("ECE ") and r.endswith("above 0.05") for r in warned.reasons
+    )
+    # 200 calibrated rows: an ECE this large is the sample's noise, not drift.
+    small = _held_out(n=200, seed=1)
+    quiet = drift_report(small, _no_trades(), training_metrics=None, **META)
+    figures = quiet.figures
+    assert figures["ece_noise"] > 0.03
+    assert quiet.status == "OK", quiet.reasons
+
+
+def _with_yields(history: pd.DataFrame, realized_shift: float, seed=13) -> pd.DataFrame:
+    """A predicted yield per $1,000 and a realized one drawn around it (+ shift)."""
+    rng = np.random.default_rng(seed)
+    predicted = rng.normal(-50.0, 150.0, size=len(history))
+    realized = predicted + realized_shift + rng.normal(0.0, 600.0, size=len(history))
+    return history.assign(ml_expected_roi=predicted / 1000.0, yield_per_1000=realized)
+
+
+def test_realized_yield_far_below_predicted_asks_for_a_retrain():
+    history = _held_out()
+    fine = drift_report(_with_yields(history, 0.0), _no_trades(), training_metrics=None, **META)
+    assert fine.status == "OK", fine.reasons
+    assert any(r.startswith("yield per $1,000:") and "within" in r for r in fine.reasons)
+    table = fine.yield_reliability
+    assert list(table["decile"]) == list(range(10)) and table["count"].sum() == len(history)
+    assert table["mean_predicted"].is_monotonic_increasing
+    poor = drift_report(_with_yields(history, -500.0), _no_trades(), training_metrics=None, **META)
+    assert poor.status == "RETRAIN", poor.reasons
+    (reason,) = [r for r in poor.reasons if r.startswith("yield per $1,000:")]
+    assert "below predicted" in reason
+    figures = poor.figures
+    assert figures["yield_realized"] < figures["yield_predicted"] - 400
+    assert figures["yield_n"] == len(history)
+
+
+def test_the_psi_threshold_is_defined_once():
+    from butterquant_dagster.core.monitoring.psi import PSI_SHIFTED
+
+    assert DriftThresholds().psi_warn == PSI_SHIFTED
+
+
+def test_thresholds_are_checked():
+    with pytest.raises(ValueError, match="significance"):
+        DriftThresholds(significance=0.0)
+    with pytest.raises(ValueError, match="ECE thresholds"):
+        DriftThresholds(ece_warn=0.2, ece_retrain=0.1)
