@@ -250,7 +250,7 @@ class TradingResource(ConfigurableResource):
     max_sector_positions: int = 5
     allocation: float = 1000.0
     min_success_prob: float = 0.25
-    min_expected_yield: float = -250.0
+    min_expected_yield: float = settings.DEFAULT_MIN_EXPECTED_YIELD
     max_spread_pct: float = 0.25
     min_open_interest: int = 100
     max_capital_at_risk: float = 25_000.0

@@ -11,6 +11,10 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+# No entry whose own expected yield after costs is negative (per $1,000 at risk). A number
+# because the trading rules and resource default to it too; the table below prints it.
+DEFAULT_MIN_EXPECTED_YIELD = 0.0
+
 # name -> (default, description); the default "" means unset.
 SETTINGS: dict[str, tuple[str, str]] = {
     "BUTTERQUANT_DATA_DIR": (
@@ -85,8 +89,9 @@ SETTINGS: dict[str, tuple[str, str]] = {
     "BUTTERQUANT_INITIAL_CAPITAL": ("100000", "Cash the ledger starts with."),
     "BUTTERQUANT_MIN_SUCCESS_PROB": ("0.25", "AI track: lowest model success probability entered."),
     "BUTTERQUANT_MIN_EXPECTED_YIELD": (
-        "-250",
-        "Lowest expected yield per $1,000 after costs entered (model's on AI, rule's on baseline).",
+        f"{DEFAULT_MIN_EXPECTED_YIELD:g}",
+        "Lowest expected yield per $1,000 after costs entered (model's on AI, rule's on "
+        "baseline); below 0 would enter trades expected to lose.",
     ),
     "BUTTERQUANT_MAX_SPREAD_PCT": (
         "0.25",

@@ -15,7 +15,8 @@ Exit rules, in precedence order (the first that holds is the reason):
 5. ``time_stop`` — fewer than 7 calendar days to expiry remain.
 
 Entries: two tracks, the AI track by the champion model's expected yield and the baseline
-track by the rule score, take turns picking, so neither gets first choice of every ticker; a
+track by the rule measure that validated on settled outcomes (the rule's EV by default; see
+core.scan.ev_reliability), take turns picking, so neither gets first choice of every ticker; a
 ticker is held at most once across both. See docs/operations.md.
 """
 
@@ -29,6 +30,7 @@ import pandas as pd
 from butterquant_dagster.core.brokers.base import BUY, SELL, order_ref
 from butterquant_dagster.core.options.butterfly import expiry_value
 from butterquant_dagster.core.options.money import CONTRACT_MULTIPLIER
+from butterquant_dagster.core.scan.ev_reliability import DEFAULT_RULE_MEASURE, baseline_measure
 from butterquant_dagster.core.trading.combos import (
     MissingQuote,
     combo_quote,
@@ -39,6 +41,7 @@ from butterquant_dagster.core.trading.combos import (
 from butterquant_dagster.core.trading.rules import AI_TRACK, BASELINE_TRACK, PortfolioRules
 
 EXIT_PRECEDENCE = ("expiry", "stop_loss", "take_profit", "vol_stop", "time_stop")
+FLOOR_REASON = "expected yield below floor"
 
 TARGET_COLUMNS = [
     "session",
@@ -220,12 +223,17 @@ def _frame(rows: list[dict]) -> pd.DataFrame:
 
 
 def eligible_entries(
-    ranked: pd.DataFrame, track: str, rules: PortfolioRules
+    ranked: pd.DataFrame,
+    track: str,
+    rules: PortfolioRules,
+    baseline_by: str = DEFAULT_RULE_MEASURE,
 ) -> tuple[pd.DataFrame, pd.Series]:
     """A track's candidates in its order of preference, and why the rest were passed over.
 
     The AI track ranks by the model's expected yield (only rows the champion scored for this
-    session); the baseline by the rule score. Liquidity and sizing floors apply to both.
+    session); the baseline by ``baseline_by``, the rule measure that validated (the rule
+    score stays a displayed column: alone it does not rank realized yield). The expected-yield
+    floor, liquidity and sizing floors apply to both.
     """
     rows = ranked.copy()
     if "ticker" not in rows:
@@ -239,12 +247,17 @@ def eligible_entries(
         }
         order = ["track_value", "score"]
     else:
+        # The floor judges the rule's own expected yield; the order is the rule measure that
+        # validated on settled outcomes (core.scan.ev_reliability), the EV when none did.
+        if baseline_by not in rows:
+            raise ValueError(f"baseline track ranks by {baseline_by!r}, which the candidates lack")
         rows["track_value"] = rows["ev_per_1000"]
         floors = {}
-        order = ["score", "track_value"]
+        order = list(dict.fromkeys([baseline_by, "track_value", "score"]))
     contracts = np.floor(rules.allocation / rows["capital_at_risk"].clip(lower=1e-9))
     floors |= {
-        "expected yield below floor": rows["track_value"] < rules.min_expected_yield,
+        # Written as "not at or above" so an unknown (NaN) expected yield never passes.
+        FLOOR_REASON: ~(rows["track_value"] >= rules.min_expected_yield),
         "spread too wide": rows["spread_pct"] > rules.max_spread_pct,
         "open interest too low": rows["min_open_interest"] < rules.min_open_interest,
         "one contract risks more than the allocation": contracts < 1,
@@ -364,11 +377,44 @@ def plan_session(
     exits = plan_exits(marked, session, rules)
     still_held = marked.loc[~marked["position_id"].isin(exits["position_id"])]
     per_track, passed = {}, {}
+    baseline_by = baseline_measure(rankings)
     for track, source in ((AI_TRACK, rankings), (BASELINE_TRACK, candidates)):
-        chosen, reasons = eligible_entries(source, track, rules)
+        chosen, reasons = eligible_entries(source, track, rules, baseline_by=baseline_by)
         per_track[track] = chosen
         passed[track] = reasons.value_counts().to_dict()
     entries = plan_entries(session, per_track, still_held, sectors, chain, rules)
     parts = [x for x in (exits, entries) if len(x)]
     targets = pd.concat(parts, ignore_index=True) if parts else _frame([])
     return targets, marked, passed
+
+
+def entry_notes(
+    rankings: pd.DataFrame, candidates: pd.DataFrame, rules: PortfolioRules
+) -> list[str]:
+    """One line for each track with slots that had nothing to enter, and why: an empty
+    plan must say it was empty on purpose (plan_session's sources and floors)."""
+    notes = []
+    baseline_by = baseline_measure(rankings)
+    for track, source in ((AI_TRACK, rankings), (BASELINE_TRACK, candidates)):
+        if rules.slots(track) <= 0:
+            continue
+        if not len(source):
+            notes.append(f"{track} track: nothing qualified: no candidates to rank.")
+            continue
+        chosen, reasons = eligible_entries(source, track, rules, baseline_by=baseline_by)
+        if not len(chosen):
+            notes.append(nothing_qualified(track, reasons.value_counts().to_dict(), rules))
+    return notes
+
+
+def nothing_qualified(track: str, passed: dict, rules: PortfolioRules) -> str:
+    """The sentence a track with no eligible candidate reports, from its pass-over counts."""
+    below = int(passed.get(FLOOR_REASON, 0))
+    text = (
+        f"{track} track: nothing qualified: {below} candidates below the expected-yield "
+        f"floor of {rules.min_expected_yield:g} per $1,000"
+    )
+    others = [f"{int(n)} {reason}" for reason, n in passed.items() if reason != FLOOR_REASON]
+    if others:
+        text += " (and " + ", ".join(others) + ")"
+    return text + "; nothing is traded on this track."

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from butterquant_dagster.core.scan.score import EXIT_RULES
+from butterquant_dagster.core.settings import DEFAULT_MIN_EXPECTED_YIELD
 
 AI_TRACK, BASELINE_TRACK = "ai", "baseline"
 
@@ -18,7 +19,7 @@ class PortfolioRules:
     max_sector_positions: int = 5
     allocation: float = 1000.0
     min_success_prob: float = 0.25
-    min_expected_yield: float = -250.0  # per $1,000 at risk, after costs
+    min_expected_yield: float = DEFAULT_MIN_EXPECTED_YIELD  # per $1,000 at risk, after costs
     max_spread_pct: float = 0.25
     min_open_interest: int = 100
     # risk level -> (stop-loss share of max loss, take-profit share of max profit)
