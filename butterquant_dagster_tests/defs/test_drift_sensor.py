@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from dagster import build_sensor_context
+import pytest
+from dagster import DefaultSensorStatus, build_sensor_context
 from sklearn.linear_model import LogisticRegression
 
 from butterquant_dagster.core.ml import onnx_export
@@ -104,3 +105,24 @@ def test_calibrated_history_does_not(tmp_path):
 def test_no_champion_skips(tmp_path):
     result = _evaluate(tmp_path)
     assert not result.run_requests and "no champion" in result.skip_message
+
+
+@pytest.mark.parametrize(
+    ("setting", "status"), [(None, "RUNNING"), ("running", "RUNNING"), ("stopped", "STOPPED")]
+)
+def test_the_daily_routine_sensors_run_by_default_and_can_be_turned_off(
+    tmp_path, monkeypatch, setting, status
+):
+    if setting is None:
+        monkeypatch.delenv("BUTTERQUANT_AUTOMATION_SENSORS_DEFAULT", raising=False)
+    else:
+        monkeypatch.setenv("BUTTERQUANT_AUTOMATION_SENSORS_DEFAULT", setting)
+    defs = make_defs(tmp_path)
+    for name in ("probability_model_drift", "collect_fills"):
+        assert defs.resolve_sensor_def(name).default_status == DefaultSensorStatus[status], name
+
+
+def test_a_misspelt_sensor_setting_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setenv("BUTTERQUANT_AUTOMATION_SENSORS_DEFAULT", "on")
+    with pytest.raises(ValueError, match="BUTTERQUANT_AUTOMATION_SENSORS_DEFAULT='on'"):
+        make_defs(tmp_path)

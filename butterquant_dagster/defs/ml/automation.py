@@ -14,7 +14,7 @@ from dagster import (
     sensor,
 )
 
-from butterquant_dagster.core import calendar
+from butterquant_dagster.core import calendar, settings
 from butterquant_dagster.core.monitoring import assemble
 from butterquant_dagster.defs.ml.assets import WIN_MODEL
 
@@ -104,17 +104,27 @@ def build_ml_schedules(jobs_by_name):
     ]
 
 
+def sensor_default_status() -> DefaultSensorStatus:
+    """RUNNING unless BUTTERQUANT_AUTOMATION_SENSORS_DEFAULT=stopped: the drift and fills
+    sensors are part of the daily routine, so a fresh daemon runs them without a click."""
+    return (
+        DefaultSensorStatus.RUNNING if settings.sensors_running() else DefaultSensorStatus.STOPPED
+    )
+
+
 def build_drift_sensor(jobs_by_name):
     @sensor(
         name="probability_model_drift",
         job=jobs_by_name[PROBABILITY_TRAINING_JOB],
         minimum_interval_seconds=3600,
-        default_status=DefaultSensorStatus.STOPPED,
+        default_status=sensor_default_status(),
         required_resource_keys={"lake", "models", "trading", "monitoring"},
         description="Requests a retraining when the champion's drift report says RETRAIN: "
-        "high-confidence predictions hitting below the configured rate, or Brier worse than "
-        "at training by the margin, over enough resolved predictions. The same report as "
-        "the drift_report asset.",
+        "realized wins significantly and materially off the sum of its predictions, ECE "
+        "above the retrain threshold, realized yield off the predicted, confident "
+        "predictions hitting below the configured rate, or Brier worse than at training, "
+        "over enough resolved predictions. The same report as the drift_report asset; the "
+        "retrained model still becomes champion only through its promotion checks.",
     )
     def probability_model_drift(context: SensorEvaluationContext):
         registry = context.resources.models.registry()

@@ -5,7 +5,6 @@ import hashlib
 
 from dagster import (
     AssetSelection,
-    DefaultSensorStatus,
     RunRequest,
     ScheduleEvaluationContext,
     SensorEvaluationContext,
@@ -17,6 +16,7 @@ from dagster import (
 
 from butterquant_dagster.core.trading.execution import session_start
 from butterquant_dagster.defs.close_ticks import session_due
+from butterquant_dagster.defs.ml.automation import sensor_default_status
 from butterquant_dagster.resources import LakeResource, MarketDataResource, TradingResource
 
 EXECUTION_JOB = "execution_job"
@@ -83,7 +83,7 @@ def build_fills_sensor(job):
         name="collect_fills",
         job=job,
         minimum_interval_seconds=120,
-        default_status=DefaultSensorStatus.STOPPED,
+        default_status=sensor_default_status(),
         description=(
             "Materializes fills, positions and the journal when the broker reports new "
             "executions, or once the session's closing chain is there to mark positions."
