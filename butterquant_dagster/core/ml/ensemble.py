@@ -25,7 +25,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
-from butterquant_dagster.core.ml import onnx_export
+from butterquant_dagster.core.ml import gates, onnx_export
 from butterquant_dagster.core.ml.technical import close_matrix, signals_at_sessions
 from butterquant_dagster.core.ml.validation import (
     Fold,
@@ -194,8 +194,25 @@ class EnsembleResult:
             for name in REGIMES
         }
 
+    def verdict(self, name: str) -> dict:
+        """The promotion gates of one regime's model: Brier skill over the base rate of
+        "up", ONNX parity, not forced."""
+        model = self.models[name]
+        parity = {
+            "max_abs_diff": model.parity.max_abs_diff,
+            "passed": model.parity.passed,
+            "tolerance": model.parity.tolerance,
+        }
+        return gates.verdict(
+            [
+                *gates.ensemble_regime_gates(model.metrics, parity),
+                gates.not_forced_gate(self.forced),
+            ]
+        )
+
     def metadata(self) -> dict:
-        """JSON-ready description: features, horizon, and per regime its accuracy and parity."""
+        """JSON-ready description: features, horizon, and per regime its accuracy, parity
+        and promotion gates."""
         return {
             "features": list(self.features),
             "horizon": self.horizon,
@@ -213,6 +230,7 @@ class EnsembleResult:
                         "tolerance": m.parity.tolerance,
                     },
                     "folds": m.folds,
+                    "gates": self.verdict(name),
                 }
                 for name, m in self.models.items()
             },
@@ -325,7 +343,8 @@ def train_ensemble(
     ``rows`` come from :func:`training_rows`; a row belongs to the regime in its
     ``market_regime``. A regime with fewer than ``min_rows`` rows, a single class, or too few
     sessions for the folds is refused with a ValueError naming the counts; with
-    ``force=True`` its model is left out instead and the result is marked ``forced``.
+    ``force=True`` its model is left out instead. Any ``force=True`` result is marked
+    ``forced`` (registered, never promoted), whether or not something was left out.
     With ``allow_missing_regimes=True`` such a regime is left out without forcing anything:
     the regimes that had enough data get honest models (decisions in the missing regime fall
     back to the signal vote), and ``omitted`` says why the others are missing.
@@ -352,7 +371,7 @@ def train_ensemble(
     if refused and (not tolerated or not models):
         hint = "" if tolerated else " (force=True leaves these regimes without a model)"
         raise ValueError("; ".join(refused.values()) + hint)
-    forced = bool(refused) and force and not allow_missing_regimes
+    forced = bool(force)
     return EnsembleResult(models, list(ENSEMBLE_FEATURES), horizon, seed, forced, refused)
 
 

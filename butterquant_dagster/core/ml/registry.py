@@ -312,8 +312,9 @@ class ModelRegistry:
     def promote(self, name: str, version: str, *, reason: str) -> ModelVersion:
         """Make ``version`` the champion of ``name``; promoting the champion again is a no-op.
 
-        Refused for a forced model and for a version whose ``model.onnx`` no longer matches
-        the sha256 recorded at registration.
+        Refused for a forced model, for one whose metadata records failed promotion gates
+        (``gates``, see core/ml/gates.py), and for a version whose ``model.onnx`` no longer
+        matches the sha256 recorded at registration.
         """
         if not isinstance(reason, str) or not reason.strip():
             raise PromotionError(f"promoting {name} {version}: a reason is required")
@@ -375,6 +376,12 @@ class ModelRegistry:
         if candidate.metadata.get("forced") is not False:
             raise PromotionError(
                 f"cannot promote {name} {version}: it was registered as a forced model"
+            )
+        verdict = candidate.metadata.get("gates")
+        if isinstance(verdict, dict) and verdict.get("passed") is not True:
+            raise PromotionError(
+                f"cannot promote {name} {version}: it failed its promotion gates "
+                f"({verdict.get('reason', 'no reason recorded')})"
             )
         try:
             actual = _sha256_file(candidate.onnx_path)

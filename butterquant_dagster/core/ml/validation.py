@@ -13,6 +13,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from scipy.stats import spearmanr
+from sklearn.isotonic import IsotonicRegression
+from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import brier_score_loss, log_loss, roc_auc_score
 
 
@@ -132,3 +135,77 @@ def top_decile_yield(score, yields) -> dict:
         "all_mean_yield": float(yields.mean()),
         "top_decile_n": int(top.sum()),
     }
+
+
+def _platt_and_isotonic(train_x, train_y, test_x) -> tuple[np.ndarray, np.ndarray]:
+    """A single column turned into a probability two monotone ways, fitted on train rows."""
+    if np.ptp(train_x) == 0:
+        rate = np.full(len(test_x), float(train_y.mean()))
+        return rate, rate
+    scale = float(train_x.std()) or 1.0
+    centre = float(train_x.mean())
+    platt = LogisticRegression(C=1e6, max_iter=1000).fit(
+        ((train_x - centre) / scale)[:, None], train_y
+    )
+    # The isotonic fit runs in the direction the logistic fit found on the same rows.
+    isotonic = IsotonicRegression(
+        increasing=bool(platt.coef_[0, 0] >= 0), out_of_bounds="clip", y_min=0.0, y_max=1.0
+    ).fit(train_x, train_y)
+    return (
+        platt.predict_proba(((test_x - centre) / scale)[:, None])[:, 1],
+        isotonic.predict(test_x),
+    )
+
+
+def single_feature_baselines(x, y, folds: list[Fold], names: list[str]) -> list[dict]:
+    """Every column alone as a forecaster, out of fold, on exactly ``folds``' test rows.
+
+    Each column is mapped to a probability on each fold's training rows by a monotone fit
+    (Platt and isotonic; the better of the two counts for the column, so the baseline a
+    model must beat is the strongest honest one). Returned best first, by Brier.
+    """
+    x = np.asarray(x, dtype=float)
+    y = np.asarray(y, dtype=int)
+    test = np.concatenate([f.test for f in folds]) if folds else np.zeros(0, int)
+    truth = y[test]
+    if len(truth) == 0 or len(np.unique(truth)) < 2:
+        return []
+    out = []
+    for j, name in enumerate(names):
+        platt, isotonic = [], []
+        for fold in folds:
+            a, b = _platt_and_isotonic(x[fold.train, j], y[fold.train], x[fold.test, j])
+            platt.append(a)
+            isotonic.append(b)
+        candidates = [np.concatenate(platt), np.concatenate(isotonic)]
+        briers = [float(brier_score_loss(truth, p)) for p in candidates]
+        aucs = [float(roc_auc_score(truth, p)) for p in candidates]
+        out.append({"feature": name, "roc_auc": max(aucs), "brier": min(briers), "n": len(truth)})
+    return sorted(out, key=lambda r: r["brier"])
+
+
+def yield_metrics(predicted, realized, rule_ev=None) -> dict:
+    """Out-of-fold rank skill of a yield forecast and what its top decile realized, beside
+    all candidates and the top decile by the rule's ``ev_per_1000`` on the same rows."""
+    predicted = np.asarray(predicted, float)
+    realized = np.asarray(realized, float)
+    if len(predicted) < 2 or np.ptp(predicted) == 0:
+        rho = None
+    else:
+        rho = float(spearmanr(predicted, realized).statistic)
+        rho = rho if np.isfinite(rho) else None
+    own = top_decile_yield(predicted, realized)
+    out = {
+        "n": len(predicted),
+        "spearman": rho,
+        "top_decile_mean_yield": own["top_decile_mean_yield"],
+        "all_mean_yield": own["all_mean_yield"],
+        "rule_top_decile_mean_yield": None,
+    }
+    if rule_ev is not None and len(predicted):
+        rule_ev = np.asarray(rule_ev, float)
+        finite = np.isfinite(rule_ev)
+        if finite.any():
+            rule = top_decile_yield(rule_ev[finite], realized[finite])
+            out["rule_top_decile_mean_yield"] = rule["top_decile_mean_yield"]
+    return out

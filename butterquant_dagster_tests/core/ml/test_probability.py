@@ -144,8 +144,8 @@ def trained():
     fitted: list[np.ndarray] = []
     real = probability._classifier
 
-    def recording(seed):
-        model = real(seed)
+    def recording(seed, cv):
+        model = real(seed, cv)
         original_fit = model.fit
 
         def fit(x, y, *args, **kwargs):
@@ -239,7 +239,9 @@ def test_each_fold_was_fitted_only_on_outcomes_known_before_its_test_block(train
 # ---------------------------------------------------------------------- refusals
 def _small_models(monkeypatch):
     """Fast stand-ins for the speed of the refusal/forced tests only."""
-    monkeypatch.setattr(probability, "_classifier", lambda seed: LogisticRegression(max_iter=2000))
+    monkeypatch.setattr(
+        probability, "_classifier", lambda seed, cv: LogisticRegression(max_iter=2000)
+    )
     monkeypatch.setattr(
         probability,
         "_regressor",
@@ -249,7 +251,7 @@ def _small_models(monkeypatch):
 
 def test_too_few_rows_are_refused_naming_the_count(monkeypatch):
     fits = []
-    monkeypatch.setattr(probability, "_classifier", lambda seed: fits.append(seed))
+    monkeypatch.setattr(probability, "_classifier", lambda seed, cv: fits.append(seed))
     rows = _dataset(n=300)
     with pytest.raises(TrainingError, match=r"300 training rows, fewer than the 500 required"):
         train(rows)
@@ -295,7 +297,7 @@ def test_small_estimators_do_not_change_the_fold_plan(monkeypatch, trained):
     monkeypatch.setattr(
         probability,
         "_classifier",
-        lambda seed: HistGradientBoostingClassifier(max_iter=5, random_state=seed),
+        lambda seed, cv: HistGradientBoostingClassifier(max_iter=5, random_state=seed),
     )
     monkeypatch.setattr(
         probability,
