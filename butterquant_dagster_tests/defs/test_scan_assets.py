@@ -103,3 +103,35 @@ def test_outcomes_refuse_unexpired_sessions(scanned):
     result = run_market(early, "2025-04-30", "2025-04-30", job_name=OUTCOMES_JOB)
     assert not result.success
     assert "has not passed" in failure_messages(result)
+
+
+def _metadata(result, asset: str) -> dict:
+    [event] = [
+        e
+        for e in result.get_asset_materialization_events()
+        if e.asset_key.to_user_string() == asset
+    ]
+    return {k: v.value for k, v in event.materialization.metadata.items()}
+
+
+def test_rankings_show_the_reliability_of_each_measure_on_outcomes_known_before(scanned):
+    root, defs, _, outcomes = scanned
+    assert outcomes.success, failure_messages(outcomes)
+    later = "2025-05-16"  # some of the scanned candidates have expired by then, not all
+    result = run_market(defs, later, later, job_name=SCAN_JOB)
+    assert result.success, failure_messages(result)
+    metadata = _metadata(result, "scan_rankings")
+    lake = Lake(root)
+    settled = lake.read("candidate_outcomes", [d.isoformat() for d in calendar.sessions(*SCANNED)])
+    known = settled.loc[settled["expiry"] < pd.Timestamp(later)]
+    assert 0 < len(known) < len(settled)  # the point-in-time cut is exercised
+    assert metadata["settled_candidates_judged"] == len(known)
+    skill = metadata["ranking_skill"]
+    for measure in ("ev_per_1000", "score", "prob_profit_forecast", "prob_profit_rn"):
+        assert f"| {measure}" in skill, measure
+    assert f"expiry before {later}" in metadata["reliability_ev_per_1000"]
+    assert "realized_per_1000" in metadata["reliability_ev_per_1000"]
+    rankings = lake.read("scan_rankings", [later])
+    assert set(rankings["baseline_rank_by"]) == {metadata["baseline_ranked_by"]}
+    assert "ml_expected_per_1000" in metadata["top_20"]  # one unit: per $1,000
+    assert "ml_expected_roi" not in metadata["top_20"]

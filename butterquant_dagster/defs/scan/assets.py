@@ -24,6 +24,7 @@ from dagster import (
 from butterquant_dagster.core import calendar
 from butterquant_dagster.core.market.validation import QualityPolicy, QualityReport
 from butterquant_dagster.core.ml.features import KEY_COLUMNS
+from butterquant_dagster.core.scan import ev_reliability
 from butterquant_dagster.core.scan.invariants import CANDIDATE_RULES, listed_strikes
 from butterquant_dagster.core.scan.outcomes import OutcomeError, sample_for_outcomes, settle
 from butterquant_dagster.core.scan.pipeline import scan_session
@@ -90,8 +91,42 @@ RANKING_COLUMNS = [
     "model_version",
     "ranked_by",
     "ranking_value",
+    ev_reliability.BASELINE_COLUMN,
     "session",
 ]
+
+
+TOP_SHOWN_COLUMNS = [
+    "rank",
+    "ticker",
+    "strategy",
+    "expiry",
+    "lower",
+    "center",
+    "upper",
+    "cost",
+    "max_loss",
+    "score",
+    "ev_per_1000",
+    "ml_expected_roi",
+    "recommendation",
+]
+
+
+def reliability_metadata(settled: pd.DataFrame, session: dt.date) -> dict:
+    """Markdown tables of how each ranking measure did on outcomes settled before
+    ``session``: the skill of each, predicted vs realized per $1,000 by decile."""
+    frames = ev_reliability.report_frames(settled)
+    heading = f"Outcomes with expiry before {session}; yields per $1,000 at risk.\n\n"
+    out = {
+        "ranking_skill": MetadataValue.md(
+            heading + frames.pop("skill").to_markdown(index=False, floatfmt=".3f")
+        )
+    }
+    for name, table in frames.items():
+        text = table.to_markdown(index=False, floatfmt=".2f") if len(table) else "no outcomes"
+        out[f"reliability_{name}"] = MetadataValue.md(heading + text)
+    return out
 
 
 def build_scan_assets(partitions: PartitionsDefinition, lookback_sessions: int = 252):
@@ -211,7 +246,9 @@ def build_scan_assets(partitions: PartitionsDefinition, lookback_sessions: int =
         description=(
             "The best candidates per ticker and overall, ranked by expected value per $1,000 "
             "at risk after costs: the champion model's estimate when there is one, else the "
-            "rule's (score breaks ties), with the original scanner's fields."
+            "rule's (score breaks ties), with the original scanner's fields. Records the rule "
+            "measure the baseline track ranks by, chosen on outcomes settled before the "
+            "session; the metadata shows predicted vs realized yield per $1,000 by decile."
         ),
     )
     def scan_rankings(
@@ -220,7 +257,10 @@ def build_scan_assets(partitions: PartitionsDefinition, lookback_sessions: int =
         store = lake.lake()
         frames = []
         with_model = set(store.partitions("ai_probabilities"))
-        for key in context.partition_keys:
+        sessions = [dt.date.fromisoformat(k) for k in context.partition_keys]
+        settled = ev_reliability.settled_candidates(store, sessions[0], sessions[-1])
+        choices = ev_reliability.choices_by_session(settled, sessions)
+        for key, session in zip(context.partition_keys, sessions, strict=True):
             candidates = store.read("butterfly_candidates", [key])
             if key in with_model:
                 estimates = store.read("ai_probabilities", [key])
@@ -232,32 +272,26 @@ def build_scan_assets(partitions: PartitionsDefinition, lookback_sessions: int =
                     how="left",
                 )
             ranked = rank(candidates, per_ticker=scan.per_ticker)
+            ranked[ev_reliability.BASELINE_COLUMN] = choices[session][0].measure
             frames.append(ranked[RANKING_COLUMNS])
         rankings = pd.concat(frames, ignore_index=True)
         latest = frames[-1]
-        shown = latest.head(TOP_SHOWN)[
-            [
-                "rank",
-                "ticker",
-                "strategy",
-                "expiry",
-                "lower",
-                "center",
-                "upper",
-                "cost",
-                "max_loss",
-                "score",
-                "ev_per_1000",
-                "recommendation",
-            ]
-        ]
+        shown = ev_reliability.with_per_1000(latest.head(TOP_SHOWN)[TOP_SHOWN_COLUMNS])
+        choice, outcomes = choices[sessions[-1]]
         return Output(
             rankings,
             metadata={
                 "rows": len(rankings),
                 "session_shown": context.partition_keys[-1],
                 "ranked_by": str(latest["ranked_by"].iloc[0]) if len(latest) else "none",
+                "baseline_ranked_by": choice.measure,
+                "baseline_measure_validated": choice.validated,
+                "baseline_measure_why": choice.why,
+                "settled_candidates_judged": outcomes,
                 "top_20": MetadataValue.md(shown.to_markdown(index=False, floatfmt=".2f")),
+                **reliability_metadata(
+                    ev_reliability.known_before(settled, sessions[-1]), sessions[-1]
+                ),
             },
         )
 
