@@ -15,7 +15,7 @@ from dagster import ConfigurableResource, EnvVar
 
 from butterquant_dagster.core import settings
 from butterquant_dagster.core.market.source import MarketDataError, MarketSource
-from butterquant_dagster.core.market.synthetic import SyntheticConfig, SyntheticMarket
+from butterquant_dagster.core.market.synthetic import Scenario, SyntheticConfig, SyntheticMarket
 from butterquant_dagster.core.market.universe import read_universe_file, select_universe
 from butterquant_dagster.core.market.validation import QualityPolicy
 from butterquant_dagster.core.storage.lake import Lake
@@ -33,10 +33,21 @@ class LakeResource(ConfigurableResource):
 
 
 @lru_cache(maxsize=4)
-def _synthetic(seed: int, epoch: str, rate: float, universe: tuple[tuple[str, str], ...]):
+def _synthetic(
+    seed: int,
+    epoch: str,
+    rate: float,
+    universe: tuple[tuple[str, str], ...],
+    scenario: str = "",
+):
     # One simulated path per process and universe: a year's backfill simulates once.
     frame = pd.DataFrame(universe, columns=["symbol", "sector"])
-    config = SyntheticConfig(seed=seed, epoch=dt.date.fromisoformat(epoch), rate=rate)
+    config = SyntheticConfig(
+        seed=seed,
+        epoch=dt.date.fromisoformat(epoch),
+        rate=rate,
+        scenario=Scenario.parse(scenario),
+    )
     return SyntheticMarket(frame, config)
 
 
@@ -46,6 +57,7 @@ class MarketDataResource(ConfigurableResource):
     source: str = "synthetic"
     seed: int = 7
     synthetic_epoch: str = "2015-01-02"
+    synthetic_scenario: str = ""
     universe_file: str = ""
     universe_size: int = 50
     universe_symbols: str = ""
@@ -71,7 +83,13 @@ class MarketDataResource(ConfigurableResource):
                 zip(universe["symbol"].astype(str), universe["sector"].astype(str), strict=True)
             )
             return _SyntheticSource(
-                _synthetic(self.seed, self.synthetic_epoch, self.risk_free_rate, pairs)
+                _synthetic(
+                    self.seed,
+                    self.synthetic_epoch,
+                    self.risk_free_rate,
+                    pairs,
+                    self.synthetic_scenario,
+                )
             )
         if self.source == "files":
             from butterquant_dagster.core.market.files import FileMarketSource
@@ -151,6 +169,7 @@ def default_resources() -> dict[str, object]:
         source=_setting("BUTTERQUANT_MARKET_SOURCE"),
         seed=_int_setting("BUTTERQUANT_SEED"),
         synthetic_epoch=settings.env("BUTTERQUANT_SYNTHETIC_EPOCH"),
+        synthetic_scenario=settings.env("BUTTERQUANT_SYNTHETIC_SCENARIO"),
         universe_file=_setting("BUTTERQUANT_UNIVERSE_FILE"),
         universe_size=_int_setting("BUTTERQUANT_UNIVERSE_SIZE"),
         universe_symbols=_setting("BUTTERQUANT_UNIVERSE_SYMBOLS"),

@@ -19,6 +19,13 @@ The model, per session t:
   to expiry given today's state, plus a regime-dependent variance risk premium and put skew.
 
 Nothing here looks ahead: the chain on session t uses only the state at t.
+
+A :class:`Scenario` (``BUTTERQUANT_SYNTHETIC_SCENARIO``) changes the market from a date on -
+the variance risk premium the chains price in, or the market factor's volatility - so a
+drill or a test can watch a model trained before the change meet the market after it.
+It is a knob for exercising drift, not part of the market's realism: without one (the
+default) no code path changes and every session is identical to a market that never
+heard of scenarios; with one, sessions before its date are still identical.
 """
 
 from __future__ import annotations
@@ -64,6 +71,52 @@ _RET, _VOLSHOCK, _EARN, _HIGH, _LOW, _VOLU = range(6)
 _N_DRAWS = 6
 
 
+SCENARIO_KINDS = ("vrp_shift", "vol_scale")
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """From ``start`` on: ``vrp_shift`` adds ``value`` to the variance risk premium of every
+    chain (-0.4: options priced at 40 % less volatility premium than the regime's);
+    ``vol_scale`` multiplies the market factor's volatility by ``value`` (returns and the
+    volatility the chains see, so bars and options move together)."""
+
+    kind: str
+    value: float
+    start: dt.date
+
+    def __post_init__(self):
+        if self.kind not in SCENARIO_KINDS:
+            raise ValueError(
+                f"synthetic scenario kind {self.kind!r}: expected one of {SCENARIO_KINDS}"
+            )
+        if not np.isfinite(self.value):
+            raise ValueError(f"synthetic scenario {self.kind}: value {self.value} is not finite")
+        if self.kind == "vrp_shift" and self.value <= -1.0:
+            raise ValueError(
+                f"synthetic scenario vrp_shift: {self.value} would price options at no or "
+                "negative volatility (needs > -1)"
+            )
+        if self.kind == "vol_scale" and self.value <= 0:
+            raise ValueError(f"synthetic scenario vol_scale: {self.value} must be > 0")
+
+    @classmethod
+    def parse(cls, text: str) -> Scenario | None:
+        """``"<kind>:<value>@<YYYY-MM-DD>"``, e.g. ``"vrp_shift:-0.4@2025-06-02"``; "" is none."""
+        text = (text or "").strip()
+        if not text:
+            return None
+        try:
+            kind, rest = text.split(":", 1)
+            value, start = rest.split("@", 1)
+            return cls(kind.strip(), float(value), dt.date.fromisoformat(start.strip()))
+        except ValueError as exc:
+            raise ValueError(
+                f"BUTTERQUANT_SYNTHETIC_SCENARIO={text!r}: expected <kind>:<value>@<YYYY-MM-DD> "
+                f"with kind in {SCENARIO_KINDS} ({exc})"
+            ) from exc
+
+
 @dataclass(frozen=True)
 class SyntheticConfig:
     seed: int = 7
@@ -71,6 +124,7 @@ class SyntheticConfig:
     rate: float = 0.04
     max_expiry_days: int = 90
     weekly_weeks: int = 6
+    scenario: Scenario | None = None
 
 
 def _ar1(shocks: np.ndarray, phi: float) -> np.ndarray:
@@ -140,6 +194,11 @@ class SyntheticMarket:
         market_shocks = keyed_rng(seed, "market").standard_normal((n, 2))
         log_sv = _ar1(_SV_ETA * market_shocks[:, 1], _SV_PHI)
         market_vol = _VOL[regime] * np.exp(log_sv)  # annualised
+        scenario = self.config.scenario
+        if scenario is not None and scenario.kind == "vol_scale":
+            market_vol = np.where(
+                self._from_scenario(np.arange(n)), market_vol * scenario.value, market_vol
+            )
         market_ret = _DRIFT[regime] + market_vol / np.sqrt(TRADING_DAYS) * market_shocks[:, 0]
 
         sector_names = sorted(set(self.sectors))
@@ -202,6 +261,17 @@ class SyntheticMarket:
             self._path = self._simulate(n)
         return self._path
 
+    def _from_scenario(self, index: np.ndarray) -> np.ndarray:
+        """Whether each session index is on or after the scenario's start."""
+        return index >= self._scenario_index()
+
+    def _scenario_index(self) -> int:
+        """The first session index the scenario applies to (the session on or after its
+        start; 0 when it starts before the epoch)."""
+        start = self.config.scenario.start
+        session = start if calendar.is_session(start) else calendar.next_session(start)
+        return max(calendar.session_position(session) - self._epoch_pos, 0)
+
     # ------------------------------------------------------------------ public tables
     def truth(self, sessions: list[dt.date]) -> pd.DataFrame:
         """The hidden regime and market factor per session (ground truth for evaluation)."""
@@ -252,6 +322,10 @@ class SyntheticMarket:
         p = self._params
         regime = int(path["regime"][i])
         market_vol = path["market_vol"][i]
+        vrp = _VRP[regime]
+        scenario = self.config.scenario
+        if scenario is not None and scenario.kind == "vrp_shift" and i >= self._scenario_index():
+            vrp = vrp + scenario.value
         vol_now = np.sqrt((p["beta"] * market_vol) ** 2 + _SECTOR_VOL**2 + path["idio_vol"][i] ** 2)
         long_market = float(np.dot(_VOL, [0.45, 0.35, 0.20]))
         vol_long = np.sqrt((p["beta"] * long_market) ** 2 + _SECTOR_VOL**2 + p["idio"] ** 2)
@@ -265,7 +339,7 @@ class SyntheticMarket:
                 "spot": np.round(path["close"][i], 4),
                 "vol_now": vol_now,
                 "vol_long": vol_long,
-                "vrp": _VRP[regime],
+                "vrp": vrp,
                 "skew": np.clip(_SKEW[regime] + p["skew"], 0.03, 0.25),
                 "dividend_yield": p["div"],
                 "liquidity": p["liq"],

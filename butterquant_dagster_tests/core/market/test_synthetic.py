@@ -466,3 +466,62 @@ def test_dotted_symbols_get_bars_and_chains(base):
     pd.testing.assert_frame_equal(pair_bars, bars.loc[["BRK.B", "BF.B"]], check_exact=True)
     chain = pair.chains(day)
     assert set(chain["symbol"]) == {"BRK.B", "BF.B"}
+
+
+# ---------------------------------------------------------------------------- scenarios
+SHIFT = D(2016, 3, 7)  # a Monday inside BACKFILL
+
+
+def _tables(market, sessions):
+    bars = market.bars(sessions)
+    chains = pd.concat([market.chains(s) for s in sessions], ignore_index=True)
+    return bars, chains
+
+
+def test_a_scenario_changes_the_market_only_from_its_date(u20, market):
+    from butterquant_dagster.core.market.synthetic import Scenario
+
+    small = u20.head(4)
+    plain = SyntheticMarket(small)
+    before, after = BACKFILL[:4], BACKFILL[4:]
+    assert after[0] == SHIFT
+    plain_before, plain_after = _tables(plain, before), _tables(plain, after)
+    # Without a scenario the config is the default one: nothing changed for anyone.
+    assert SyntheticConfig().scenario is None
+    for kind, value in (("vrp_shift", -0.4), ("vol_scale", 1.8)):
+        config = SyntheticConfig(scenario=Scenario(kind, value, SHIFT))
+        shifted = SyntheticMarket(small, config)
+        b_before, c_before = _tables(shifted, before)
+        pd.testing.assert_frame_equal(b_before, plain_before[0])
+        pd.testing.assert_frame_equal(c_before, plain_before[1])
+        b_after, c_after = _tables(shifted, after)
+        if kind == "vrp_shift":
+            # The same path, options priced at 40 % less premium: lower implied vols.
+            pd.testing.assert_frame_equal(b_after, plain_after[0])
+            ratio = c_after["implied_vol"].to_numpy() / plain_after[1]["implied_vol"].to_numpy()
+            plain_vrp = plain.underlyings(SHIFT)["vrp"].to_numpy()
+            assert shifted.underlyings(SHIFT)["vrp"].to_numpy() == pytest.approx(plain_vrp - 0.4)
+            assert (ratio < 0.75).all() and (ratio > 0.5).all()
+        else:
+            # A more volatile market factor: the bars move more from the date on.
+            returns = np.log(b_after["close"] / b_after["prev_close"]).abs().mean()
+            plain_returns = np.log(plain_after[0]["close"] / plain_after[0]["prev_close"])
+            assert returns > plain_returns.abs().mean()
+            assert (c_after["implied_vol"].mean()) > plain_after[1]["implied_vol"].mean()
+
+
+def test_a_scenario_is_parsed_or_refused_with_its_format():
+    from butterquant_dagster.core.market.synthetic import Scenario
+
+    assert Scenario.parse("") is None and Scenario.parse("  ") is None
+    assert Scenario.parse("vrp_shift:-0.4@2025-06-02") == Scenario("vrp_shift", -0.4, D(2025, 6, 2))
+    assert Scenario.parse("vol_scale:1.5@2025-06-02").value == 1.5
+    for bad, message in (
+        ("vrp:-0.4@2025-06-02", "expected one of"),
+        ("vrp_shift:-0.4", "<kind>:<value>@<YYYY-MM-DD>"),
+        ("vrp_shift:x@2025-06-02", "<kind>:<value>@<YYYY-MM-DD>"),
+        ("vrp_shift:-1.2@2025-06-02", "needs > -1"),
+        ("vol_scale:0@2025-06-02", "must be > 0"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            Scenario.parse(bad)
