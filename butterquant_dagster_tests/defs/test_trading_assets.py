@@ -277,10 +277,31 @@ def test_rerunning_an_earlier_session_keeps_its_marks(desk, tmp_path):
     ledger = TradingResource(data_dir=str(root)).ledger()
     before = ledger.equity().set_index("session")
     first = TRADED[0]
-    assert len(desk["open_after"][first]) < len(desk["open_after"][TRADED[-1]])  # later entries
+    # the book moved on after the first session: a rerun of it could be confused by later state
+    at = {s: before.loc[pd.Timestamp(s)].to_dict() for s in (first, TRADED[-1])}
+    assert at[first] != at[TRADED[-1]]
     result = run_market(trading_defs(root), first, first, job_name=EXECUTION_JOB)
     assert result.success, failure_messages(result)
     after = ledger.equity().set_index("session")
     assert after.loc[pd.Timestamp(first)].to_dict() == before.loc[pd.Timestamp(first)].to_dict()
     snapshot = Lake(root).read("positions", [first])
     assert set(snapshot["position_id"]) == set(desk["open_after"][first]["position_id"])
+
+
+def test_a_session_where_nothing_qualifies_trades_nothing_and_says_why(desk, tmp_path):
+    root = tmp_path / "copy"
+    shutil.copytree(desk["root"], root)
+    floor = 1e9  # above any expected yield: nothing can qualify
+    result = run_market(
+        trading_defs(root, min_expected_yield=floor), "2025-04-07", "2025-04-07",
+        job_name=EXECUTION_JOB,
+    )  # fmt: skip
+    assert result.success, failure_messages(result)
+    meta = metadata(result, "target_orders")
+    assert meta["opens"] == 0
+    below = len(Lake(root).read("butterfly_candidates", ["2025-04-04"]))
+    assert meta["passed_over"]["baseline"]["expected yield below floor"] == below
+    assert meta["entry_notes"] == (
+        f"- baseline track: nothing qualified: {below} candidates below the expected-yield "
+        f"floor of {floor:g} per $1,000; nothing is traded on this track."
+    )

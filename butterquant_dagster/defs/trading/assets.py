@@ -32,7 +32,7 @@ from butterquant_dagster.core.trading.execution import (
 )
 from butterquant_dagster.core.trading.journal import summary
 from butterquant_dagster.core.trading.marking import close_session
-from butterquant_dagster.core.trading.portfolio import TARGET_COLUMNS, plan_session
+from butterquant_dagster.core.trading.portfolio import TARGET_COLUMNS, entry_notes, plan_session
 from butterquant_dagster.defs.metadata import figure, markdown_table
 from butterquant_dagster.defs.partitions import session_of
 from butterquant_dagster.resources import LakeResource, MarketDataResource, TradingResource
@@ -114,15 +114,18 @@ def build_trading_assets(partitions: PartitionsDefinition):
         ledger = trading.ledger()
         require_previous_marked(ledger, session)
         universe = store.read("universe")
+        rankings = store.read("scan_rankings", [decided_on])
+        candidates = store.read("butterfly_candidates", [decided_on])
         targets, marked, passed = plan_session(
             session,
             ledger.positions_at_start(session),
             store.read("option_chains", [decided_on]),
-            store.read("scan_rankings", [decided_on]),
-            store.read("butterfly_candidates", [decided_on]),
+            rankings,
+            candidates,
             dict(zip(universe["symbol"], universe["sector"], strict=True)),
             trading.rules(),
         )
+        notes = entry_notes(rankings, candidates, trading.rules())
         by_intent = targets.groupby(["intent", "track"]).size() if len(targets) else pd.Series()
         return Output(
             targets[TARGET_COLUMNS],
@@ -145,6 +148,7 @@ def build_trading_assets(partitions: PartitionsDefinition):
                     targets,
                     ["intent", "track", "ticker", "structure", "quantity", "limit_price", "reason"],
                 ),
+                "entry_notes": MetadataValue.md("\n".join(f"- {n}" for n in notes) or "-"),
             },
         )
 
