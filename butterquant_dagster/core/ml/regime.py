@@ -1,20 +1,22 @@
-"""Market-regime detection: a 3-state Gaussian HMM on an index's return and realized volatility.
+"""Market-regime detection, point in time: bear / neutral / bull from an index's daily returns.
 
 The pipeline is
 
 1. :func:`index_features` turns daily bars into one row per session: the log return of a
    market index (one configured ticker, or an equal-weighted index of all tickers) and its
-   trailing realized volatility;
-2. :func:`fit_regime_model` fits a Gaussian HMM (hmmlearn) on the standardized features of a
-   training window and keeps only its parameters, as plain lists in a :class:`RegimeModel`
-   that is saved as JSON (never pickled), with the states ordered bear, neutral, bull by mean
-   return;
-3. :func:`filter_regimes` runs the forward (filtering) recursion in NumPy from the saved
-   parameters: the probability for a session uses only that session and earlier ones, so it
-   does not change when later sessions arrive. (hmmlearn's ``predict_proba`` is
-   forward-backward smoothing, which looks ahead, and is deliberately not used.)
-4. :func:`agreement` compares the detected regime with a known one (the synthetic market's
-   ground truth).
+   trailing realized volatility (shown, not modelled);
+2. :func:`fit_regime_model` fits a two-state Gaussian HMM (hmmlearn) of the daily return on
+   a training window: a calm and a stressed state, named by volatility and return together
+   (the stressed state has the worse lower tail), with a fixed persistence. Only its
+   parameters are kept, in a :class:`RegimeModel` saved as JSON (never pickled);
+3. :func:`filter_regimes` runs the forward (filtering) recursion in NumPy: P(stressed) is
+   ``p_bear``, and calm sessions are split into bull and neutral by their trailing trend.
+   A session's probabilities use only that session and earlier ones. (hmmlearn's
+   ``predict_proba`` is forward-backward smoothing, which looks ahead, and is not used.)
+4. :func:`point_in_time_regimes` labels each session with a model refitted monthly on
+   data strictly before it, so no label, feature or backtest is in sample;
+5. :func:`agreement` and :func:`confidence_reliability` grade the detected regime against a
+   known one (the synthetic market's hidden truth).
 """
 
 from __future__ import annotations
@@ -30,11 +32,21 @@ import pandas as pd
 
 TRADING_DAYS = 252.0
 STATE_NAMES = ("bear", "neutral", "bull")
+HIDDEN_STATES = ("calm", "stressed")
 FEATURE_NAMES = ("ret", "rv")
 N_STATES = len(STATE_NAMES)
-N_FEATURES = len(FEATURE_NAMES)
 MIN_TRAINING_ROWS = 120
-JSON_FORMAT = "butterquant.regime_hmm/1"
+# Daily probability of staying in a hidden state: an expected stay of 100 sessions, since
+# market regimes last months, not days (Hamilton 1989; Ang & Timmermann 2012).
+STATE_PERSISTENCE = 0.99
+# A state's lower tail is its mean minus this many standard deviations of the daily return.
+TAIL_SDS = 2.0
+# Sessions of index return whose sum, in calm-state standard errors, splits bull from neutral.
+TREND_WINDOW = 63
+# Starting (calm, stressed) standard deviations, in units of the window's return sd: EM is
+# run from each and the best likelihood kept, so the fit does not hinge on one start.
+_STARTING_SDS = ((0.6, 1.6), (0.75, 2.0), (0.5, 2.5))
+JSON_FORMAT = "butterquant.regime_hmm/2"
 _SUM_TOLERANCE = 1e-6
 
 
@@ -135,46 +147,43 @@ def _iso_date(value: Any, name: str) -> str:
 
 @dataclass(frozen=True)
 class RegimeModel:
-    """The parameters of a fitted 3-state Gaussian HMM, as plain (JSON-able) lists.
+    """A fitted two-state (calm, stressed) Gaussian HMM of daily index returns, as plain lists.
 
-    States are ordered by mean return, ascending: index 0 is ``bear``, 1 ``neutral``, 2
-    ``bull``. ``means`` and ``covars`` are in standardized feature units: a feature row ``x``
-    is standardized as ``(x - feature_mean) / feature_std`` before it is scored.
+    State 0 is ``calm`` and state 1 ``stressed``: the stressed state is the one with the
+    worse lower tail ``mean - 2 sd`` of the daily return, so volatility and return decide
+    together and a noisy mean alone cannot make a crash "calm". ``means`` and ``sds`` are
+    in units of ``return_scale`` (the training window's standard deviation of returns).
+    ``trend_sd`` is the calm state's daily sd in return units, which scales the trailing
+    trend that splits calm sessions into bull and neutral.
     """
 
-    startprob: list[float]  # (3,)
-    transmat: list[list[float]]  # (3, 3), rows: from-state, columns: to-state
-    means: list[list[float]]  # (3, 2), columns as feature_names
-    covars: list[list[list[float]]]  # (3, 2, 2), full covariances
-    feature_mean: list[float]  # (2,)
-    feature_std: list[float]  # (2,)
+    startprob: list[float]  # (2,)
+    transmat: list[list[float]]  # (2, 2), fixed persistence, see fit_regime_model
+    means: list[float]  # (2,)
+    sds: list[float]  # (2,)
+    return_scale: float
+    trend_sd: float
+    trend_window: int
     train_start: str  # first training session, ISO date
     train_end: str  # last training session, ISO date
     n_samples: int
-    log_likelihood: float  # of the standardized training features under the model
+    log_likelihood: float  # of the scaled training returns under the model
     seed: int = 7
     converged: bool = True
-    state_names: list[str] = field(default_factory=lambda: list(STATE_NAMES))
-    feature_names: list[str] = field(default_factory=lambda: list(FEATURE_NAMES))
+    state_names: list[str] = field(default_factory=lambda: list(HIDDEN_STATES))
 
     def __post_init__(self) -> None:
-        # Normalise to plain Python lists of floats and check every invariant, so an invalid
-        # model cannot exist whichever way it was made (fit, from_json or by hand).
-        if list(self.state_names) != list(STATE_NAMES):
+        # Check every invariant here, so an invalid model cannot exist whichever way it was
+        # made (fit, from_json or by hand).
+        if list(self.state_names) != list(HIDDEN_STATES):
             raise ValueError(
-                f"regime model: state_names {self.state_names!r}, expected {list(STATE_NAMES)}"
+                f"regime model: state_names {self.state_names!r}, expected {list(HIDDEN_STATES)}"
             )
-        if list(self.feature_names) != list(FEATURE_NAMES):
-            raise ValueError(
-                f"regime model: feature_names {self.feature_names!r}, "
-                f"expected {list(FEATURE_NAMES)}"
-            )
-        startprob = _as_float_array(self.startprob, (N_STATES,), "startprob")
-        transmat = _as_float_array(self.transmat, (N_STATES, N_STATES), "transmat")
-        means = _as_float_array(self.means, (N_STATES, N_FEATURES), "means")
-        covars = _as_float_array(self.covars, (N_STATES, N_FEATURES, N_FEATURES), "covars")
-        feature_mean = _as_float_array(self.feature_mean, (N_FEATURES,), "feature_mean")
-        feature_std = _as_float_array(self.feature_std, (N_FEATURES,), "feature_std")
+        k = len(HIDDEN_STATES)
+        startprob = _as_float_array(self.startprob, (k,), "startprob")
+        transmat = _as_float_array(self.transmat, (k, k), "transmat")
+        means = _as_float_array(self.means, (k,), "means")
+        sds = _as_float_array(self.sds, (k,), "sds")
         if (startprob < 0).any() or abs(startprob.sum() - 1.0) > _SUM_TOLERANCE:
             raise ValueError(
                 f"regime model: startprob must be non-negative and sum to 1, "
@@ -189,20 +198,20 @@ class RegimeModel:
                 f"regime model: transmat row(s) {bad_rows.tolist()} do not sum to 1 "
                 f"(sums {[round(float(s), 8) for s in row_sums[bad_rows]]})"
             )
-        if (np.diff(means[:, 0]) < 0).any():
+        if (sds <= 0).any():
+            raise ValueError(f"regime model: sds must be positive, got {sds.tolist()}")
+        tails = means - TAIL_SDS * sds
+        if tails[1] > tails[0]:
             raise ValueError(
-                "regime model: states are not ordered bear, neutral, bull by mean return "
-                f"(mean returns {means[:, 0].tolist()})"
+                "regime model: the stressed state must have the worse lower tail "
+                f"(mean - {TAIL_SDS:g} sd: calm {tails[0]:.4f}, stressed {tails[1]:.4f})"
             )
-        for k, cov in enumerate(covars):
-            if not np.allclose(cov, cov.T, rtol=1e-9, atol=1e-12):
-                raise ValueError(f"regime model: covars[{k}] is not symmetric")
-            try:
-                np.linalg.cholesky(cov)
-            except np.linalg.LinAlgError as exc:
-                raise ValueError(f"regime model: covars[{k}] is not positive definite") from exc
-        if (feature_std <= 0).any():
-            raise ValueError(f"regime model: feature_std must be positive, got {feature_std}")
+        for name in ("return_scale", "trend_sd"):
+            value = float(getattr(self, name))
+            if not (np.isfinite(value) and value > 0):
+                raise ValueError(f"regime model: {name} must be positive, got {value}")
+        if isinstance(self.trend_window, bool) or int(self.trend_window) < 2:
+            raise ValueError(f"regime model: trend_window must be >= 2, got {self.trend_window}")
         train_start = _iso_date(self.train_start, "train_start")
         train_end = _iso_date(self.train_end, "train_end")
         if train_start > train_end:
@@ -217,17 +226,17 @@ class RegimeModel:
             "startprob": startprob.tolist(),
             "transmat": transmat.tolist(),
             "means": means.tolist(),
-            "covars": covars.tolist(),
-            "feature_mean": feature_mean.tolist(),
-            "feature_std": feature_std.tolist(),
+            "sds": sds.tolist(),
+            "return_scale": float(self.return_scale),
+            "trend_sd": float(self.trend_sd),
+            "trend_window": int(self.trend_window),
             "train_start": train_start,
             "train_end": train_end,
             "n_samples": int(self.n_samples),
             "log_likelihood": float(self.log_likelihood),
             "seed": int(self.seed),
             "converged": bool(self.converged),
-            "state_names": list(STATE_NAMES),
-            "feature_names": list(FEATURE_NAMES),
+            "state_names": list(HIDDEN_STATES),
         }
         for name, value in values.items():
             object.__setattr__(self, name, value)
@@ -248,7 +257,10 @@ class RegimeModel:
             raise ValueError(f"regime model: expected a JSON object, got {type(payload).__name__}")
         fmt = payload.pop("format", None)
         if fmt != JSON_FORMAT:
-            raise ValueError(f"regime model: format {fmt!r}, expected {JSON_FORMAT!r}")
+            raise ValueError(
+                f"regime model: format {fmt!r}, expected {JSON_FORMAT!r} (retrain the regime "
+                "model: `butterquant train --model regime`)"
+            )
         names = set(cls.__dataclass_fields__)
         missing = sorted(names - set(payload))
         if missing:
@@ -258,74 +270,99 @@ class RegimeModel:
             raise ValueError(f"regime model: unknown field(s) {unknown}")
         return cls(**payload)
 
-    # -------------------------------------------------------------- arrays
-    def standardize(self, x: np.ndarray) -> np.ndarray:
-        return (x - np.asarray(self.feature_mean)) / np.asarray(self.feature_std)
+    @property
+    def annual_vols(self) -> dict[str, float]:
+        """Each hidden state's annualised volatility, for people reading the model."""
+        return {
+            name: float(sd * self.return_scale * math.sqrt(TRADING_DAYS))
+            for name, sd in zip(self.state_names, self.sds, strict=True)
+        }
 
 
 # ---------------------------------------------------------------------------- fitting
-def fit_regime_model(
-    features: pd.DataFrame,
-    *,
-    seed: int = 7,
-    n_iter: int = 200,
-    start: dt.date | str | None = None,
-    end: dt.date | str | None = None,
-) -> RegimeModel:
-    """Fit the 3-state HMM on the standardized [ret, rv] of the training window.
-
-    The training window is ``features`` restricted to ``start``..``end`` (inclusive; all
-    rows when not given). The scaling (mean/std) is that of the training rows only. The
-    fitted states are re-ordered by mean return so that 0 is bear, 1 neutral, 2 bull.
-    Deterministic for a given ``seed``.
-    """
-    from hmmlearn.hmm import GaussianHMM  # imported here: only fitting needs hmmlearn
-
-    sessions, x = _feature_matrix(features, what="fit_regime_model")
+def _window(
+    features: pd.DataFrame, start: dt.date | str | None, end: dt.date | str | None, what: str
+) -> tuple[pd.Series, np.ndarray]:
+    sessions, x = _feature_matrix(features, what=what)
     keep = np.ones(len(sessions), dtype=bool)
     if start is not None:
         keep &= (sessions >= pd.Timestamp(start)).to_numpy()
     if end is not None:
         keep &= (sessions <= pd.Timestamp(end)).to_numpy()
-    sessions, x = sessions[keep].reset_index(drop=True), x[keep]
-    if len(x) < MIN_TRAINING_ROWS:
+    return sessions[keep].reset_index(drop=True), x[keep, 0]
+
+
+def fit_regime_model(
+    features: pd.DataFrame,
+    *,
+    seed: int = 7,
+    n_iter: int = 300,
+    start: dt.date | str | None = None,
+    end: dt.date | str | None = None,
+) -> RegimeModel:
+    """Fit the calm / stressed HMM on the daily index returns of ``start``..``end``.
+
+    Only rows inside the window are used (inclusive; all rows when not given), and a window
+    with fewer than :data:`MIN_TRAINING_ROWS` sessions is refused, never widened.
+
+    Why this shape: an HMM whose states are free to learn their own persistence turns one
+    state into a detector of single-day jumps (earnings gaps of one index member), and an
+    HMM on overlapping realized-volatility windows counts the same evidence many times,
+    which pinned the old model's confidence at 1.0. So the emission is the daily return
+    alone (independent given the state), the persistence is fixed at
+    :data:`STATE_PERSISTENCE` (regimes last months, not days), and only the two states'
+    means and variances are learned, from a few deterministic starting points.
+    """
+    from hmmlearn.hmm import GaussianHMM  # imported here: only fitting needs hmmlearn
+
+    sessions, returns = _window(features, start, end, "fit_regime_model")
+    if len(returns) < MIN_TRAINING_ROWS:
         raise ValueError(
-            f"fit_regime_model needs at least {MIN_TRAINING_ROWS} training rows, got {len(x)}"
+            f"fit_regime_model needs at least {MIN_TRAINING_ROWS} sessions of index returns "
+            f"in the training window, got {len(returns)}"
+            + (f" ({sessions.iloc[0].date()}..{sessions.iloc[-1].date()})" if len(sessions) else "")
         )
-    feature_mean = x.mean(axis=0)
-    feature_std = x.std(axis=0)
-    if (feature_std <= 0).any():
-        flat = [FEATURE_NAMES[i] for i in np.flatnonzero(feature_std <= 0)]
-        raise ValueError(f"fit_regime_model: feature(s) {flat} are constant in the window")
-    z = (x - feature_mean) / feature_std
-
-    hmm = GaussianHMM(
-        n_components=N_STATES,
-        covariance_type="full",
-        random_state=seed,
-        n_iter=n_iter,
-    )
-    hmm.fit(z)
-    log_likelihood = float(hmm.score(z))
-
-    order = np.argsort(hmm.means_[:, 0], kind="stable")
-    transmat = hmm.transmat_[np.ix_(order, order)]
-    # Renormalise away the last ulps so the saved rows sum to 1 as closely as floats allow.
-    transmat = transmat / transmat.sum(axis=1, keepdims=True)
+    scale = float(returns.std())
+    if not scale > 0:
+        raise ValueError("fit_regime_model: the index return is constant in the window")
+    z = (returns / scale).reshape(-1, 1)
+    k = len(HIDDEN_STATES)
+    transmat = np.full((k, k), (1.0 - STATE_PERSISTENCE) / (k - 1))
+    np.fill_diagonal(transmat, STATE_PERSISTENCE)
+    best: tuple[float, Any] | None = None
+    for attempt, (calm_sd, stressed_sd) in enumerate(_STARTING_SDS):
+        hmm = GaussianHMM(
+            n_components=k,
+            covariance_type="diag",
+            random_state=seed + attempt,
+            n_iter=n_iter,
+            init_params="",
+            params="smc",
+        )
+        hmm.startprob_ = np.full(k, 1.0 / k)
+        hmm.transmat_ = transmat.copy()
+        hmm.means_ = np.zeros((k, 1))
+        hmm.covars_ = np.array([[calm_sd**2], [stressed_sd**2]])
+        hmm.fit(z)
+        score = float(hmm.score(z))
+        if best is None or score > best[0]:
+            best = (score, hmm)
+    log_likelihood, hmm = best
+    means = hmm.means_[:, 0]
+    sds = np.sqrt(hmm.covars_.reshape(k))
+    order = np.argsort(-(means - TAIL_SDS * sds), kind="stable")  # calm first
     startprob = hmm.startprob_[order]
-    startprob = startprob / startprob.sum()
-    covars = hmm.covars_[order]  # (3, 2, 2) for the "full" type
-    covars = (covars + np.swapaxes(covars, 1, 2)) / 2.0
     return RegimeModel(
-        startprob=startprob.tolist(),
+        startprob=(startprob / startprob.sum()).tolist(),
         transmat=transmat.tolist(),
-        means=hmm.means_[order].tolist(),
-        covars=covars.tolist(),
-        feature_mean=feature_mean.tolist(),
-        feature_std=feature_std.tolist(),
+        means=means[order].tolist(),
+        sds=sds[order].tolist(),
+        return_scale=scale,
+        trend_sd=float(sds[order][0] * scale),
+        trend_window=TREND_WINDOW,
         train_start=sessions.iloc[0].date().isoformat(),
         train_end=sessions.iloc[-1].date().isoformat(),
-        n_samples=len(x),
+        n_samples=len(returns),
         log_likelihood=log_likelihood,
         seed=seed,
         converged=bool(hmm.monitor_.converged),
@@ -333,83 +370,66 @@ def fit_regime_model(
 
 
 # ---------------------------------------------------------------------------- filtering
-def _log_emissions(model: RegimeModel, z: np.ndarray) -> np.ndarray:
-    """(n, 3) Gaussian log-densities of standardized rows ``z`` under each state.
-
-    Written element-wise (a triangular solve by hand) so that a row's value does not depend
-    on how many other rows are scored with it.
-    """
-    n, d = z.shape
-    out = np.empty((n, N_STATES))
-    means = np.asarray(model.means)
-    for k, cov in enumerate(np.asarray(model.covars)):
-        chol = np.linalg.cholesky(cov)
-        diff = z - means[k]
-        solved = np.empty_like(diff)
-        for j in range(d):
-            acc = diff[:, j].copy()
-            for m in range(j):
-                acc -= chol[j, m] * solved[:, m]
-            solved[:, j] = acc / chol[j, j]
-        mahalanobis = np.zeros(n)
-        for j in range(d):
-            mahalanobis += solved[:, j] ** 2
-        log_det = 2.0 * float(np.sum(np.log(np.diag(chol))))
-        out[:, k] = -0.5 * (d * math.log(2.0 * math.pi) + log_det + mahalanobis)
-    return out
+def _log_emissions(model: RegimeModel, returns: np.ndarray) -> np.ndarray:
+    """(n, 2) Gaussian log-densities of the scaled returns under each hidden state."""
+    z = returns[:, None] / model.return_scale
+    means = np.asarray(model.means)[None, :]
+    sds = np.asarray(model.sds)[None, :]
+    return -0.5 * (((z - means) / sds) ** 2 + math.log(2.0 * math.pi)) - np.log(sds)
 
 
-def _logsumexp(x: np.ndarray, axis: int | None = None) -> np.ndarray:
-    """log(sum(exp(x))) along ``axis``, stable, and -inf (not nan) for all -inf input."""
-    top = np.max(x, axis=axis, keepdims=True)
-    safe_top = np.where(np.isfinite(top), top, 0.0)
-    with np.errstate(divide="ignore"):
-        out = np.log(np.sum(np.exp(x - safe_top), axis=axis, keepdims=True)) + safe_top
-    return np.squeeze(out, axis=axis) if axis is not None else out.reshape(())
-
-
-def _forward(model: RegimeModel, z: np.ndarray) -> tuple[np.ndarray, float]:
-    """Normalised forward recursion in log space: (n, 3) log filtered probabilities and the
-    total log-likelihood. Row t uses rows 0..t only."""
-    log_b = _log_emissions(model, z)
-    with np.errstate(divide="ignore"):
-        log_start = np.log(np.asarray(model.startprob))
-        log_trans = np.log(np.asarray(model.transmat))
-    log_alpha = np.empty_like(log_b)
+def _forward(model: RegimeModel, returns: np.ndarray) -> tuple[np.ndarray, float]:
+    """Normalised forward recursion: (n, 2) filtered probabilities and the total
+    log-likelihood. Row t uses rows 0..t only."""
+    log_b = _log_emissions(model, returns)
+    start = np.asarray(model.startprob)
+    trans = np.asarray(model.transmat)
+    alpha = np.empty_like(log_b)
     total = 0.0
     previous: np.ndarray | None = None
-    for t in range(len(z)):
-        if previous is None:
-            joint = log_start + log_b[t]
-        else:
-            joint = _logsumexp(previous[:, None] + log_trans, axis=0) + log_b[t]
-        norm = float(_logsumexp(joint))
-        if not np.isfinite(norm):
+    for t in range(len(returns)):
+        prior = start if previous is None else previous @ trans
+        top = log_b[t].max()
+        joint = prior * np.exp(log_b[t] - top)
+        norm = float(joint.sum())
+        if not (np.isfinite(norm) and norm > 0):
             raise ValueError(f"regime filter: row {t} has zero probability under every state")
-        previous = joint - norm
-        log_alpha[t] = previous
-        total += norm
-    return log_alpha, total
+        previous = joint / norm
+        alpha[t] = previous
+        total += math.log(norm) + top
+    return alpha, total
 
 
 def regime_log_likelihood(model: RegimeModel, features: pd.DataFrame) -> float:
-    """Log-likelihood of the standardized features under the model (forward algorithm)."""
+    """Log-likelihood of the scaled returns under the model (forward algorithm), in the
+    units of :attr:`RegimeModel.log_likelihood`."""
     _, x = _feature_matrix(features, what="regime_log_likelihood")
-    return _forward(model, model.standardize(x))[1]
+    return _forward(model, x[:, 0])[1]
 
 
 def filter_regimes(model: RegimeModel, features: pd.DataFrame) -> pd.DataFrame:
-    """Filtered regime probabilities per session, from the model's saved parameters.
+    """Regime probabilities per session from the model's saved parameters.
 
     Columns ``session, market_regime, regime_confidence, p_bear, p_neutral, p_bull``.
-    The probabilities of a session are P(state | features up to and including that
-    session): forward filtering only, started from ``startprob`` at the first row, so a
-    row's values do not change when later sessions are appended.
+
+    ``p_bear`` is P(stressed | returns up to and including the session), by forward
+    filtering only. The calm probability is split into bull and neutral by the trailing
+    ``trend_window``-session index return measured in calm-state standard errors:
+    ``p_bull = P(calm) * Phi(trend / (trend_sd * sqrt(window)))``, so a calm, rising market
+    is bull, a calm, flat or falling one neutral, and the split is as unsure as the trend
+    is noisy. Every input of a row is dated on or before it, so a row does not change when
+    later sessions are appended.
     """
     sessions, x = _feature_matrix(features, what="filter_regimes")
-    if len(x):
-        log_alpha, _ = _forward(model, model.standardize(x))
-        probs = np.exp(log_alpha)
+    returns = x[:, 0]
+    if len(returns):
+        p_stressed = _forward(model, returns)[0][:, 1]
+        trend = pd.Series(returns).rolling(model.trend_window, min_periods=model.trend_window)
+        t_stat = trend.sum() / (model.trend_sd * math.sqrt(model.trend_window))
+        p_up = _normal_cdf(t_stat.fillna(0.0).to_numpy())
+        probs = np.column_stack(
+            [p_stressed, (1.0 - p_stressed) * (1.0 - p_up), (1.0 - p_stressed) * p_up]
+        )
     else:
         probs = np.empty((0, N_STATES))
     best = probs.argmax(axis=1) if len(probs) else np.empty(0, dtype=int)
@@ -424,6 +444,75 @@ def filter_regimes(model: RegimeModel, features: pd.DataFrame) -> pd.DataFrame:
     )
     out["session"] = out["session"].astype("datetime64[ns]")
     return out
+
+
+def _normal_cdf(x: np.ndarray) -> np.ndarray:
+    from scipy.special import ndtr
+
+    return ndtr(np.asarray(x, dtype=float))
+
+
+# ---------------------------------------------------------------------------- point in time
+def refit_points(sessions: list[dt.date]) -> dict[dt.date, list[dt.date]]:
+    """The wanted sessions grouped by the first session of their calendar month: each group
+    is labelled by a model refitted (monthly) on everything before that first session."""
+    groups: dict[dt.date, list[dt.date]] = {}
+    for session in sorted(sessions):
+        key = session.replace(day=1)
+        groups.setdefault(key, []).append(session)
+    return groups
+
+
+def point_in_time_regimes(
+    features: pd.DataFrame,
+    sessions: list[dt.date],
+    *,
+    seed: int = 7,
+    fitted: dict[str, RegimeModel] | None = None,
+) -> tuple[pd.DataFrame, dict[str, RegimeModel], list[dt.date]]:
+    """The regime of each of ``sessions`` from a model fitted only on sessions before it.
+
+    Models are refitted monthly on every index return strictly before the month's first
+    day, so no session is ever labelled by a model that saw it or anything after it.
+    Labels need no matching across refits: each refit names its states by their own
+    volatility and return (see :class:`RegimeModel`). ``fitted`` caches models by refit
+    key (``YYYY-MM``) and is returned updated. Returns the rows (with
+    ``model_train_start`` / ``model_train_end``), the cache, and the sessions that have too
+    little history before them to be labelled at all.
+    """
+    cache = dict(fitted or {})
+    all_sessions, _ = _feature_matrix(features, what="point_in_time_regimes")
+    frames, unlabelled = [], []
+    for month_start, wanted in refit_points(sessions).items():
+        key = month_start.strftime("%Y-%m")
+        model = cache.get(key)
+        if model is None:
+            before = all_sessions < pd.Timestamp(month_start)
+            if int(before.sum()) < MIN_TRAINING_ROWS:
+                unlabelled.extend(wanted)
+                continue
+            model = fit_regime_model(features, seed=seed, end=month_start - dt.timedelta(days=1))
+            cache[key] = model
+        last = pd.Timestamp(max(wanted))
+        history = features.loc[pd.to_datetime(features["session"]) <= last]
+        filtered = filter_regimes(model, history)
+        rows = filtered[filtered["session"].isin(pd.to_datetime(wanted))].copy()
+        unlabelled.extend(
+            sorted(set(wanted) - {ts.date() for ts in pd.to_datetime(rows["session"])})
+        )
+        rows["model_train_start"] = model.train_start
+        rows["model_train_end"] = model.train_end
+        frames.append(rows)
+    columns = [
+        "session",
+        "market_regime",
+        "regime_confidence",
+        *(f"p_{name}" for name in STATE_NAMES),
+        "model_train_start",
+        "model_train_end",
+    ]
+    out = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
+    return out[columns].reset_index(drop=True), cache, sorted(unlabelled)
 
 
 # ---------------------------------------------------------------------------- evaluation
@@ -490,3 +579,64 @@ def agreement(filtered: pd.DataFrame, truth: pd.DataFrame) -> dict[str, Any]:
         "majority_regime": str(counts.index[0]),
         "baseline_accuracy": float(counts.iloc[0] / n),
     }
+
+
+def confidence_reliability(filtered: pd.DataFrame, truth: pd.DataFrame, bins: int = 5) -> dict:
+    """Is ``regime_confidence`` a probability? Mean confidence against the share of sessions
+    whose label was right, overall and by confidence bin (a reliability table)."""
+    merged = pd.DataFrame(
+        {
+            "session": pd.to_datetime(filtered["session"]).astype("datetime64[ns]"),
+            "predicted": filtered["market_regime"].astype(str),
+            "confidence": filtered["regime_confidence"].astype(float),
+        }
+    ).merge(
+        pd.DataFrame(
+            {
+                "session": pd.to_datetime(truth["session"]).astype("datetime64[ns]"),
+                "true": truth["regime"].astype(str),
+            }
+        ),
+        on="session",
+    )
+    if merged.empty:
+        raise ValueError("confidence_reliability: no session in common with the truth")
+    correct = (merged["predicted"] == merged["true"]).to_numpy(dtype=float)
+    confidence = merged["confidence"].to_numpy()
+    edges = np.linspace(1.0 / N_STATES, 1.0, bins + 1)
+    which = np.clip(np.digitize(confidence, edges[1:-1]), 0, bins - 1)
+    table = [
+        {
+            "low": float(edges[b]),
+            "high": float(edges[b + 1]),
+            "sessions": int((which == b).sum()),
+            "mean_confidence": float(confidence[which == b].mean()) if (which == b).any() else None,
+            "share_correct": float(correct[which == b].mean()) if (which == b).any() else None,
+        }
+        for b in range(bins)
+    ]
+    gap = sum(
+        r["sessions"] * abs(r["mean_confidence"] - r["share_correct"])
+        for r in table
+        if r["sessions"]
+    ) / len(merged)
+    return {
+        "n_sessions": len(merged),
+        "mean_confidence": float(confidence.mean()),
+        "share_correct": float(correct.mean()),
+        "calibration_error": float(gap),
+        "table": table,
+    }
+
+
+def first_labelled_session(bar_sessions: list[dt.date], vol_window: int = 10) -> dt.date | None:
+    """The first session a point-in-time regime can label: the first one whose month is
+    preceded by enough sessions of bars to fit a model (a realized-volatility window of
+    them yields no index row)."""
+    needed = MIN_TRAINING_ROWS + vol_window
+    ordered = sorted(bar_sessions)
+    for position, session in enumerate(ordered):
+        before = position - sum(1 for s in ordered[:position] if s >= session.replace(day=1))
+        if before >= needed:
+            return session
+    return None

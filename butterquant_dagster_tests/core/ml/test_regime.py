@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -19,9 +20,12 @@ from butterquant_dagster.core.ml.regime import (
     STATE_NAMES,
     RegimeModel,
     agreement,
+    confidence_reliability,
     filter_regimes,
+    first_labelled_session,
     fit_regime_model,
     index_features,
+    point_in_time_regimes,
     regime_log_likelihood,
 )
 
@@ -88,12 +92,12 @@ def simulated() -> dict:
 
 
 def _hmmlearn_model(model: RegimeModel) -> GaussianHMM:
-    hmm = GaussianHMM(n_components=3, covariance_type="full")
-    hmm.n_features = 2
+    hmm = GaussianHMM(n_components=2, covariance_type="diag")
+    hmm.n_features = 1
     hmm.startprob_ = np.asarray(model.startprob)
     hmm.transmat_ = np.asarray(model.transmat)
-    hmm.means_ = np.asarray(model.means)
-    hmm.covars_ = np.asarray(model.covars)
+    hmm.means_ = np.asarray(model.means).reshape(2, 1)
+    hmm.covars_ = (np.asarray(model.sds) ** 2).reshape(2, 1)
     return hmm
 
 
@@ -157,30 +161,30 @@ def test_unknown_index_symbol_is_named():
 
 
 # ---------------------------------------------------------------------------- fitting
-def test_states_are_ordered_bear_neutral_bull_by_mean_return(simulated):
+def test_stressed_state_is_the_volatile_one_and_catches_the_bear(simulated):
     model, features = simulated["model"], simulated["features"]
-    means = np.asarray(model.means)
-    assert model.state_names == list(STATE_NAMES)
-    assert means[0, 0] < means[1, 0] < means[2, 0]
-    # The simulated bear is the most volatile state and the bull the calmest.
-    assert means[0, 1] > means[1, 1] > means[2, 1]
+    assert model.state_names == ["calm", "stressed"]
+    assert model.sds[1] > 2 * model.sds[0]
     np.testing.assert_allclose(np.sum(model.transmat, axis=1), 1.0, atol=1e-12)
     assert sum(model.startprob) == pytest.approx(1.0, abs=1e-12)
     assert model.n_samples == len(features)
     assert model.train_start == features["session"].iloc[0].date().isoformat()
     assert model.train_end == features["session"].iloc[-1].date().isoformat()
 
-    # The permuted parameters describe the same model hmmlearn fitted: same likelihood, by
+    # The saved parameters describe the model hmmlearn fitted: same likelihood, by
     # hmmlearn's scoring and by the NumPy forward recursion.
-    z = model.standardize(features[["ret", "rv"]].to_numpy())
+    z = features[["ret"]].to_numpy() / model.return_scale
     assert _hmmlearn_model(model).score(z) == pytest.approx(model.log_likelihood, rel=1e-9)
     assert regime_log_likelihood(model, features) == pytest.approx(model.log_likelihood, rel=1e-9)
 
-    # The named states recover the simulated ones.
+    # The simulated bear (the most volatile state) is found and the calmest state is not
+    # called bear; the middle state (twice the calm volatility here) may go either way.
     filtered = filter_regimes(model, features)
-    predicted = filtered["market_regime"].map({n: i for i, n in enumerate(STATE_NAMES)})
-    accuracy = float((predicted.to_numpy() == simulated["states"]).mean())
-    assert accuracy > 0.85, accuracy
+    bear = filtered["market_regime"].to_numpy() == "bear"
+    states = simulated["states"]
+    print(f"\ncalled bear by true state: {[round(bear[states == k].mean(), 3) for k in range(3)]}")
+    assert bear[states == 0].mean() > 0.85
+    assert bear[states == 2].mean() < 0.10
 
 
 def test_fit_is_deterministic_for_a_seed(simulated):
@@ -190,18 +194,34 @@ def test_fit_is_deterministic_for_a_seed(simulated):
 
 def test_fit_uses_only_the_training_window(simulated):
     features = simulated["features"]
-    end = features["session"].iloc[799]
-    model = fit_regime_model(features, end=end)
+    start, end = features["session"].iloc[200], features["session"].iloc[999]
+    model = fit_regime_model(features, start=start, end=end)
     assert model.n_samples == 800
-    assert model.train_end == end.date().isoformat()
-    assert model.feature_mean == pytest.approx(
-        features[["ret", "rv"]].iloc[:800].mean().tolist(), rel=1e-12
+    assert (model.train_start, model.train_end) == (
+        start.date().isoformat(),
+        end.date().isoformat(),
     )
+    assert model.return_scale == pytest.approx(
+        features["ret"].iloc[200:1000].std(ddof=0), rel=1e-12
+    )
+    # Rows outside the window cannot change the fit.
+    outside = features.copy()
+    outside.loc[1000:, "ret"] *= 5.0
+    outside.loc[:199, "ret"] *= -3.0
+    assert fit_regime_model(outside, start=start, end=end).to_json() == model.to_json()
 
 
 def test_too_few_rows_names_the_count(simulated):
     with pytest.raises(ValueError, match=rf"at least {MIN_TRAINING_ROWS}.*got 100"):
         fit_regime_model(simulated["features"].iloc[:100])
+
+
+def test_a_window_too_short_is_refused_not_widened(simulated):
+    features = simulated["features"]
+    with pytest.raises(ValueError, match=r"got 50 \("):
+        fit_regime_model(
+            features, start=features["session"].iloc[0], end=features["session"].iloc[49]
+        )
 
 
 # ---------------------------------------------------------------------------- filtering
@@ -237,10 +257,21 @@ def test_last_filtered_row_equals_the_smoothed_posterior(simulated):
     for n in (150, 777):
         part = features.iloc[:n]
         filtered = filter_regimes(model, part)
-        smoothed = hmm.predict_proba(model.standardize(part[["ret", "rv"]].to_numpy()))
-        np.testing.assert_allclose(
-            filtered[["p_bear", "p_neutral", "p_bull"]].iloc[-1], smoothed[-1], atol=1e-9
-        )
+        smoothed = hmm.predict_proba(part[["ret"]].to_numpy() / model.return_scale)
+        assert filtered["p_bear"].iloc[-1] == pytest.approx(smoothed[-1, 1], abs=1e-9)
+
+
+def test_calm_sessions_split_by_their_trend(simulated):
+    """Calm and rising is bull, calm and falling is neutral; stress is bear either way."""
+    model = simulated["model"]
+    sessions = pd.bdate_range("2030-01-01", periods=200)
+    calm_sd = model.sds[0] * model.return_scale
+    rising = pd.DataFrame({"session": sessions, "ret": calm_sd * 0.3, "rv": 0.1})
+    falling = rising.assign(ret=-calm_sd * 0.3)
+    assert filter_regimes(model, rising)["market_regime"].iloc[-1] == "bull"
+    assert filter_regimes(model, falling)["market_regime"].iloc[-1] == "neutral"
+    crash = rising.assign(ret=np.where(np.arange(200) % 2, 1, -1) * 4 * calm_sd)
+    assert filter_regimes(model, crash)["market_regime"].iloc[-1] == "bear"
 
 
 # ---------------------------------------------------------------------------- JSON
@@ -264,15 +295,14 @@ def _mutated(model: RegimeModel, change) -> str:
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        (lambda p: p.update(transmat=p["transmat"][:2]), r"transmat has shape \(2, 3\)"),
+        (lambda p: p.update(transmat=p["transmat"][:1]), r"transmat has shape \(1, 2\)"),
         (lambda p: p["transmat"][1].__setitem__(0, p["transmat"][1][0] + 0.1), "row"),
-        (lambda p: p.update(means=[[*row, 0.0] for row in p["means"]]), r"means has shape"),
-        (lambda p: p.update(covars=[[1.0, 1.0]] * 3), r"covars has shape"),
-        (lambda p: p.update(startprob=[0.5, 0.5]), r"startprob has shape"),
-        (lambda p: p.update(covars=[[[1.0, 2.0], [2.0, 1.0]]] * 3), "positive definite"),
-        (lambda p: p.update(means=p["means"][::-1]), "not ordered"),
-        (lambda p: p.pop("feature_std"), "missing field"),
-        (lambda p: p.update(format="something-else"), "format"),
+        (lambda p: p.update(means=[0.0, 0.0, 0.0]), r"means has shape"),
+        (lambda p: p.update(sds=[1.0, -1.0]), "sds must be positive"),
+        (lambda p: p.update(startprob=[0.5, 0.25, 0.25]), r"startprob has shape"),
+        (lambda p: p.update(sds=p["sds"][::-1]), "worse lower tail"),
+        (lambda p: p.pop("return_scale"), "missing field"),
+        (lambda p: p.update(format="butterquant.regime_hmm/1"), "retrain the regime model"),
     ],
 )
 def test_from_json_rejects_bad_models(simulated, change, message):
@@ -280,9 +310,47 @@ def test_from_json_rejects_bad_models(simulated, change, message):
         RegimeModel.from_json(_mutated(simulated["model"], change))
 
 
-def test_from_json_rejects_non_json():
-    with pytest.raises(ValueError, match="not valid JSON"):
-        RegimeModel.from_json("{not json")
+# ---------------------------------------------------------------------------- point in time
+def test_no_session_is_labelled_by_a_model_fitted_on_it(simulated):
+    features = simulated["features"]
+    wanted = [d.date() for d in features["session"].iloc[300:700]]
+    rows, refits, unlabelled = point_in_time_regimes(features, wanted)
+    assert unlabelled == []
+    assert len(rows) == len(wanted)
+    assert (pd.to_datetime(rows["model_train_end"]) < rows["session"]).all()
+    # One model per calendar month, fitted on everything before the month's first day.
+    months = {d.strftime("%Y-%m") for d in wanted}
+    assert set(refits) == months
+    for key, model in refits.items():
+        assert model.train_end < f"{key}-01"
+
+
+def test_point_in_time_labels_ignore_the_future(simulated):
+    """Poisoning every session after a month changes no label of that month or before."""
+    features = simulated["features"]
+    wanted = [d.date() for d in features["session"].iloc[300:500]]
+    clean, _, _ = point_in_time_regimes(features, wanted)
+    poisoned = features.copy()
+    poisoned.loc[poisoned["session"] > pd.Timestamp(wanted[-1]), "ret"] = 0.5
+    again, _, _ = point_in_time_regimes(poisoned, wanted)
+    pd.testing.assert_frame_equal(clean, again, check_exact=True)
+
+
+def test_sessions_without_enough_history_are_reported(simulated):
+    features = simulated["features"]
+    wanted = [d.date() for d in features["session"].iloc[:40]]
+    rows, _, unlabelled = point_in_time_regimes(features, wanted)
+    assert rows.empty
+    assert unlabelled == wanted
+
+
+def test_first_labelled_session_leaves_room_for_a_fit():
+    sessions = calendar.sessions(dt.date(2024, 1, 2), dt.date(2024, 12, 31))
+    first = first_labelled_session(sessions)
+    assert first is not None and first.day <= 7  # the first session of a month
+    before = [s for s in sessions if s < first]
+    assert len(before) >= MIN_TRAINING_ROWS + 10
+    assert first_labelled_session(sessions[:100]) is None
 
 
 # ---------------------------------------------------------------------------- agreement
@@ -303,31 +371,90 @@ def test_agreement_counts():
     assert result["baseline_accuracy"] == pytest.approx(0.5)
 
 
-def test_agreement_with_the_synthetic_market():
-    universe = select_universe(read_universe_file(), size=60)
+def test_point_in_time_regime_meets_its_targets_on_the_synthetic_market():
+    """Every session of 2018-2025 labelled by a model refitted monthly on the sessions before
+    it, graded against the market's hidden regime. Targets: balanced accuracy >= 0.60 and
+    bear recall >= 0.60 (the old in-sample, mean-ordered HMM scored 0.10 accuracy in 2024-25
+    with every "bull" session truly bear), and confidence that means something."""
+    universe = select_universe(read_universe_file(), size=50)
     market = SyntheticMarket(universe)
-    sessions = calendar.sessions(dt.date(2015, 1, 2), dt.date(2024, 12, 31))
+    sessions = calendar.sessions(dt.date(2015, 1, 2), dt.date(2025, 12, 31))
     bars, truth = market.bars(sessions), market.truth(sessions)
     features = index_features(bars)
-    model = fit_regime_model(features, end=dt.date(2022, 12, 30))
-    assert model.train_end == "2022-12-30"
-    filtered = filter_regimes(model, features)  # one causal pass over all history
-    evaluation = filtered.loc[filtered["session"] >= pd.Timestamp("2023-01-01")]
-    result = agreement(evaluation, truth)
+    wanted = [s for s in sessions if s >= dt.date(2018, 1, 1)]
+    rows, _, unlabelled = point_in_time_regimes(features, wanted)
+    assert unlabelled == []
+    result = agreement(rows, truth)
+    reliability = confidence_reliability(rows, truth)
     print(
-        f"\nsynthetic market, out of sample 2023-2024 ({result['n_sessions']} sessions): "
-        f"accuracy {result['accuracy']:.3f} vs majority-class ({result['majority_regime']}) "
-        f"baseline {result['baseline_accuracy']:.3f}; balanced accuracy "
-        f"{result['balanced_accuracy']:.3f} vs 0.333; recall {result['recall']}; "
-        f"precision {result['precision']}"
+        f"\nsynthetic market, point in time 2018-2025 ({result['n_sessions']} sessions): "
+        f"balanced accuracy {result['balanced_accuracy']:.3f}, recall {result['recall']}, "
+        f"mean confidence {reliability['mean_confidence']:.3f} vs share right "
+        f"{reliability['share_correct']:.3f}"
     )
-    assert result["n_sessions"] == 502
-    # Plain accuracy does NOT beat the majority class here (about 0.32 vs 0.63): 2023-2024 is
-    # 63% bull, the synthetic bull and neutral regimes have nearly the same realised
-    # volatility, and ordering the states by mean return labels the calm state "neutral".
-    # Even the regime's own market_vol, known exactly and split by thresholds tuned on
-    # 2015-2022, scores only about 0.61 here. What the detector does do is find the bear
-    # regime and beat every constant guess on balanced accuracy (1/3 for any constant).
-    assert result["balanced_accuracy"] > 0.40
-    assert result["precision"]["bear"] > 2 * result["true_share"]["bear"]
-    assert result["recall"]["bear"] > 0.4
+    assert result["n_sessions"] == len(wanted)
+    assert result["balanced_accuracy"] >= 0.60
+    assert result["recall"]["bear"] >= 0.60
+    assert reliability["mean_confidence"] < 0.90  # not pinned at 1.0
+    assert reliability["calibration_error"] <= 0.20
+
+
+REAL_FILES = {
+    "NVDA": "nvda-1999-2014.csv",
+    "ORCL": "orcl-1995-2014.csv",
+    "YHOO": "yhoo-1996-2015.csv",
+}
+
+
+@pytest.fixture(scope="module")
+def real_index() -> pd.DataFrame:
+    """The equal-weighted index of the three real tickers, from their dividend- and
+    split-adjusted closes."""
+    fixtures = Path(__file__).resolve().parents[2] / "fixtures"
+    frames = []
+    for symbol, name in REAL_FILES.items():
+        raw = pd.read_csv(fixtures / name)
+        frames.append(
+            pd.DataFrame(
+                {
+                    "session": pd.to_datetime(raw["Date"]),
+                    "symbol": symbol,
+                    "close": raw["Adj Close"],
+                    "prev_close": raw["Adj Close"].shift(1),
+                }
+            )
+        )
+    return index_features(pd.concat(frames, ignore_index=True))
+
+
+@pytest.mark.parametrize("start", ["1996-06-03", "1999-01-04", "2001-01-02", "2003-01-02"])
+def test_real_history_2008_crash_is_bear_and_2004_2006_mostly_not(real_index, start):
+    """Fitted only on data before 2008 (several training windows, one of them with no crash
+    in it at all): >= 70% of 2008-09-15..2009-03-09 is bear, most of 2004-2006 is not."""
+    model = fit_regime_model(real_index, start=start, end="2007-12-31")
+    assert model.train_end <= "2007-12-31"
+    filtered = filter_regimes(model, real_index)
+    day = filtered["session"]
+    crash = filtered[(day >= "2008-09-15") & (day <= "2009-03-09")]
+    calm = filtered[(day >= "2004-01-01") & (day <= "2006-12-31")]
+    crash_bear = float((crash["market_regime"] == "bear").mean())
+    calm_bear = float((calm["market_regime"] == "bear").mean())
+    print(
+        f"\ntrained {start}..2007-12-31: crash bear {crash_bear:.1%}, 2004-06 bear {calm_bear:.1%}"
+    )
+    assert len(crash) > 110
+    assert crash_bear >= 0.70
+    assert calm_bear < 0.5
+
+
+def test_real_history_point_in_time(real_index):
+    """The point-in-time history itself (monthly refits, nothing after the month) calls the
+    crash bear and 2004-2006 not bear."""
+    wanted = [d.date() for d in real_index["session"] if d.year in (2004, 2005, 2006, 2008, 2009)]
+    rows, _, unlabelled = point_in_time_regimes(real_index, wanted)
+    assert unlabelled == []
+    day = rows["session"]
+    crash = rows[(day >= "2008-09-15") & (day <= "2009-03-09")]
+    calm = rows[(day >= "2004-01-01") & (day <= "2006-12-31")]
+    assert (crash["market_regime"] == "bear").mean() >= 0.70
+    assert (calm["market_regime"] == "bear").mean() < 0.5
