@@ -41,6 +41,10 @@ from butterquant_dagster.core.trading.combos import (
 from butterquant_dagster.core.trading.rules import AI_TRACK, BASELINE_TRACK, PortfolioRules
 
 EXIT_PRECEDENCE = ("expiry", "stop_loss", "take_profit", "vol_stop", "time_stop")
+# Why the AI track takes nothing: ai_probabilities leaves P(win) empty without such a champion.
+NO_AI_CHAMPION = "no P(win) champion that passed its gates"
+AI_BY_YIELD = "model expected yield"
+AI_BY_PWIN = "P(win): yield model not validated"
 FLOOR_REASON = "expected yield below floor"
 
 TARGET_COLUMNS = [
@@ -239,13 +243,21 @@ def eligible_entries(
     if "ticker" not in rows:
         rows["ticker"] = rows["symbol"]  # scan candidates name the underlying "symbol"
     if track == AI_TRACK:
-        rows["track_value"] = rows["ml_expected_roi"] * 1000.0
-        usable = rows["ml_success_prob"].notna() & rows["ml_expected_roi"].notna()
+        # P(win) is present only from a champion that passed its gates (ai_probabilities);
+        # the model's expected yield ranks only when its own gates passed, otherwise the
+        # track ranks by P(win) and its yield floor judges the rule's ev_per_1000.
+        scored = rows["ml_success_prob"].notna()
+        validated = rows["ml_expected_roi"].notna()
+        if "yield_model_validated" in rows:
+            validated &= rows["yield_model_validated"].astype("boolean").fillna(False)
+        by_yield = bool(scored.any() and validated[scored].all())
+        rows["track_value"] = rows["ml_expected_roi"] * 1000.0 if by_yield else rows["ev_per_1000"]
+        rows["ai_ranked_by"] = AI_BY_YIELD if by_yield else AI_BY_PWIN
         floors = {
-            "no model estimate": ~usable,
+            NO_AI_CHAMPION: ~scored,
             "success probability below floor": rows["ml_success_prob"] < rules.min_success_prob,
         }
-        order = ["track_value", "score"]
+        order = ["track_value", "score"] if by_yield else ["ml_success_prob", "track_value"]
     else:
         # The floor judges the rule's own expected yield; the order is the rule measure that
         # validated on settled outcomes (core.scan.ev_reliability), the EV when none did.
@@ -344,6 +356,9 @@ def _entry(session, row, track, sector, chain, rules) -> dict | None:
             + (
                 f"model expected yield {row.track_value:+.0f} per $1,000, P(win) "
                 f"{row.ml_success_prob:.2f}"
+                if track == AI_TRACK and row.ai_ranked_by == AI_BY_YIELD
+                else f"P(win) {row.ml_success_prob:.2f} (yield model not validated), rule "
+                f"expected {row.track_value:+.0f} per $1,000"
                 if track == AI_TRACK
                 else f"rule score {row.score:.1f}, expected {row.track_value:+.0f} per $1,000"
             )

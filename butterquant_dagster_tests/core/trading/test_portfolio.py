@@ -205,7 +205,7 @@ def test_no_model_means_the_ai_track_sits_out():
     rankings = make_rankings(SESSION, chain, picks(4), model=False)
     targets, passed = plan(rankings, rules=PortfolioRules(max_positions=4, ai_track_slots=2))
     assert set(targets["track"]) == {"baseline"}
-    assert passed["ai"] == {"no model estimate": 4}
+    assert passed["ai"] == {"no P(win) champion that passed its gates": 4}
 
 
 def test_held_tickers_and_full_slots_take_no_new_entry_and_exits_come_first():
