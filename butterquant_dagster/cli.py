@@ -313,7 +313,9 @@ def _rankings_lines(frame) -> list[str]:
     ]
     if frame["ml_success_prob"].notna().any():
         columns += ["ml_success_prob", "ml_expected_roi"]
-    shown = frame[columns].copy()
+    from butterquant_dagster.core.scan.ev_reliability import with_per_1000
+
+    shown = with_per_1000(frame[columns].copy())  # every yield per $1,000
     shown["expiry"] = shown["expiry"].dt.strftime("%Y-%m-%d")
     return shown.to_string(index=False, float_format=lambda v: f"{v:.2f}").splitlines()
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from butterquant_dagster.core import calendar
 from butterquant_dagster.core.ml.features import FEATURE_COLUMNS
 from butterquant_dagster.core.ml.registry import age_days
 from butterquant_dagster.core.monitoring import assemble, sources
@@ -25,8 +26,11 @@ from butterquant_dagster.core.monitoring.reports import (
     MonthlyReportInputs,
     WeeklyReportInputs,
 )
+from butterquant_dagster.core.scan import ev_reliability
 from butterquant_dagster.core.storage.lake import Lake
 from butterquant_dagster.core.trading.ledger import Ledger
+from butterquant_dagster.core.trading.portfolio import entry_notes
+from butterquant_dagster.core.trading.rules import PortfolioRules
 
 IMPORTANCE_WEEKS = 12  # the weekly report's feature-importance trend
 ACCURACY_MONTHS = 12  # the monthly report's accuracy-by-regime trend
@@ -40,8 +44,9 @@ RANKING_SHOWN = [
     "center",
     "upper",
     "score",
+    "ev_per_1000",
     "ml_success_prob",
-    "ml_expected_roi",
+    "ml_expected_roi",  # shown per $1,000 (ev_reliability.with_per_1000)
     "recommendation",
     "confidence",
 ]
@@ -58,6 +63,7 @@ class ReportContext:
     now: dt.datetime
     benchmark_symbol: str | None = None
     thresholds: DriftThresholds | None = None
+    rules: PortfolioRules | None = None  # the trading rules, for why a plan entered nothing
 
     def performance(self, start: dt.date | None, end: dt.date):
         return assemble.performance(
@@ -109,15 +115,28 @@ def daily_inputs(
         regime=_regime(context.store, session),
         decisions=sources.session_rows(context.store, "trading_decisions", session),
         orders=orders,
-        rankings=rankings[[c for c in RANKING_SHOWN if c in rankings.columns]].head(TOP_RANKINGS),
+        rankings=ev_reliability.with_per_1000(
+            rankings[[c for c in RANKING_SHOWN if c in rankings.columns]].head(TOP_RANKINGS)
+        ),
         session_performance=context.performance(session, session),
         performance=context.performance(None, session),
         open_positions=positions
         if session.isoformat() in context.store.partitions("positions")
         else None,
         drift=drift,
-        notes=[],
+        notes=_entry_notes(context, session),
     )
+
+
+def _entry_notes(context: ReportContext, session: dt.date) -> list[str]:
+    """Why the session's plan entered nothing on a track, when it did not: the plan decided
+    on the previous session's rankings and candidates, as ``target_orders`` does."""
+    if session.isoformat() not in context.store.partitions("target_orders"):
+        return []
+    decided_on = calendar.previous_session(session)
+    rankings = sources.session_rows(context.store, "scan_rankings", decided_on)
+    candidates = sources.session_rows(context.store, "butterfly_candidates", decided_on)
+    return entry_notes(rankings, candidates, context.rules or PortfolioRules())
 
 
 def weekly_inputs(context: ReportContext, session: dt.date) -> WeeklyReportInputs:
@@ -127,12 +146,18 @@ def weekly_inputs(context: ReportContext, session: dt.date) -> WeeklyReportInput
     since = end - dt.timedelta(weeks=IMPORTANCE_WEEKS)
     labelled = sources.labelled_features(context.store, end, since=since)
     drift = context.drift(end)
+    settled = ev_reliability.known_before(
+        ev_reliability.settled_candidates(context.store, end, end), end
+    )
+    choice = ev_reliability.choose_rule_measure(ev_reliability.skill_table(settled))
     return WeeklyReportInputs(
         week=week_label(end),
         generated_at=context.now,
         performance=context.performance(start, end),
         drift=drift,
         feature_importance=feature_importance_trend(labelled, FEATURE_COLUMNS, period="W"),
+        ranking_reliability=ev_reliability.report_frames(settled),
+        baseline_choice=f"{choice.measure}: {choice.why}",
         notes=[f"sessions {start} to {end}"],
     )
 

@@ -60,6 +60,14 @@ COLUMN_FORMATS = {
     "pnl": "dollars",
     "unrealized_pnl": "dollars",
     "yield_per_1000": "dollars",
+    "ev_per_1000": "dollars",
+    "ml_expected_per_1000": "dollars",
+    "predicted_per_1000": "dollars",
+    "realized_per_1000": "dollars",
+    "top_decile_realized": "dollars",
+    "all_realized": "dollars",
+    "rank_correlation": "score",
+    "rows": "count",
     "limit_price": "dollars",
     "entry_price": "dollars",
     "exit_price": "dollars",
@@ -136,7 +144,13 @@ class DailyReportInputs:
 class WeeklyReportInputs:
     """One week: ``week`` is its label (e.g. "2026-W47"), ``performance`` the week's
     track record, ``drift`` the model's calibration, ``feature_importance`` a frame
-    period, feature, importance, n over the recent weeks."""
+    period, feature, importance, n over the recent weeks.
+
+    ``ranking_reliability``: from ``core.scan.ev_reliability.report_frames`` on outcomes
+    known at the week's end: ``skill`` (one row per ranking measure) and a decile table per
+    expected yield shown (``ev_per_1000``, ``ml_expected_per_1000``); ``baseline_choice`` is
+    the sentence saying which rule measure the baseline ranks by and why.
+    """
 
     period: ClassVar[str] = "weekly"
 
@@ -145,6 +159,8 @@ class WeeklyReportInputs:
     performance: PerformanceReport | None = None
     drift: DriftReport | None = None
     feature_importance: pd.DataFrame = field(default_factory=_empty)
+    ranking_reliability: Mapping[str, pd.DataFrame] | None = None
+    baseline_choice: str | None = None
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -481,9 +497,44 @@ def _feature_trend(frame: pd.DataFrame) -> Html:
     )
 
 
+RELIABILITY_TITLES = {
+    "ev_per_1000": "Rule expected value (ev_per_1000) by decile",
+    "ml_expected_per_1000": "Model expected yield (ml_expected_per_1000) by decile",
+}
+
+
+def _ranking_reliability(inputs: WeeklyReportInputs) -> Html:
+    """Whether the yields the rankings promise are the yields settled candidates returned:
+    every measure's skill, then predicted against realized per $1,000 by decile."""
+    heading = "Rankings a trader can believe"
+    frames = dict(inputs.ranking_reliability or {})
+    skill = frames.pop("skill", None)
+    if skill is None or skill.empty:
+        return html.section(heading, html.not_enough_data("settled candidates"))
+    return html.section(
+        heading,
+        html.paragraph(
+            "Settled candidates ranked by each measure (outcomes known before the week's last "
+            "session; yields per $1,000 at risk after costs). A measure validates when its "
+            "top decile returned more than all candidates and its rank correlation with "
+            "realized yield is positive."
+        ),
+        html.facts({"Baseline track ranks by": inputs.baseline_choice}),
+        html.subsection("Skill of each ranking measure", _table(skill, "ranking skill")),
+        *(
+            html.subsection(
+                RELIABILITY_TITLES.get(name, name),
+                _table(frame, f"reliability of {name}", none_text="No settled candidates."),
+            )
+            for name, frame in frames.items()
+        ),
+    )
+
+
 def render_weekly(inputs: WeeklyReportInputs) -> str:
     """The weekly report: the week at a glance, wins and losses by stock and by regime,
-    confidence vs accuracy, the feature-importance trend."""
+    confidence vs accuracy, how far the rankings' promised yields are believed, the
+    feature-importance trend."""
     report = inputs.performance
     trades = report.trades if report is not None else _empty()
     pnl = trades.get("pnl", [])
@@ -525,6 +576,7 @@ def render_weekly(inputs: WeeklyReportInputs) -> str:
                 ),
             ),
             _calibration(inputs.drift),
+            _ranking_reliability(inputs),
             _feature_trend(inputs.feature_importance),
             _notes_section(report.notes if report else [], inputs.notes),
         ],
@@ -737,6 +789,7 @@ def key_figures(report) -> dict:
             "ece_candidates": drift.get("ece_candidates"),
             "brier_candidates": drift.get("brier_candidates"),
             "drift_status": report.drift.status if report.drift else None,
+            "baseline_ranked_by": report.baseline_choice,
         }
     elif isinstance(report, MonthlyReportInputs):
         figures = _figures(report.performance)

@@ -271,12 +271,13 @@ def report_frames(settled: pd.DataFrame) -> dict[str, pd.DataFrame]:
     model = MODEL_MEASURE in settled.columns and settled[MODEL_MEASURE].notna().any()
     if model:
         measures.append(MODEL_MEASURE)
+    per_1000 = {"predicted": "predicted_per_1000"}  # both tables below are in dollars
     frames = {"skill": skill_table(settled, measures)}
-    frames["ev_per_1000"] = reliability_table(settled, "ev_per_1000")
+    frames["ev_per_1000"] = reliability_table(settled, "ev_per_1000").rename(columns=per_1000)
     if model:
         frames[MODEL_MEASURE_PER_1000] = reliability_table(
             settled.loc[settled[MODEL_MEASURE].notna()], MODEL_MEASURE, scale=PER_1000
-        )
+        ).rename(columns=per_1000)
     return frames
 
 

@@ -103,6 +103,7 @@ def report_context(
         now=market.now(),
         benchmark_symbol=monitoring.benchmark_symbol or None,
         thresholds=monitoring.thresholds(),
+        rules=trading.rules(),
     )
 
 

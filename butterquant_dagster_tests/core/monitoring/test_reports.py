@@ -591,3 +591,74 @@ def test_a_health_report_frame_is_shown_with_its_worst_status():
     assert 'class="badge badge-fail">FAIL<' in page
     assert "broker" in visible_text(page) and "refused" in visible_text(page)
     assert key_figures(inputs)["health"] == "FAIL"
+
+
+# ------------------------------------------------------------------------------ rankings
+def test_weekly_report_shows_how_far_each_ranking_is_believed():
+    from butterquant_dagster.core.scan import ev_reliability as rel
+
+    rng = np.random.default_rng(4)
+    n = 1000
+    settled = pd.DataFrame({m: rng.normal(size=n) for m in rel.RULE_MEASURES})
+    settled[rel.REALIZED] = -590.0 + 400.0 * settled["ev_per_1000"] + 100 * rng.normal(size=n)
+    settled["win"] = settled[rel.REALIZED] > 0
+    settled[rel.MODEL_MEASURE] = 0.63 + 0.01 * rng.normal(size=n)  # a fraction
+    frames = rel.report_frames(settled)
+    choice = rel.choose_rule_measure(frames["skill"])
+    inputs = WeeklyReportInputs(
+        week="2026-W47",
+        generated_at=GENERATED,
+        ranking_reliability=frames,
+        baseline_choice=f"{choice.measure}: {choice.why}",
+    )
+    text = visible_text(render_weekly(inputs))
+    section = text[text.index("Rankings a trader can believe") :]
+    assert "Baseline track ranks by" in section and "ev_per_1000 validates" in section
+    assert "Rule expected value (ev_per_1000) by decile" in section
+    assert "Model expected yield (ml_expected_per_1000) by decile" in section
+    # the model's 0.63 shown as dollars per $1,000, realized yields as dollars
+    model_table = section[section.index("Model expected yield") :]
+    assert re.search(r"\$6[23]\d\.\d\d", model_table)
+    all_realized = frames["skill"]["all_realized"].iloc[0]
+    assert html.format_value(all_realized, "dollars") in section
+    assert key_figures(inputs)["baseline_ranked_by"].startswith("ev_per_1000: ")
+    empty = visible_text(render_weekly(WeeklyReportInputs(week="2026-W47")))
+    assert f"settled candidates: {NOT_ENOUGH_DATA}" in empty
+
+
+def test_daily_report_says_when_a_plan_entered_nothing_and_why(tmp_path):
+    from butterquant_dagster.core.monitoring.report_inputs import ReportContext, _entry_notes
+    from butterquant_dagster.core.storage.lake import Lake
+    from butterquant_dagster.core.trading.rules import PortfolioRules
+    from butterquant_dagster_tests.core.trading.chains import (
+        NEXT,
+        SESSION,
+        make_chain,
+        make_rankings,
+    )
+
+    chain = make_chain(SESSION, {"T0": 100.0, "T1": 100.0})
+    picks = [
+        {"ticker": t, "lower": 95.0, "center": 100.0, "upper": 105.0, "ev_per_1000": -40.0}
+        for t in ("T0", "T1")
+    ]
+    rankings = make_rankings(SESSION, chain, picks, model=False)
+    lake = Lake(tmp_path)
+    context = ReportContext(store=lake, ledger=None, champion=None, now=GENERATED)
+    assert _entry_notes(context, NEXT) == []  # no plan for the session: nothing to say
+    lake.write("scan_rankings", rankings, SESSION.isoformat())
+    lake.write("butterfly_candidates", rankings, SESSION.isoformat())
+    lake.write("target_orders", pd.DataFrame({"session": [pd.Timestamp(NEXT)]}), NEXT.isoformat())
+    notes = _entry_notes(context, NEXT)
+    assert len(notes) == 2 and notes[0].startswith("ai track: nothing qualified:")  # no model
+    assert notes[1] == (
+        "baseline track: nothing qualified: 2 candidates below the expected-yield floor of 0 "
+        "per $1,000; nothing is traded on this track."
+    )
+    loose = ReportContext(
+        store=lake, ledger=None, champion=None, now=GENERATED,
+        rules=PortfolioRules(min_expected_yield=-1e9, ai_track_slots=0),
+    )  # fmt: skip
+    assert _entry_notes(loose, NEXT) == []
+    page = visible_text(render_daily(DailyReportInputs(session=NEXT, notes=notes)))
+    assert "2 candidates below the expected-yield floor of 0 per $1,000" in page
