@@ -725,13 +725,24 @@ def _model_summary(name: str) -> dict | None:
     versions = registry.versions(name) if name in registry.names() else []
     if not versions:
         return None
+    from butterquant_dagster.core.ml import model_card
+
     latest = versions[-1]
     metrics = latest.metadata.get("metrics", {})
+    card = model_card.summary(latest.metadata)
     return {
         "name": name,
         "latest": latest.version,
         "champion": champion.version if champion else None,
         "forced": latest.forced,
+        "gates_passed": card["gates_passed"],
+        "not_champion_because": None
+        if champion and champion.version == latest.version
+        else "forced: registered, never promoted"
+        if latest.forced
+        else card["gates_reason"]
+        if not card["gates_passed"]
+        else "passed its gates but was not promoted (see its promotion record)",
         "training_samples": latest.metadata.get("training_samples"),
         "roc_auc": metrics.get("roc_auc"),
         "brier": metrics.get("brier"),
@@ -740,6 +751,7 @@ def _model_summary(name: str) -> dict | None:
         "accuracy": metrics.get("accuracy"),
         "top_decile_yield_per_1000": metrics.get("economic", {}).get("top_decile_mean_yield"),
         "all_yield_per_1000": metrics.get("economic", {}).get("all_mean_yield"),
+        "yield_spearman": metrics.get("spearman"),
     }
 
 
@@ -784,6 +796,10 @@ def cmd_train(args) -> int:
                         else ""
                     )
                 )
+                if summary["not_champion_because"]:
+                    print(f"  {summary['latest']} not champion: {summary['not_champion_because']}")
+        if args.force:
+            print("forced: every model was trained and registered as forced, never promoted")
         print(
             "champion changed: "
             + (", ".join(f"{n} {c['before']} -> {c['after']}" for n, c in changed.items()) or "no")
@@ -806,6 +822,9 @@ def cmd_models(args) -> int:
                         f"{row['name']:<32} latest {row['latest']}  champion "
                         f"{row['champion']}  samples {row['training_samples']}"
                     )
+                    if row["not_champion_because"]:
+                        why = row["not_champion_because"]
+                        print(f"{'':<32} {row['latest']} not champion: {why}")
                 if not rows:
                     print("no models yet: run `butterquant train`")
         elif args.action == "show":
@@ -816,7 +835,12 @@ def cmd_models(args) -> int:
                 if args.version
                 else (registry.champion(args.name) or registry.versions(args.name)[-1])
             )
-            print(json.dumps(version.metadata, indent=2, default=str))
+            if args.json:
+                print(json.dumps(version.metadata, indent=2, default=str))
+            else:
+                from butterquant_dagster.core.ml import model_card
+
+                print(model_card.text(version.metadata))
         elif args.action == "promote":
             if not (args.name and args.version):
                 raise CliError("models promote needs NAME and VERSION")
@@ -1036,7 +1060,9 @@ def build_parser() -> argparse.ArgumentParser:
         "train",
         help="train, validate walk-forward, export and register the models",
         description="Fit the regime model, train the signal ensemble and the butterfly "
-        "probability model on the scanned history, and promote what beats the champion.",
+        "probability model on the scanned history, and promote only a model that passes "
+        "every promotion gate (skill over the base rate and the best single feature, "
+        "calibration, ONNX parity) and beats the champion.",
     )
     train.add_argument(
         "--model",
@@ -1050,7 +1076,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--force",
         action="store_true",
-        help="train on too little data; the model is marked forced, never promoted",
+        help="train even on too little data; every model trained is registered as forced "
+        "and never promoted",
     )
     train.add_argument("--json", action="store_true", help="print the result as JSON")
     train.set_defaults(handler=cmd_train)
@@ -1063,7 +1090,7 @@ def build_parser() -> argparse.ArgumentParser:
     models.add_argument("action", choices=["list", "show", "promote", "rollback"])
     models.add_argument("name", nargs="?", help="model name, e.g. butterfly_win_probability")
     models.add_argument("version", nargs="?", help="version, e.g. v0002")
-    models.add_argument("--json", action="store_true", help="print JSON (list)")
+    models.add_argument("--json", action="store_true", help="print JSON (list, show)")
     models.set_defaults(handler=cmd_models)
 
     analyze = sub.add_parser(

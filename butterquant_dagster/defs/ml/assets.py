@@ -25,7 +25,7 @@ from dagster import (
 )
 
 from butterquant_dagster.core import calendar
-from butterquant_dagster.core.ml import onnx_export
+from butterquant_dagster.core.ml import gates, model_card, onnx_export
 from butterquant_dagster.core.ml.features import (
     FEATURE_COLUMNS,
     KEY_COLUMNS,
@@ -36,12 +36,12 @@ from butterquant_dagster.core.ml.features import (
 from butterquant_dagster.core.ml.probability import (
     LABEL,
     LABEL_DEFINITION,
+    RULE_EV,
     TrainingError,
     latest_fold_brier,
     train,
 )
 from butterquant_dagster.core.ml.registry import RegistryError, age_days
-from butterquant_dagster.core.monitoring.psi import feature_reference
 from butterquant_dagster.core.scan.surface import iv_rank
 from butterquant_dagster.defs.ml.regime import regime_row
 from butterquant_dagster.defs.partitions import session_asset, trailing_keys
@@ -124,9 +124,11 @@ def build_feature_assets(partitions: PartitionsDefinition):
         deps=["candidate_features", "probability_model_champion"],
         description=(
             "The champion model's P(win) and expected yield for every candidate of the "
-            "session, with the model version; empty with model_status 'none' when there is "
-            "no champion (rankings then use the rule score). A champion that fails to load "
-            "falls back to the previous version, flagged."
+            "session, with the model version; empty with model_status saying why when there "
+            "is no champion that passed its promotion gates (rankings then use the rule "
+            "score). ml_expected_roi is filled only when the paired yield model passed its "
+            "own gates (yield_model_validated). A champion that fails to load falls back to "
+            "the previous version, flagged."
         ),
     )
     def ai_probabilities(
@@ -145,17 +147,31 @@ def build_feature_assets(partitions: PartitionsDefinition):
         # A model may only score sessions on or after the last outcome it learned from:
         # scoring an earlier session would use outcomes that were not yet known then.
         cutoff = (win.metadata.get("label_cutoff", "") if win else "") or ""
+        # A champion promoted before the gates existed (or by hand around them) is not used.
+        unproven = win is not None and not gates.passed(win.metadata)
+        yield_validated = gain is not None and gates.passed(gain.metadata)
+        yield_status = (
+            "validated"
+            if yield_validated
+            else "no yield model"
+            if gain is None
+            else f"not validated: {gates.failure_reason(gain.metadata)}"
+        )
         frames = []
         for session in sessions:
             features = store.read("candidate_features", [session.isoformat()])
             out = features[KEY_COLUMNS].copy()
-            if win is None or gain is None or session.isoformat() < cutoff:
+            if win is None or gain is None or unproven or session.isoformat() < cutoff:
                 out["ml_success_prob"] = np.nan
                 out["ml_expected_roi"] = np.nan
+                out["yield_model_validated"] = False
                 out["model_version"] = "none"
                 out["model_status"] = (
                     "no champion: ranked by the rule score"
                     if win is None or gain is None
+                    else f"champion {win.version} did not pass its promotion gates "
+                    f"({gates.failure_reason(win.metadata)}): not used"
+                    if unproven
                     else f"champion learned outcomes up to {cutoff}: not used before it"
                 )
             else:
@@ -163,9 +179,16 @@ def build_feature_assets(partitions: PartitionsDefinition):
                 gain.check_features(FEATURE_COLUMNS)
                 x = feature_matrix(features, FEATURE_COLUMNS)
                 out["ml_success_prob"] = onnx_export.run(win.session, x)
-                out["ml_expected_roi"] = onnx_export.run(gain.session, x) / 1000.0
+                # An unvalidated yield estimate is not written, so nothing can rank by it.
+                out["ml_expected_roi"] = (
+                    onnx_export.run(gain.session, x) / 1000.0 if yield_validated else np.nan
+                )
+                out["yield_model_validated"] = yield_validated
                 out["model_version"] = win.version
-                out["model_status"] = "fallback" if win_warnings or gain_warnings else "champion"
+                status = "fallback" if win_warnings or gain_warnings else "champion"
+                out["model_status"] = (
+                    status if yield_validated else f"{status}; yield model {yield_status}"
+                )
             frames.append(out)
         probabilities = pd.concat(frames, ignore_index=True)
         return Output(
@@ -173,6 +196,11 @@ def build_feature_assets(partitions: PartitionsDefinition):
             metadata={
                 "rows": len(probabilities),
                 "model_version": win.version if win else "none",
+                "win_model": "none"
+                if win is None
+                else f"{win.version}: "
+                + ("gates passed" if not unproven else gates.failure_reason(win.metadata)),
+                "yield_model": yield_status,
                 "warnings": "; ".join(win_warnings + gain_warnings) or "none",
             },
         )
@@ -238,11 +266,10 @@ def training_set(
         features = store.read("candidate_features", [key])
         if tickers:
             features = features[features["symbol"].isin(tickers)]
-        frames.append(
-            features.merge(
-                outcomes[[*KEY_COLUMNS, LABEL, "yield_per_1000"]], on=KEY_COLUMNS, how="inner"
-            )
+        joined = features.merge(
+            outcomes[[*KEY_COLUMNS, LABEL, "yield_per_1000"]], on=KEY_COLUMNS, how="inner"
         )
+        frames.append(_with_rule_ev(store, key, joined))
     rows = pd.concat(frames, ignore_index=True)
     return Output(
         rows,
@@ -255,6 +282,18 @@ def training_set(
             "win_rate": float(rows[LABEL].mean()) if len(rows) else 0.0,
         },
     )
+
+
+def _with_rule_ev(store, key: str, rows: pd.DataFrame) -> pd.DataFrame:
+    """``rows`` with the scan's own ``ev_per_1000``: the yield model's gate compares its top
+    decile with the rule's on the same rows."""
+    if key not in store.partitions("butterfly_candidates"):
+        return rows
+    candidates = store.read("butterfly_candidates", [key])
+    if RULE_EV not in candidates.columns:
+        return rows
+    rule = candidates[[*KEY_COLUMNS, RULE_EV]].drop_duplicates(KEY_COLUMNS)
+    return rows.merge(rule, on=KEY_COLUMNS, how="left")
 
 
 PROBABILITY_CHECKS = [
@@ -276,6 +315,21 @@ PROBABILITY_CHECKS = [
         blocking=True,
         description="lower Brier than the champion on the same latest walk-forward "
         "fold by the margin, and calibration not worse",
+    ),
+    AssetCheckSpec(
+        "promotion_gates",
+        asset="probability_model",
+        blocking=True,
+        description="P(win)'s absolute gates (core/ml/gates.py): Brier skill over the base "
+        "rate, latest-fold ECE, ONNX parity, better AUC and Brier than the best single "
+        "feature, not forced, and the champion comparison; every gate with its value",
+    ),
+    AssetCheckSpec(
+        "yield_model_gates",
+        asset="probability_model",
+        description="the expected-yield model's gates: out-of-fold rank correlation, its top "
+        "decile above all candidates and above the top decile by ev_per_1000; until they "
+        "pass, nothing ranks by it",
     ),
 ]
 
@@ -331,7 +385,12 @@ def probability_model(
     )
     parity_ok = all(p["passed"] for p in trained.parity.values())
     beats, why = _beats(challenger, champion_score, models, how)
-    checks_passed = bool(parity_ok and not trained.forced and beats)
+    win_verdict = gates.verdict(
+        [*trained.win_gates, gates.Gate("beats_champion", beats, True, beats, why)]
+    )
+    yield_verdict = gates.verdict(trained.yield_gates)
+    checks_passed = bool(win_verdict["passed"])
+    yield_passed = bool(checks_passed and yield_verdict["passed"])
     metadata = _jsonable(
         {
             "training_date": market.now().date().isoformat(),
@@ -339,23 +398,24 @@ def probability_model(
             "training_window": {"start": trained.window[0], "end": trained.window[1]},
             "training_samples": trained.training_samples,
             "feature_columns": FEATURE_COLUMNS,
+            "features_hash": model_card.features_hash(FEATURE_COLUMNS),
             "label": LABEL_DEFINITION,
             "metrics": {k: v for k, v in trained.metrics.items()},
-            # What the drift report compares live features and predictions with (PSI).
-            "feature_reference": feature_reference(
-                rows,
-                trained.classifier.predict_proba(feature_matrix(rows))[:, 1],
-                FEATURE_COLUMNS,
-            ),
+            # What the drift report compares live features and predictions with (PSI); the
+            # predictions are out of fold, as live ones are.
+            "feature_reference": trained.drift_reference(rows),
             "folds": trained.folds,
             "parity": trained.parity,
             "latest_fold": {k: v for k, v in trained.latest_fold.items() if k != "test_rows"},
+            "best_single_feature": trained.best_feature,
+            "single_feature_baselines": trained.feature_baselines[:5],
+            "gates": win_verdict,
             "promotion": {
                 "challenger": challenger,
                 "champion": champion_score,
                 "basis": how,
                 "passed": checks_passed,
-                "reason": why,
+                "reason": why if checks_passed else win_verdict["reason"],
             },
             "compared_with": champion_version,
             "opset": onnx_export.OPSET,
@@ -367,11 +427,19 @@ def probability_model(
     win_version = registry.register(
         WIN_MODEL, trained.classifier_onnx, metadata, forced=trained.forced
     )
-    yield_metadata = {
-        **metadata,
-        "label": "expected yield per $1,000 at risk (clipped 1..99%)",
-        "paired_with": f"{WIN_MODEL}:{win_version.version}",
-    }
+    yield_metadata = _jsonable(
+        {
+            **{
+                k: v
+                for k, v in metadata.items()
+                if k not in ("best_single_feature", "single_feature_baselines", "promotion")
+            },
+            "label": "expected yield per $1,000 at risk (clipped 1..99% of the training rows)",
+            "metrics": trained.yield_metrics,
+            "gates": yield_verdict,
+            "paired_with": f"{WIN_MODEL}:{win_version.version}",
+        }
+    )
     gain_version = registry.register(
         YIELD_MODEL, trained.regressor_onnx, yield_metadata, forced=trained.forced
     )
@@ -382,6 +450,9 @@ def probability_model(
                 "yield_model_version": gain_version.version,
                 "forced": trained.forced,
                 "checks_passed": checks_passed,
+                "yield_gates_passed": yield_passed,
+                "gates_reason": win_verdict["reason"],
+                "yield_gates_reason": yield_verdict["reason"],
                 "brier": trained.metrics["brier"],
                 "roc_auc": trained.metrics["roc_auc"],
                 "ece": trained.metrics["ece"],
@@ -390,23 +461,29 @@ def probability_model(
             }
         ]
     )
+    best = trained.best_feature or {}
     yield Output(
         summary,
         metadata={
             "win_model_version": win_version.version,
             "checks_passed": checks_passed,
+            "gates_passed": checks_passed,
+            "gates_reason": win_verdict["reason"],
+            "yield_gates_passed": yield_passed,
+            "yield_gates_reason": yield_verdict["reason"],
             "roc_auc": trained.metrics["roc_auc"],
             "brier": trained.metrics["brier"],
             "brier_skill": trained.metrics["brier_skill"],
             "ece": trained.metrics["ece"],
+            "best_single_feature": str(best.get("feature", "none")),
+            "best_single_feature_auc": best.get("roc_auc"),
+            "best_single_feature_brier": best.get("brier"),
+            "yield_spearman": trained.yield_metrics.get("spearman"),
             "top_decile_yield_per_1000": trained.metrics["economic"]["top_decile_mean_yield"],
             "all_yield_per_1000": trained.metrics["economic"]["all_mean_yield"],
             "training_samples": trained.training_samples,
-            "reliability": MetadataValue.md(
-                pd.DataFrame(trained.metrics["reliability"]).to_markdown(
-                    index=False, floatfmt=".3f"
-                )
-            ),
+            "model_card": MetadataValue.md(model_card.markdown(win_version.metadata)),
+            "yield_model_card": MetadataValue.md(model_card.markdown(gain_version.metadata)),
         },
     )
     yield AssetCheckResult(
@@ -417,7 +494,7 @@ def probability_model(
     yield AssetCheckResult(
         check_name="trained_on_enough_data",
         passed=not trained.forced,
-        description="forced model: never promoted" if trained.forced else "ok",
+        description="forced model: registered, never promoted" if trained.forced else "ok",
         metadata={"training_samples": trained.training_samples},
     )
     yield AssetCheckResult(
@@ -425,6 +502,20 @@ def probability_model(
         passed=beats,
         description=why,
         severity=AssetCheckSeverity.ERROR,
+    )
+    yield AssetCheckResult(
+        check_name="promotion_gates",
+        passed=checks_passed,
+        description=win_verdict["reason"],
+        severity=AssetCheckSeverity.ERROR,
+        metadata={"gates": MetadataValue.md(model_card.gates_markdown(win_verdict))},
+    )
+    yield AssetCheckResult(
+        check_name="yield_model_gates",
+        passed=bool(yield_verdict["passed"]),
+        description=yield_verdict["reason"],
+        severity=AssetCheckSeverity.WARN,
+        metadata={"gates": MetadataValue.md(model_card.gates_markdown(yield_verdict))},
     )
 
 
@@ -501,9 +592,10 @@ def _data_version(context, asset_name: str) -> str | None:
     io_manager_key="lake_io_manager",
     deps=["probability_model"],
     description=(
-        "Promotes the newly trained models to champion. Runs only when probability_model's "
-        "blocking checks passed (parity, enough data, beats the champion); the previous "
-        "champion stays in the registry for rollback."
+        "Promotes the newly trained P(win) model to champion. Runs only when "
+        "probability_model's blocking checks passed (every promotion gate, the champion "
+        "comparison, not forced); the paired yield model is promoted only if it passed its "
+        "own gates. The previous champion stays in the registry for rollback."
     ),
 )
 def probability_model_champion(
@@ -513,20 +605,27 @@ def probability_model_champion(
     trained = lake.lake().read("probability_model").iloc[0]
     if not bool(trained["checks_passed"]):
         raise Failure(
-            f"{WIN_MODEL} {trained['win_model_version']} did not pass its promotion checks "
-            "(parity, enough data, beats the champion); the champion is unchanged"
+            f"{WIN_MODEL} {trained['win_model_version']} did not pass its promotion gates "
+            f"({trained.get('gates_reason', '')}); the champion is unchanged"
         )
     try:
         registry.promote(
             WIN_MODEL,
             trained["win_model_version"],
-            reason=f"beat {trained['compared_with'] or 'no champion'} (run {context.run.run_id})",
+            reason=f"passed every gate; compared with "
+            f"{trained['compared_with'] or 'no champion'} (run {context.run.run_id})",
         )
-        registry.promote(
-            YIELD_MODEL,
-            trained["yield_model_version"],
-            reason=f"paired with {WIN_MODEL}:{trained['win_model_version']}",
-        )
+        if bool(trained.get("yield_gates_passed", False)):
+            registry.promote(
+                YIELD_MODEL,
+                trained["yield_model_version"],
+                reason=f"passed its gates; paired with {WIN_MODEL}:{trained['win_model_version']}",
+            )
+        else:
+            context.log.warning(
+                f"{YIELD_MODEL} {trained['yield_model_version']} not promoted: "
+                f"{trained.get('yield_gates_reason', '')}; nothing ranks by it"
+            )
     except RegistryError as exc:
         raise Failure(f"promotion refused: {exc}") from exc
     champion = registry.champion(WIN_MODEL)

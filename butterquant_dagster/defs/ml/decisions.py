@@ -6,6 +6,9 @@ import json
 
 import pandas as pd
 from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
     AssetExecutionContext,
     Failure,
     MetadataValue,
@@ -15,6 +18,7 @@ from dagster import (
 )
 
 from butterquant_dagster.core import calendar
+from butterquant_dagster.core.ml import gates, model_card
 from butterquant_dagster.core.ml.ensemble import (
     REGIMES,
     decide,
@@ -34,8 +38,6 @@ ENSEMBLE_PREFIX = "signal_ensemble_"
 ENSEMBLE_WINDOW_SESSIONS = 252  # the rolling 12 months the monthly retrain uses
 SIGNAL_HISTORY_SESSIONS = 504  # the longest technical lookback (Hurst) with room
 HORIZON = 21
-# A regime model is promoted only when it beats a coin walk-forward.
-MIN_PROMOTION_AUC = 0.52
 
 
 @asset(
@@ -44,11 +46,20 @@ MIN_PROMOTION_AUC = 0.52
     kinds={"python", "scikitlearn", "onnx"},
     io_manager_key="lake_io_manager",
     deps=["daily_bars", "market_regime"],
+    check_specs=[
+        AssetCheckSpec(
+            "promotion_gates",
+            asset="signal_ensemble",
+            description="every regime model passed its gates (walk-forward Brier skill over "
+            "the base rate of 'up', ONNX parity, not forced); a regime that did not decides "
+            "by the signal vote",
+        )
+    ],
     description=(
         "One classifier per regime (bull / neutral / bear) for the sign of each ticker's "
         "21-session forward return, on the technical signals and regime probabilities; "
-        "walk-forward validated, exported to ONNX with the scaler inside, registered and "
-        "promoted unless forced."
+        "walk-forward validated, exported to ONNX with the scaler inside, registered, and "
+        "promoted only when it passes its promotion gates (never when forced)."
     ),
 )
 def signal_ensemble(
@@ -56,7 +67,7 @@ def signal_ensemble(
     lake: LakeResource,
     models: ModelsResource,
     market: MarketDataResource,
-) -> Output:
+):
     store = lake.lake()
     latest = calendar.latest_completed_session(market.now()).isoformat()
     regime_sessions = [p for p in store.partitions("market_regime") if p <= latest]
@@ -84,16 +95,20 @@ def signal_ensemble(
         raise Failure(f"signal_ensemble: {exc}") from exc
     registry = models.registry()
     metadata = result.metadata()
-    versions = {}
+    versions, verdicts, cards = {}, {}, {}
     for name, model in result.models.items():
+        verdict = metadata["regimes"][name]["gates"]
         meta = {
             "training_date": dt.date.today().isoformat(),
             "training_window": {"start": window[0], "end": window[-1]},
             "training_samples": model.n_rows,
             "feature_columns": list(result.features),
+            "features_hash": model_card.features_hash(result.features),
             "label": f"up = the close {HORIZON} sessions later is above the session's close",
             "metrics": metadata["regimes"][name]["metrics"],
             "parity": metadata["regimes"][name]["parity"],
+            "folds": metadata["regimes"][name]["folds"],
+            "gates": verdict,
             "regime": name,
             # Labels (21-session forward returns) resolved up to the window's last session.
             "label_cutoff": window[-1],
@@ -102,24 +117,23 @@ def signal_ensemble(
         version = registry.register(
             ENSEMBLE_PREFIX + name, model.onnx_bytes, meta, forced=result.forced
         )
-        auc = model.metrics.get("roc_auc")
-        skilled = auc is not None and auc > MIN_PROMOTION_AUC
-        if not skilled:
-            context.log.warning(
-                f"{ENSEMBLE_PREFIX + name} {version.version} not promoted: walk-forward AUC "
-                f"{auc} is not above {MIN_PROMOTION_AUC}; decisions in the {name} regime use "
-                "the signal vote"
-            )
-        if not result.forced and model.parity.passed and skilled:
+        if verdict["passed"]:
             try:
                 registry.promote(
                     ENSEMBLE_PREFIX + name,
                     version.version,
-                    reason=f"monthly retrain, run {context.run.run_id}",
+                    reason=f"passed every gate; monthly retrain, run {context.run.run_id}",
                 )
             except RegistryError as exc:
                 context.log.warning(f"not promoted: {exc}")
+        else:
+            context.log.warning(
+                f"{ENSEMBLE_PREFIX + name} {version.version} not promoted: {verdict['reason']}; "
+                f"decisions in the {name} regime use the signal vote"
+            )
         versions[name] = version.version
+        verdicts[name] = verdict
+        cards[name] = model_card.markdown(version.metadata)
     summary = pd.DataFrame(
         [
             {
@@ -129,16 +143,44 @@ def signal_ensemble(
                 "accuracy": result.models[name].metrics["accuracy"]
                 if name in result.models
                 else None,
+                "brier_skill": result.models[name].metrics["brier_skill"]
+                if name in result.models
+                else None,
+                "roc_auc": result.models[name].metrics["roc_auc"]
+                if name in result.models
+                else None,
+                "gates_passed": bool(verdicts[name]["passed"]) if name in verdicts else False,
+                "gates_reason": verdicts[name]["reason"]
+                if name in verdicts
+                else result.omitted.get(name, "no model"),
             }
             for name in REGIMES
         ]
     )
-    return Output(
+    yield Output(
         summary,
         metadata={
             "versions": json.dumps(versions),
             "omitted": json.dumps(result.omitted),
             "accuracy_by_regime": MetadataValue.md(summary.to_markdown(index=False)),
+            **{f"model_card_{name}": MetadataValue.md(card) for name, card in cards.items()},
+        },
+    )
+    failed = summary.loc[~summary["gates_passed"]]
+    yield AssetCheckResult(
+        check_name="promotion_gates",
+        passed=failed.empty,
+        severity=AssetCheckSeverity.WARN,
+        description="every regime model passed its gates"
+        if failed.empty
+        else "; ".join(f"{r.regime}: {r.gates_reason}" for r in failed.itertuples()),
+        metadata={
+            "gates": MetadataValue.md(
+                "\n\n".join(
+                    f"**{name}**\n\n{model_card.gates_markdown(v)}" for name, v in verdicts.items()
+                )
+                or "(no regime model trained)"
+            )
         },
     )
 
@@ -170,6 +212,13 @@ def build_decision_assets(partitions: PartitionsDefinition):
             model, warnings = registry.load_champion_with_fallback(ENSEMBLE_PREFIX + name)
             for warning in warnings:
                 context.log.warning(warning)
+            if model is not None and not gates.passed(model.metadata):
+                context.log.warning(
+                    f"{ENSEMBLE_PREFIX + name} {model.version} is champion but did not pass "
+                    f"its promotion gates ({gates.failure_reason(model.metadata)}): the "
+                    f"{name} regime decides by the signal vote"
+                )
+                model = None
             loaded[name] = model.session if model else None
             cutoffs[name] = (model.metadata.get("label_cutoff", "") if model else "") or ""
         frames, last_json = [], {}
