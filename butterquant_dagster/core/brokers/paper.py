@@ -2,10 +2,13 @@
 
 Fill model (docs/operations.md): an order is judged once, against the closing quotes of the
 session it was placed for — the session after the one its decision was made on, so no order
-fills at a price its decision already saw. A BUY fills, in full and at its limit, when the
-limit reaches ``mid + slippage × (natural − mid)``; a SELL when it is at or below
-``mid − slippage × (mid − natural)``, ``natural`` being the side that crosses every leg's
-spread. Otherwise the DAY order expires unfilled. Until that session's quotes exist (paper
+fills at a price its decision already saw. An order fills, in full and at its limit, when
+its limit reaches the price the cost model expects a combo to fill at
+(``core.options.costs.fill_price``: ``mid + slippage × (natural − mid)`` for a BUY, ``mid −
+slippage × (mid − natural)`` for a SELL, on the cent tick toward a fill, ``natural`` being
+the side that crosses every leg's spread) — the same function that prices the planner's
+limits, the scan's candidates and the outcomes the models learn from. Otherwise the DAY
+order expires unfilled. Until that session's quotes exist (paper
 trading during the day, before the close snapshot), the order is working. Commissions are IB
 tiered: $0.65 per contract, $1 minimum per order.
 
@@ -32,10 +35,10 @@ from butterquant_dagster.core.brokers.base import (
     ComboOrder,
     Execution,
 )
+from butterquant_dagster.core.options import costs
 from butterquant_dagster.core.options.money import order_fee
 from butterquant_dagster.core.storage import duckdb_files
 from butterquant_dagster.core.trading.combos import (
-    COMBO_TICK,
     MissingQuote,
     combo_quote,
     legs_from_json,
@@ -67,7 +70,7 @@ class PaperBroker:
         path: str | Path,
         chains: ChainSource,
         clock: Callable[[], dt.datetime],
-        slippage: float = 0.25,
+        slippage: float = costs.FILL_SHARE,
     ):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -101,7 +104,10 @@ class PaperBroker:
                 (count,) = con.execute("SELECT COUNT(*) FROM orders").fetchone()
                 status, reason = "submitted", ""
                 if (
-                    abs(round(order.limit_price / COMBO_TICK) * COMBO_TICK - order.limit_price)
+                    abs(
+                        round(order.limit_price / costs.COMBO_TICK) * costs.COMBO_TICK
+                        - order.limit_price
+                    )
                     > 1e-9
                 ):
                     status, reason = "rejected", f"limit {order.limit_price} is not on the tick"
@@ -219,13 +225,11 @@ class PaperBroker:
                 )
 
     def threshold(self, action: str, quote: dict) -> float:
-        if action == BUY:
-            return quote["mid"] + self.slippage * (quote["high"] - quote["mid"])
-        return quote["mid"] - self.slippage * (quote["mid"] - quote["low"])
+        """The price an order of ``action`` must reach to fill against ``quote``."""
+        return costs.fill_price(action, quote["mid"], quote["low"], quote["high"], self.slippage)
 
     def fills_at(self, action: str, limit: float, quote: dict) -> bool:
-        threshold = self.threshold(action, quote)
-        return limit >= threshold - 1e-9 if action == BUY else limit <= threshold + 1e-9
+        return costs.fills(action, limit, quote["mid"], quote["low"], quote["high"], self.slippage)
 
     def _fill(self, ref, broker_id, symbol, action, quantity, price, contracts, when, legs_text):
         with self._connect() as con:

@@ -4,8 +4,10 @@ For each ticker and each expiry in the window, every centre strike within the ba
 spot and every symmetric wing of 1..3 listed strike steps, for each structure. Legs are
 only ever listed strikes of that expiry (a wing is a step in the listed grid, never a
 strike snapped on its own), and a candidate whose legs cannot be traded at a sane price
-(a missing side, a zero bid on any leg, a debit at or above the wing width) is not built:
-it is counted against its ticker with the reason.
+(a missing side, a zero bid on any leg, a debit at or above the wing width at the natural
+price) is not built: it is counted against its ticker with the reason. A candidate's cost
+and economics are at the price its order is expected to fill at (``core.options.costs``,
+``debit_fill``), the natural price (``debit_natural``) on record beside it.
 
 Everything is NumPy over all candidates at once, and a chain may hold many sessions (a
 backtest builds a year in one call): the chain is ordered once by (session, symbol, expiry,
@@ -22,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from butterquant_dagster.core.options import butterfly as fly
+from butterquant_dagster.core.options import costs
 from butterquant_dagster.core.options.money import CONTRACT_MULTIPLIER
 
 SKIP_COLUMNS = ["symbol", "reason", "detail", "count"]
@@ -356,6 +359,7 @@ def _build(chain: pd.DataFrame, session, rules: CandidateRules):
     max_profit, max_loss = price["max_profit"], price["max_loss"]
     low, high = price["breakeven_low"], price["breakeven_high"]
     debit_mid, debit_natural = price["debit_mid"], price["debit_natural"]
+    debit_fill = price["debit_fill"]
     credit = np.array([s in fly.CREDIT_STRUCTURES for s in rules.structures])
     iv_atm = _atm_vol(table, spot, values["implied_vol"])[table.group[centre]]
     columns = {
@@ -377,6 +381,7 @@ def _build(chain: pd.DataFrame, session, rules: CandidateRules):
         "spot": spot_c,
         "debit_mid": debit_mid,
         "debit_natural": debit_natural,
+        "debit_fill": debit_fill,
         "cost": price["cost"],
         "max_profit": max_profit,
         "max_loss": max_loss,
@@ -425,6 +430,7 @@ def _narrow(key: np.ndarray) -> np.ndarray:
 _PRICES = (
     "debit_mid",
     "debit_natural",
+    "debit_fill",
     "cost",
     "max_profit",
     "max_loss",
@@ -440,15 +446,22 @@ def _price(structure: str, bid, ask, quoted, k_mid, width, out: np.ndarray) -> n
     legs = fly.STRUCTURES[structure]
     quantity = np.array([[leg.quantity] for leg in legs], dtype=float)
     is_credit = structure in fly.CREDIT_STRUCTURES
+    contracts = fly.CONTRACTS_PER_COMBO[structure]
     debit_mid, debit_natural = fly.combo_prices(quantity, bid, ask)
-    econ = fly.economics(is_credit, debit_natural, k_mid, width, fly.CONTRACTS_PER_COMBO[structure])
+    debit_fill = costs.expected_debit(debit_mid, debit_natural)
+    # The economics are at the expected fill (costs.COST_BASIS); each price rule holds at
+    # the expected fill and at natural, so a candidate is sane on both bases its outcomes
+    # are recorded on.
+    econ = fly.economics(is_credit, debit_fill, k_mid, width, contracts)
+    worst = fly.economics(is_credit, debit_natural, k_mid, width, contracts)
+    sign = 1.0 if is_credit else -1.0
     checks = (
         ~np.all(quoted, axis=0),
         np.any(bid <= 0, axis=0),
-        econ.max_loss <= 0,
-        econ.max_profit <= 0,
-        is_credit & (-debit_natural >= width),
-        (1.0 if is_credit else -1.0) * debit_natural >= 0,
+        (econ.max_loss <= 0) | (worst.max_loss <= 0),
+        (econ.max_profit <= 0) | (worst.max_profit <= 0),
+        is_credit & ((-debit_fill >= width) | (-debit_natural >= width)),
+        (sign * debit_fill >= 0) | (sign * debit_natural >= 0),
     )
     reason = np.full(len(width), -1, dtype=np.int64)
     for code in range(len(checks) - 1, -1, -1):  # the first rule failed wins
@@ -457,6 +470,7 @@ def _price(structure: str, bid, ask, quoted, k_mid, width, out: np.ndarray) -> n
         (
             debit_mid,
             debit_natural,
+            debit_fill,
             econ.cost,
             econ.max_profit,
             econ.max_loss,
@@ -512,6 +526,7 @@ _COLUMNS = (
     "spot",
     "debit_mid",
     "debit_natural",
+    "debit_fill",
     "cost",
     "max_profit",
     "max_loss",

@@ -1,11 +1,16 @@
-"""What each candidate really returned: bought at the entry session's natural price and held
-to expiry, settled at intrinsic value from the underlying's close on the expiry session.
+"""What each candidate really returned: bought on the entry session and held to expiry,
+settled at intrinsic value from the underlying's close on the expiry session.
 
-Costs are all in: the spread (entry at the natural side), the entry order's fee, and an
-exit order's fee whenever a leg finishes in the money (it has to be closed or exercised;
-an all-out-of-the-money expiry costs nothing). These rows are the labels of the success
-probability model and the ground truth of drift monitoring and backtests, so they use only
-prices dated on or before the expiry session.
+Each outcome is recorded on two cost bases. The label (``pnl_per_share``, ``roi``,
+``yield_per_1000``, ``win``) is at the price the order policy is expected to fill at
+(``core.options.costs``, ``COST_BASIS``; the candidate's ``cost``), the one the paper broker
+fills at and the scan's EV assumes; ``*_natural`` is the same trade bought at the natural
+price (every leg across its spread), the worst case, so both stay visible. Costs are all
+in on both: the spread paid, the entry order's fee, and an exit order's fee whenever a leg
+finishes in the money (it has to be closed or exercised; an all-out-of-the-money expiry
+costs nothing). These rows are the labels of the success probability model and the ground
+truth of drift monitoring and backtests, so they use only prices dated on or before the
+expiry session.
 """
 
 from __future__ import annotations
@@ -40,7 +45,17 @@ OUTCOME_COLUMNS = [
     "roi",
     "yield_per_1000",
     "win",
+    # The same trade bought at the natural price (never better than the label's basis).
+    "cost_natural",
+    "max_loss_natural",
+    "pnl_per_share_natural",
+    "yield_per_1000_natural",
+    "win_natural",
 ]
+# The candidate columns an outcome copies (those before the first computed one), and those
+# it needs beyond them.
+_COPIED = OUTCOME_COLUMNS[: OUTCOME_COLUMNS.index("settle_price")]
+_INPUT_COLUMNS = ("debit_natural",)
 
 
 class OutcomeError(ValueError):
@@ -103,6 +118,9 @@ def _closes_on(symbol: pd.Series, day: pd.Series, closes: pd.DataFrame) -> np.nd
 def settle(candidates: pd.DataFrame, closes: pd.DataFrame) -> pd.DataFrame:
     """Outcomes of ``candidates`` given ``closes`` (columns session, symbol, close) that
     include every candidate's expiry session. Missing closes raise OutcomeError."""
+    needed = [c for c in (*_COPIED, *_INPUT_COLUMNS) if c not in candidates.columns]
+    if needed:
+        raise ValueError(f"candidates to settle lack column(s) {needed}")
     settle_price = _closes_on(candidates["symbol"], candidates["expiry"], closes)
     missing = ~np.isfinite(settle_price)
     if missing.any():
@@ -137,6 +155,21 @@ def settle(candidates: pd.DataFrame, closes: pd.DataFrame) -> pd.DataFrame:
     inside = (settle_price > candidates["breakeven_low"].to_numpy(float)) & (
         settle_price < candidates["breakeven_high"].to_numpy(float)
     )
+    contracts = pd.Series(structure).map(fly.CONTRACTS_PER_COMBO).to_numpy(float)
+    if np.isnan(contracts).any():
+        unknown = sorted(set(pd.Series(structure)[np.isnan(contracts)].astype(str)))
+        raise ValueError(f"candidates to settle have unknown structure(s) {unknown}")
+    natural = fly.economics(
+        candidates["is_credit"].to_numpy(bool),
+        candidates["debit_natural"].to_numpy(float),
+        center,
+        width,
+        contracts,
+    )
+    pnl_natural = value - natural.cost - exit_fee
+    inside_natural = (settle_price > natural.breakeven_low) & (
+        settle_price < natural.breakeven_high
+    )
     computed = {
         "settle_price": settle_price,
         "expiry_value": value,
@@ -146,6 +179,11 @@ def settle(candidates: pd.DataFrame, closes: pd.DataFrame) -> pd.DataFrame:
         "roi": roi,
         "yield_per_1000": roi * 1000.0,
         "win": inside & (pnl > 0),
+        "cost_natural": natural.cost,
+        "max_loss_natural": natural.max_loss,
+        "pnl_per_share_natural": pnl_natural,
+        "yield_per_1000_natural": pnl_natural / natural.max_loss * 1000.0,
+        "win_natural": inside_natural & (pnl_natural > 0),
     }
     # One frame: the candidates' own columns as they are (dtypes included), then the
     # computed ones.

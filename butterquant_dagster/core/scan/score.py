@@ -87,8 +87,9 @@ def score_candidates(
     )
     score = np.clip(100.0 * raw - DELTA_PENALTY_POINTS * delta_penalty, 0.0, 100.0)
 
-    # Expected value under the forecast distribution, after the spread (natural price)
-    # and the entry fee, which are both in ``cost``.
+    # Expected value under the forecast distribution, after the spread paid and the entry
+    # fee, which are both in ``cost``: the price the order is expected to fill at
+    # (core.options.costs.COST_BASIS), the basis of the outcomes it is checked against.
     expected_fly = expected_long_fly_value(forecast, vol_forecast, t, center, width)
     is_credit = c["is_credit"].to_numpy(bool)
     ev_share = expected_fly - np.where(is_credit, width, 0.0) - c["cost"].to_numpy(float)

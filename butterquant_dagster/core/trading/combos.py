@@ -8,15 +8,14 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import math
 
 import numpy as np
 import pandas as pd
 
 from butterquant_dagster.core.brokers.base import BUY, SELL, ComboLeg
 from butterquant_dagster.core.options.butterfly import STRUCTURES
-
-COMBO_TICK = 0.01  # IB prices option combos in cents
+from butterquant_dagster.core.options.costs import COMBO_TICK as COMBO_TICK  # re-exported
+from butterquant_dagster.core.options.costs import fill_price
 
 
 class MissingQuote(LookupError):
@@ -110,20 +109,11 @@ def combo_quote(chain: pd.DataFrame, legs: tuple[ComboLeg, ...]) -> dict:
 
 
 def limit_price(action: str, mid: float, low: float, high: float, concession: float) -> float:
-    """The limit of a combo order: the mid, conceding a share of the half-spread, on the tick.
-
-    A buy rounds up and a sell down (towards a fill), and the result stays inside the legs'
-    natural bounds, so the order is never worse than crossing every leg's spread.
-    """
-    if action == BUY:
-        raw = mid + concession * (high - mid)
-        price = math.ceil(round(raw / COMBO_TICK, 6)) * COMBO_TICK
-        price = min(price, math.floor(round(high / COMBO_TICK, 6)) * COMBO_TICK)
-    else:
-        raw = mid - concession * (mid - low)
-        price = math.floor(round(raw / COMBO_TICK, 6)) * COMBO_TICK
-        price = max(price, math.ceil(round(low / COMBO_TICK, 6)) * COMBO_TICK)
-    return round(price, 2)
+    """The limit of a combo order: the price the cost model expects it to fill at
+    (``costs.fill_price``: the mid, conceding a share of the way to natural, on the tick,
+    rounded toward a fill and never past natural), so what is planned, what the paper broker
+    fills and what the scan and the labels assume are one price."""
+    return fill_price(action, mid, low, high, concession)
 
 
 def session_date(value) -> dt.date:

@@ -194,11 +194,14 @@ def test_call_fly_95_100_105_by_hand():
     c95, c100, c105 = CALLS[95.0], CALLS[100.0], CALLS[105.0]
     debit_mid = c95.mid - 2 * c100.mid + c105.mid  # 6.20 - 5.95 + 1.05 = 1.30
     natural = c95.ask - 2 * c100.bid + c105.ask  # 6.30 - 5.80 + 1.10 = 1.60
-    cost = natural + FEE  # 1.626
+    # The expected fill: a quarter of the way to natural, 1.30 + 0.075 = 1.375, up to 1.38.
+    fill = 1.38
+    cost = fill + FEE  # 1.406
     assert row["debit_mid"] == pytest.approx(debit_mid)
     assert row["debit_mid"] == pytest.approx(1.30)
     assert row["debit_natural"] == pytest.approx(natural)
     assert row["debit_natural"] == pytest.approx(1.60)
+    assert row["debit_fill"] == pytest.approx(fill)
     assert row["cost"] == pytest.approx(cost)
     assert row["max_loss"] == pytest.approx(cost)
     assert row["max_profit"] == pytest.approx(5.0 - cost)
@@ -224,7 +227,9 @@ def test_put_fly_95_100_105_by_hand():
     p95, p100, p105 = PUTS[95.0], PUTS[100.0], PUTS[105.0]
     debit_mid = p95.mid - 2 * p100.mid + p105.mid  # 1.00 - 5.75 + 5.975 = 1.225
     natural = p95.ask - 2 * p100.bid + p105.ask  # 1.05 - 5.60 + 6.10 = 1.55
-    cost = natural + FEE
+    fill = 1.31  # 1.225 + 0.25 x 0.325 = 1.30625, up to the cent
+    cost = fill + FEE
+    assert row["debit_fill"] == pytest.approx(fill)
     assert row["debit_mid"] == pytest.approx(debit_mid)
     assert row["debit_natural"] == pytest.approx(1.55)
     assert row["debit_natural"] == pytest.approx(natural)
@@ -244,19 +249,24 @@ def test_iron_fly_95_100_105_by_hand():
     row = _one(candidates, "iron_fly", 95.0, 105.0)
     p95, p100, c100, c105 = PUTS[95.0], PUTS[100.0], CALLS[100.0], CALLS[105.0]
     credit = p100.bid + c100.bid - p95.ask - c105.ask  # 2.80 + 2.90 - 1.05 - 1.10 = 3.55
-    credit_mid = p100.mid + c100.mid - p95.mid - c105.mid
-    net_credit = credit - FEE
+    credit_mid = p100.mid + c100.mid - p95.mid - c105.mid  # 2.875 + 2.975 - 1.00 - 1.05 = 3.80
+    # Bought as a combo the debit is -3.80 at mid, -3.55 at natural; the expected fill is
+    # -3.80 + 0.25 x 0.25 = -3.7375, up (toward a fill) to -3.73: a credit of 3.73.
+    fill_credit = 3.73
+    net_credit = fill_credit - FEE
     assert credit == pytest.approx(3.55)
+    assert credit_mid == pytest.approx(3.80)
     assert row["is_credit"]
     assert row["debit_natural"] == pytest.approx(-credit)
     assert row["debit_mid"] == pytest.approx(-credit_mid)
-    assert row["cost"] == pytest.approx(-credit + FEE)
-    assert row["max_loss"] == pytest.approx(5.0 - credit + FEE)
+    assert row["debit_fill"] == pytest.approx(-fill_credit)
+    assert row["cost"] == pytest.approx(-fill_credit + FEE)
+    assert row["max_loss"] == pytest.approx(5.0 - fill_credit + FEE)
     assert row["max_profit"] == pytest.approx(net_credit)
     assert row["breakeven_low"] == pytest.approx(100.0 - net_credit)
     assert row["breakeven_high"] == pytest.approx(100.0 + net_credit)
-    assert row["reward_risk"] == pytest.approx(net_credit / (5.0 - credit + FEE))
-    assert row["capital_at_risk"] == pytest.approx(100.0 * (5.0 - credit + FEE))
+    assert row["reward_risk"] == pytest.approx(net_credit / (5.0 - fill_credit + FEE))
+    assert row["capital_at_risk"] == pytest.approx(100.0 * (5.0 - fill_credit + FEE))
     assert row["net_delta"] == pytest.approx(p95.delta - p100.delta - c100.delta + c105.delta)
     assert row["iv_center"] == pytest.approx((p100.iv + c100.iv) / 2.0)
     assert row["spread_pct"] == pytest.approx(abs(-credit + credit_mid) / credit_mid)
@@ -267,11 +277,15 @@ def test_upper_centre_flies_by_hand():
     call = _one(candidates, "call_fly", 100.0, 110.0)
     natural = CALLS[100.0].ask - 2 * CALLS[105.0].bid + CALLS[110.0].ask  # 1.39
     assert call["debit_natural"] == pytest.approx(natural)
-    assert call["breakeven_low"] == pytest.approx(100.0 + natural + FEE)
+    # Mid 2.975 - 2.10 + 0.31 = 1.185; fill 1.185 + 0.25 x 0.205 = 1.23625, up to 1.24.
+    assert call["breakeven_low"] == pytest.approx(100.0 + 1.24 + FEE)
     iron = _one(candidates, "iron_fly", 100.0, 110.0)
     credit = PUTS[105.0].bid + CALLS[105.0].bid - PUTS[100.0].ask - CALLS[110.0].ask
-    assert iron["cost"] == pytest.approx(-credit + FEE)
-    assert iron["breakeven_high"] == pytest.approx(105.0 + credit - FEE)
+    assert credit == pytest.approx(3.56)
+    # Mid credit 5.975 + 1.05 - 2.875 - 0.31 = 3.84; fill 3.84 - 0.25 x 0.28 = 3.77.
+    assert iron["debit_fill"] == pytest.approx(-3.77)
+    assert iron["cost"] == pytest.approx(-3.77 + FEE)
+    assert iron["breakeven_high"] == pytest.approx(105.0 + 3.77 - FEE)
 
 
 def test_atm_vol_and_expected_move():
@@ -302,11 +316,15 @@ def test_two_step_wings_only_when_the_grid_allows():
     call = _one(five, "call_fly", 90.0, 110.0)
     natural = CALL_90.ask - 2 * CALLS[100.0].bid + CALLS[110.0].ask  # 10.80 - 5.80 + 0.34
     assert call["debit_natural"] == pytest.approx(natural)
-    assert call["max_profit"] == pytest.approx(10.0 - natural - FEE)
-    assert call["breakeven_high"] == pytest.approx(110.0 - natural - FEE)
+    # Mid 10.65 - 5.95 + 0.31 = 5.01; fill 5.01 + 0.25 x 0.33 = 5.0925, up to 5.10.
+    assert call["max_profit"] == pytest.approx(10.0 - 5.10 - FEE)
+    assert call["breakeven_high"] == pytest.approx(110.0 - 5.10 - FEE)
     iron = _one(five, "iron_fly", 90.0, 110.0)
     credit = PUTS[100.0].bid + CALLS[100.0].bid - PUT_90.ask - CALLS[110.0].ask
-    assert iron["max_loss"] == pytest.approx(10.0 - credit + FEE)
+    assert credit == pytest.approx(5.00)
+    # Mid credit 2.875 + 2.975 - 0.33 - 0.31 = 5.21; fill 5.21 - 0.25 x 0.21 = 5.1575,
+    # down (toward a fill) to 5.15.
+    assert iron["max_loss"] == pytest.approx(10.0 - 5.15 + FEE)
 
 
 def test_three_step_limit_is_respected():
@@ -391,12 +409,17 @@ def test_a_debit_at_or_above_the_width_is_skipped():
 
 
 def test_an_iron_fly_credit_at_or_above_the_width_is_not_built():
-    # Centre bids so rich that the natural credit is 5.01 on a 5-wide fly: more than the
-    # fly can ever lose, an impossible price even though the 0.026 fee keeps max_loss > 0.
-    calls = {**CALLS, 100.0: replace(CALLS[100.0], bid=3.58, ask=3.60)}
-    puts = {**PUTS, 100.0: replace(PUTS[100.0], bid=3.58, ask=3.60)}
-    credit = puts[100.0].bid + calls[100.0].bid - PUTS[95.0].ask - CALLS[105.0].ask
-    assert 5.0 <= credit < 5.0 + FEE
+    # Centre quotes so rich that the credit expected to fill is 5.00 on a 5-wide fly (mid
+    # 7.08 - 2.05 = 5.03, natural 7.06 - 2.15 = 4.91, a quarter of the way: 5.00): as much
+    # as the fly can ever lose, an impossible price even though the 0.026 fee keeps
+    # max_loss > 0.
+    calls = {**CALLS, 100.0: replace(CALLS[100.0], bid=3.53, ask=3.55)}
+    puts = {**PUTS, 100.0: replace(PUTS[100.0], bid=3.53, ask=3.55)}
+    credit_mid = puts[100.0].mid + calls[100.0].mid - PUTS[95.0].mid - CALLS[105.0].mid
+    natural = puts[100.0].bid + calls[100.0].bid - PUTS[95.0].ask - CALLS[105.0].ask
+    credit = credit_mid - 0.25 * (credit_mid - natural)
+    assert credit == pytest.approx(5.00)
+    assert 5.0 <= credit + 1e-9 < 5.0 + FEE
     candidates, skips = _build(_chain(_rows(calls, puts)))
     assert ("iron_fly", 95.0, 100.0, 105.0) not in _triples(candidates)
     assert _skip_count(skips, "AAA", "impossible price: credit at or above the width") == 1
@@ -544,7 +567,13 @@ def test_random_chains_only_build_valid_symmetric_listed_candidates(drawn):
     np.testing.assert_allclose(
         candidates["center"] - candidates["lower"], candidates["upper"] - candidates["center"]
     )
-    np.testing.assert_allclose(candidates["cost"], candidates["debit_natural"] + FEE)
+    np.testing.assert_allclose(candidates["cost"], candidates["debit_fill"] + FEE)
+    # The expected fill lies between the mid and the natural price, on the cent.
+    assert (candidates["debit_fill"] >= candidates["debit_mid"] - 1e-9).all()
+    assert (candidates["debit_fill"] <= candidates["debit_natural"] + 1e-9).all()
+    np.testing.assert_allclose(
+        candidates["debit_fill"] * 100, np.round(candidates["debit_fill"] * 100), atol=1e-6
+    )
     assert (candidates["max_profit"] > 0).all()
     assert (candidates["max_loss"] > 0).all()
     assert (candidates["debit_natural"] >= candidates["debit_mid"] - 1e-9).all()

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import numpy as np
 import pandas as pd
 import pytest
 
+from butterquant_dagster.core.market.synthetic import SyntheticMarket
+from butterquant_dagster.core.market.universe import read_universe_file, select_universe
+from butterquant_dagster.core.scan.candidates import build_candidates
 from butterquant_dagster.core.scan.outcomes import (
     OUTCOME_COLUMNS,
     OutcomeError,
@@ -21,8 +26,13 @@ ONE_CONTRACT_FEE = 1.00 / 100.0
 FOUR_CONTRACT_FEE = 2.60 / 100.0
 
 
+# How much dearer than the expected fill the fixtures' natural price is, per share.
+NATURAL_EXTRA = 0.30
+
+
 def _call_fly(symbol="AAA", cost=1.50, expiry=EXPIRY, structure="call_fly"):
-    """A 95/100/105 long fly bought for ``cost`` per share (fees included)."""
+    """A 95/100/105 long fly expected to fill for ``cost`` per share (fees included), its
+    natural price ``NATURAL_EXTRA`` dearer."""
     return {
         "session": SESSION,
         "symbol": symbol,
@@ -36,6 +46,7 @@ def _call_fly(symbol="AAA", cost=1.50, expiry=EXPIRY, structure="call_fly"):
         "width_steps": 1,
         "dte": (expiry - SESSION).days,
         "cost": cost,
+        "debit_natural": cost - FOUR_CONTRACT_FEE + NATURAL_EXTRA,
         "max_loss": cost,
         "max_profit": 5.0 - cost,
         "breakeven_low": 95.0 + cost,
@@ -51,6 +62,7 @@ def _iron_fly(symbol="AAA", net_credit=3.50, expiry=EXPIRY):
         "structure": "iron_fly",
         "is_credit": True,
         "cost": -net_credit,
+        "debit_natural": -(net_credit + FOUR_CONTRACT_FEE) + NATURAL_EXTRA,
         "max_loss": 5.0 - net_credit,
         "max_profit": net_credit,
         "breakeven_low": 100.0 - net_credit,
@@ -85,6 +97,12 @@ def test_call_fly_settled_at_the_centre():
     assert out["roi"] == pytest.approx(pnl / 1.50)
     assert out["yield_per_1000"] == pytest.approx(1000.0 * pnl / 1.50)
     assert out["win"]
+    # At natural: 1.50 + 0.30 = 1.80 paid, fee included; the same exit fee.
+    assert out["cost_natural"] == pytest.approx(1.80)
+    assert out["max_loss_natural"] == pytest.approx(1.80)
+    assert out["pnl_per_share_natural"] == pytest.approx(5.0 - 1.80 - 0.01)  # 3.19
+    assert out["yield_per_1000_natural"] == pytest.approx(1000.0 * 3.19 / 1.80)
+    assert out["win_natural"]
 
 
 def test_call_fly_settled_below_the_wings():
@@ -133,6 +151,9 @@ def test_settled_on_a_breakeven_loses_the_exit_fee():
     assert out["expiry_value"] == pytest.approx(1.5)
     assert out["pnl_per_share"] == pytest.approx(-ONE_CONTRACT_FEE)
     assert not out["win"]
+    # At natural the low breakeven is 95 + 1.80 = 96.80: 96.5 is below it, a loss of 0.31.
+    assert out["pnl_per_share_natural"] == pytest.approx(1.5 - 1.80 - ONE_CONTRACT_FEE)
+    assert not out["win_natural"]
 
 
 # ---------------------------------------------------------------------- iron fly
@@ -144,6 +165,12 @@ def test_iron_fly_settled_at_the_centre_keeps_the_credit():
     assert out["pnl_per_share"] == pytest.approx(3.50)
     assert out["roi"] == pytest.approx(3.50 / 1.50)
     assert out["win"]
+    # At natural the net credit is 3.50 - 0.30 = 3.20 and the risk 5 - 3.20 = 1.80.
+    assert out["cost_natural"] == pytest.approx(-3.20)
+    assert out["max_loss_natural"] == pytest.approx(1.80)
+    assert out["pnl_per_share_natural"] == pytest.approx(3.20)
+    assert out["yield_per_1000_natural"] == pytest.approx(1000.0 * 3.20 / 1.80)
+    assert out["win_natural"]
 
 
 def test_iron_fly_settled_off_centre():
@@ -197,6 +224,46 @@ def test_a_missing_close_raises_naming_the_ticker_and_expiry():
     # A close on the day before the expiry is not the expiry's close.
     with pytest.raises(OutcomeError, match=r"AAA.*2024-02-01"):
         _settle([_call_fly("AAA")], _path("AAA", 100.0).iloc[:-1])
+
+
+def test_candidates_without_their_natural_price_are_refused():
+    row = _call_fly()
+    del row["debit_natural"]
+    with pytest.raises(ValueError, match="debit_natural"):
+        _settle([row], _path("AAA", 100.0))
+
+
+def test_generated_candidates_carry_both_bases_and_natural_is_never_better():
+    """Candidates of a generated session settled at spots across their whole range: the
+    label's basis (expected fill) and the natural one side by side, natural never better."""
+    session = dt.date(2025, 6, 2)
+    market = SyntheticMarket(select_universe(read_universe_file(), size=6))
+    candidates, _ = build_candidates(market.chains(session), session)
+    assert len(candidates) > 500
+    rng = np.random.default_rng(5)
+    pairs = candidates[["symbol", "expiry", "spot"]].drop_duplicates(["symbol", "expiry"])
+    closes = pd.DataFrame(
+        {
+            "session": pairs["expiry"].to_numpy(),
+            "symbol": pairs["symbol"].to_numpy(),
+            "close": pairs["spot"].to_numpy() * rng.uniform(0.85, 1.15, len(pairs)),
+        }
+    )
+    out = settle(candidates, closes)
+    assert list(out.columns) == OUTCOME_COLUMNS
+    assert out["win"].any() and not out["win"].all()
+    assert (out["cost_natural"] >= out["cost"] - 1e-12).all()
+    assert (out["cost_natural"] > out["cost"]).mean() > 0.9  # spreads are paid
+    assert (out["pnl_per_share_natural"] <= out["pnl_per_share"] + 1e-12).all()
+    assert (~out["win_natural"] | out["win"]).all()
+    # Per $1,000 at risk too, where the expiry's value covers its exit fee (otherwise a
+    # bigger stake dilutes a loss beyond it, the only way natural's yield can read higher).
+    covered = out["expiry_value"] - out["exit_fee"] >= 0
+    assert covered.mean() > 0.3
+    assert (
+        out.loc[covered, "yield_per_1000_natural"] <= out.loc[covered, "yield_per_1000"] + 1e-9
+    ).all()
+    assert out["yield_per_1000_natural"].mean() < out["yield_per_1000"].mean()
 
 
 # ---------------------------------------------------------------------- sampling
