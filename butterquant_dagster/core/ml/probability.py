@@ -43,8 +43,9 @@ from butterquant_dagster.core.monitoring.psi import feature_reference
 
 LABEL = "win"
 LABEL_DEFINITION = (
-    "win = the candidate, bought at the entry session's natural price plus fees and held "
-    "to expiry, settled inside its breakevens with a positive P/L after fees"
+    "win = the candidate, bought on the entry session at the price its order is expected "
+    "to fill at (core.options.costs.COST_BASIS: mid + 0.25 of the way to natural) plus "
+    "fees and held to expiry, settled inside its breakevens with a positive P/L after fees"
 )
 REGIME_NAMES = np.array(["bear", "neutral", "bull"])
 CALIBRATION_FOLDS = 3

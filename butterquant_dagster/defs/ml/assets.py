@@ -42,6 +42,7 @@ from butterquant_dagster.core.ml.probability import (
     train,
 )
 from butterquant_dagster.core.ml.registry import RegistryError, age_days
+from butterquant_dagster.core.options.costs import COST_BASIS
 from butterquant_dagster.core.scan.surface import iv_rank
 from butterquant_dagster.defs.ml.regime import regime_row
 from butterquant_dagster.defs.partitions import session_asset, trailing_keys
@@ -400,6 +401,7 @@ def probability_model(
             "feature_columns": FEATURE_COLUMNS,
             "features_hash": model_card.features_hash(FEATURE_COLUMNS),
             "label": LABEL_DEFINITION,
+            "cost_basis": COST_BASIS,
             "metrics": {k: v for k, v in trained.metrics.items()},
             # What the drift report compares live features and predictions with (PSI); the
             # predictions are out of fold, as live ones are.
