@@ -43,6 +43,7 @@ from butterquant_dagster.core.backtest.walk_forward import (
 )
 from butterquant_dagster.core.brokers.paper import PaperBroker
 from butterquant_dagster.core.ml.features import KEY_COLUMNS
+from butterquant_dagster.core.options.costs import FILL_SHARE, cost_basis
 from butterquant_dagster.core.scan.score import rank
 from butterquant_dagster.core.storage import duckdb_files
 from butterquant_dagster.core.trading.execution import collect_fills, execute_session, session_start
@@ -93,7 +94,7 @@ class ButterflySettings:
     rules: PortfolioRules = field(default_factory=PortfolioRules)
     limits: RiskLimits = field(default_factory=RiskLimits)
     training: TrainingPolicy = field(default_factory=TrainingPolicy)
-    paper_slippage: float = 0.25
+    paper_slippage: float = FILL_SHARE
 
 
 def _backtest_limits(limits: RiskLimits) -> RiskLimits:
@@ -213,6 +214,7 @@ def run_butterfly(
         sessions=pd.DataFrame(session_rows, columns=SESSION_COLUMNS),
         orders=orders,
         notes=notes,
+        cost_basis=cost_basis(settings.paper_slippage),
     )
 
 

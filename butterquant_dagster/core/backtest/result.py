@@ -44,6 +44,7 @@ class BacktestResult:
     sessions: pd.DataFrame = field(default_factory=pd.DataFrame)
     orders: pd.DataFrame = field(default_factory=pd.DataFrame)
     notes: list[str] = field(default_factory=list)
+    cost_basis: str = ""  # how fills were priced (core.options.costs), when options traded
 
     def summary(self) -> dict:
         """The result as plain JSON-able values (``None`` for a figure not computed)."""
@@ -57,6 +58,7 @@ class BacktestResult:
             "metrics": {k: _plain(v) for k, v in self.metrics.items()},
             "steps": _records(self.steps),
             "notes": list(self.notes),
+            "cost_basis": self.cost_basis,
         }
 
 

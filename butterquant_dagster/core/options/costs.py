@@ -35,11 +35,19 @@ COMBO_TICK = 0.01  # IB prices option combos in cents
 # Share of the way from the mid to the natural price an order concedes (and the paper
 # broker requires): see the module docstring.
 FILL_SHARE = 0.25
-COST_BASIS = (
-    f"expected fill: mid + {FILL_SHARE:g} x (natural - mid) per combo, on the "
-    f"${COMBO_TICK:.2f} tick toward a fill, never beyond natural; IB tiered fees "
-    f"${FEE_PER_CONTRACT:.2f}/contract, ${MIN_FEE_PER_ORDER:.2f} minimum per order"
-)
+
+
+def cost_basis(share: float = FILL_SHARE) -> str:
+    """The cost basis in words, for the metadata of what was priced on it."""
+    return (
+        f"expected fill: mid + {share:g} x (natural - mid) per combo, on the "
+        f"${COMBO_TICK:.2f} tick toward a fill, never beyond natural; IB tiered fees "
+        f"${FEE_PER_CONTRACT:.2f}/contract, ${MIN_FEE_PER_ORDER:.2f} minimum per order"
+    )
+
+
+# What the candidates, the outcomes (the models' labels) and the scan's EV are priced on.
+COST_BASIS = cost_basis()
 _EPS = 1e-6  # in ticks: a price a float hair off the grid is on it
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from butterquant_dagster.core.options.costs import FILL_SHARE
 from butterquant_dagster.core.scan.score import EXIT_RULES
 from butterquant_dagster.core.settings import DEFAULT_MIN_EXPECTED_YIELD
 
@@ -26,7 +27,7 @@ class PortfolioRules:
     exit_shares: dict = field(default_factory=lambda: dict(EXIT_RULES))
     time_stop_dte: int = 7  # close when fewer calendar days than this remain
     vol_stop_rise: float = 0.30  # close when the centre's implied vol rose this much
-    limit_concession: float = 0.25
+    limit_concession: float = FILL_SHARE  # the cost model's expected fill (core.options.costs)
 
     def slots(self, track: str) -> int:
         if track == AI_TRACK:
