@@ -38,6 +38,19 @@ UNDERLYING_COLUMNS = (
 )
 
 SMILE_CURVATURE = 0.08
+# Quoted spread at the money, as a share of the option's value, for the most liquid name
+# (liquidity 1) and added per unit of illiquidity, plus an absolute floor in dollars (per
+# share) likewise: calibrated to real ATM 30-day spreads in docs/decisions.md ("One price
+# for one trade").
+SPREAD_ATM_MOST_LIQUID = 0.006
+SPREAD_ATM_PER_ILLIQUIDITY = 0.05
+SPREAD_FLOOR_MOST_LIQUID = 0.01
+SPREAD_FLOOR_PER_ILLIQUIDITY = 0.03
+# Liquidity tiers the calibration is stated and tested in: at or above INDEX_LIKE the few
+# names quoted as tightly as the most liquid large caps, at or above LIQUID the liquid
+# half, below it the lower-liquidity half.
+INDEX_LIKE_LIQUIDITY = 0.95
+LIQUID_LIQUIDITY = 0.6
 MEAN_REVERSION_DAYS = 45.0
 
 
@@ -149,18 +162,22 @@ def model_chains(
     theo = bs.price(spot2, strike2, t2, iv2, rate, div2, is_call)
     greeks = bs.greeks(spot2, strike2, t2, iv2, rate, div2, is_call)
 
-    # Quotes: relative spread widens out of the money; an absolute floor makes cheap
-    # options' spreads wide in relative terms, as on a real screen.
+    # Quotes (docs/decisions.md, "One price for one trade"): the relative spread widens out
+    # of the money and with illiquidity; an absolute floor makes cheap options' spreads wide
+    # in relative terms, as on a real screen. Each side sits on the nearest tick, never
+    # inside the model value, so the tick grid neither narrows nor widens a spread on average.
     abs_z = np.abs(both(z))
     liq2 = both(liquidity)
-    rel = (0.02 + 0.06 * (1.0 - liq2)) * (1.0 + 1.5 * abs_z / (1.0 + abs_z))
-    floor = 0.02 + 0.08 * (1.0 - liq2)
+    rel = (SPREAD_ATM_MOST_LIQUID + SPREAD_ATM_PER_ILLIQUIDITY * np.sqrt(1.0 - liq2)) * (
+        1.0 + 1.5 * abs_z / (1.0 + abs_z)
+    )
+    floor = SPREAD_FLOOR_MOST_LIQUID + SPREAD_FLOOR_PER_ILLIQUIDITY * (1.0 - liq2)
     half_spread = 0.5 * (rel * theo + floor) * rng.uniform(0.8, 1.25, 2 * n)
     tick = tick_size(theo)
-    bid = np.floor((theo - half_spread) / tick + 1e-9) * tick
+    bid = np.minimum(np.round((theo - half_spread) / tick), np.floor(theo / tick + 1e-9)) * tick
     bid = np.where(bid < tick, 0.0, bid)
-    ask = np.ceil((theo + half_spread) / tick - 1e-9) * tick
-    # An ask rounded up on the penny grid may reach $3, where quotes are in nickels.
+    ask = np.maximum(np.round((theo + half_spread) / tick), np.ceil(theo / tick - 1e-9)) * tick
+    # An ask on the penny grid may reach $3, where quotes are in nickels.
     ask_tick = tick_size(ask)
     ask = np.ceil(ask / ask_tick - 1e-9) * ask_tick
     ask = np.maximum(ask, bid + tick_size(bid))
@@ -204,3 +221,16 @@ def model_chains(
     frame = frame.sort_values(["symbol", "expiry", "strike", "right"], kind="stable")
     frame = frame.reset_index(drop=True)
     return conform(frame, OPTION_CHAINS, origin=source)
+
+
+def atm_spread_pct(chain: pd.DataFrame, target_dte: int = 30) -> pd.Series:
+    """Per symbol, the quoted spread as a share of the mid at the money: the strike nearest
+    the spot on the expiry nearest ``target_dte`` days, call and put averaged. The figure
+    the spreads are calibrated on (docs/decisions.md, "One price for one trade")."""
+    frame = chain.loc[chain["bid"] > 0, ["symbol", "dte", "strike", "underlying_price"]]
+    frame = frame.assign(pct=(chain["ask"] - chain["bid"]) / ((chain["ask"] + chain["bid"]) / 2))
+    off_dte = (frame["dte"] - target_dte).abs()
+    frame = frame[off_dte == off_dte.groupby(frame["symbol"]).transform("min")]
+    off_spot = (frame["strike"] - frame["underlying_price"]).abs()
+    frame = frame[off_spot == off_spot.groupby(frame["symbol"]).transform("min")]
+    return frame.groupby("symbol")["pct"].mean()

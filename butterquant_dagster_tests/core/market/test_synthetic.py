@@ -11,7 +11,12 @@ import pandas as pd
 import pytest
 
 from butterquant_dagster.core import calendar as cal
-from butterquant_dagster.core.market.chain_model import strike_step
+from butterquant_dagster.core.market.chain_model import (
+    INDEX_LIKE_LIQUIDITY,
+    LIQUID_LIQUIDITY,
+    atm_spread_pct,
+    strike_step,
+)
 from butterquant_dagster.core.market.synthetic import SyntheticConfig, SyntheticMarket
 from butterquant_dagster.core.market.universe import read_universe_file, select_universe
 
@@ -525,3 +530,22 @@ def test_a_scenario_is_parsed_or_refused_with_its_format():
     ):
         with pytest.raises(ValueError, match=message):
             Scenario.parse(bad)
+
+
+@pytest.mark.parametrize("day", [D(2025, 6, 2), D(2020, 3, 16)])
+def test_atm_spreads_match_real_liquid_names_by_tier(base, day):
+    """The median ATM 30-day quoted spread of the liquid half lies in the band of real
+    liquid names (about 3-8 % of the option's price: SPXW 2018 3.3-5.4 %, large caps 2020
+    ~1.2 % in the money to 7-8 % out of it); the few index-like names quote tighter than
+    that band and the lower-liquidity half wider than the liquid half but within it
+    (docs/decisions.md, "One price for one trade"), in a calm session and a crash."""
+    market = SyntheticMarket(base)
+    pct = atm_spread_pct(market.chains(day))
+    liquidity = market.underlyings(day).set_index("symbol")["liquidity"].reindex(pct.index)
+    index_like = pct[liquidity >= INDEX_LIKE_LIQUIDITY]
+    liquid = pct[(liquidity >= LIQUID_LIQUIDITY) & (liquidity < INDEX_LIKE_LIQUIDITY)]
+    less = pct[liquidity < LIQUID_LIQUIDITY]
+    assert min(len(index_like), len(liquid), len(less)) >= 10
+    assert 0.03 <= liquid.median() <= 0.08, liquid.median()
+    assert index_like.median() < 0.03, index_like.median()
+    assert liquid.median() < less.median() <= 0.08, less.median()
