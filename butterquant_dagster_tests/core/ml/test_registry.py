@@ -548,6 +548,20 @@ def test_forced_model_can_never_be_promoted(registry, fitted):
     assert registry.load(NAME, "v0002").metadata["forced"] is True
 
 
+def test_a_model_that_failed_its_gates_can_never_be_promoted(registry, fitted):
+    from butterquant_dagster.core.ml import gates
+
+    _, onnx_bytes = fitted
+    failing = gates.verdict([gates.brier_skill_gate(-0.01)])
+    passing = gates.verdict([gates.brier_skill_gate(0.02)])
+    registry.register(NAME, onnx_bytes, _metadata(gates=failing))
+    registry.register(NAME, onnx_bytes, _metadata(gates=passing))
+    with pytest.raises(PromotionError, match=r"v0001: it failed its promotion gates.*no skill"):
+        registry.promote(NAME, "v0001", reason="by hand")
+    assert registry.champion(NAME) is None
+    assert registry.promote(NAME, "v0002", reason="passed").version == "v0002"
+
+
 def test_promotion_of_altered_file_refused(registry, fitted):
     _, onnx_bytes = fitted
     registry.register(NAME, onnx_bytes, _metadata())
