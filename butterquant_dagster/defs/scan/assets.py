@@ -118,13 +118,18 @@ def reliability_metadata(settled: pd.DataFrame, session: dt.date) -> dict:
     ``session``: the skill of each, predicted vs realized per $1,000 by decile."""
     frames = ev_reliability.report_frames(settled)
     heading = f"Outcomes with expiry before {session}; yields per $1,000 at risk.\n\n"
+    # One format per column: counts as whole numbers, yields in dollars, rates to 3 places.
+    skill_formats = ("", ".0f", ".3f", ".0f", ".0f", "", "")
+    decile_formats = (".0f", ".0f", ".0f", ".0f", ".3f")
     out = {
         "ranking_skill": MetadataValue.md(
-            heading + frames.pop("skill").to_markdown(index=False, floatfmt=".3f")
+            heading + frames.pop("skill").to_markdown(index=False, floatfmt=skill_formats)
         )
     }
     for name, table in frames.items():
-        text = table.to_markdown(index=False, floatfmt=".2f") if len(table) else "no outcomes"
+        text = (
+            table.to_markdown(index=False, floatfmt=decile_formats) if len(table) else "no outcomes"
+        )
         out[f"reliability_{name}"] = MetadataValue.md(heading + text)
     return out
 
