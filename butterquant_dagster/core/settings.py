@@ -82,7 +82,7 @@ SETTINGS: dict[str, tuple[str, str]] = {
     "BUTTERQUANT_MAX_POSITIONS": ("20", "Open butterfly slots (both tracks together)."),
     "BUTTERQUANT_AI_TRACK_SLOTS": (
         "10",
-        "Slots of the AI track (model ranking); the rest go to the baseline track (rule score).",
+        "Slots of the AI track (model ranking); the rest go to the baseline track (rule measure).",
     ),
     "BUTTERQUANT_MAX_SECTOR_POSITIONS": ("5", "Open positions allowed in one sector."),
     "BUTTERQUANT_ALLOCATION": ("1000", "Dollars of capital at risk allocated to one entry."),
