@@ -14,6 +14,7 @@ check FAILs.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import math
 import os
 import shutil
@@ -220,6 +221,10 @@ class RegimeFacts:
     fitted_at: str | None = None
     train_end: str | None = None
     error: str | None = None
+    # The regime gates: None for a model fitted before they existed.
+    gates_passed: bool | None = None
+    gates_measured: bool | None = None
+    gates_summary: str | None = None
 
 
 @dataclass(frozen=True)
@@ -282,6 +287,8 @@ def check_models(
             "fitted_at": regime.fitted_at,
             "train_end": regime.train_end,
             "error": regime.error,
+            "gates_passed": regime.gates_passed,
+            "gates": regime.gates_summary,
         },
     }
     problems: list[tuple[str, str]] = []
@@ -335,6 +342,10 @@ def check_models(
         problems.append((NOTICE, f"regime model: {regime.error}"))
     elif not regime.fitted:
         problems.append((NOTICE, "regime model not fitted: run `butterquant train --model regime`"))
+    elif regime.gates_measured and not regime.gates_passed:
+        problems.append((WARN, f"regime model failed its gates: {regime.gates_summary}"))
+    elif regime.gates_measured is False:
+        problems.append((NOTICE, f"regime model: {regime.gates_summary}"))
     messages = [summary] if summary else []
     if present:
         messages.append(
@@ -665,10 +676,18 @@ def regime_facts(lake: Lake) -> RegimeFacts:
     if not path.exists():
         return RegimeFacts(fitted=False)
     try:
-        row = pd.read_parquet(path, columns=["fitted_at", "train_end"]).iloc[0]
+        row = pd.read_parquet(path).iloc[0]
     except Exception as exc:  # pyarrow raises many types for a bad file
         return RegimeFacts(fitted=False, error=f"{path} is unreadable: {exc}")
-    return RegimeFacts(True, str(row["fitted_at"]), str(row["train_end"]))
+    gates = json.loads(row["gates_json"]) if "gates_json" in row.index else None
+    return RegimeFacts(
+        True,
+        str(row["fitted_at"]),
+        str(row["train_end"]),
+        gates_passed=bool(gates["passed"]) if gates else None,
+        gates_measured=bool(gates["measured"]) if gates else None,
+        gates_summary=str(gates["summary"]) if gates else None,
+    )
 
 
 def probe_broker(

@@ -194,6 +194,29 @@ def test_regime_facts_read_the_lake(tmp_path):
     assert (facts.fitted, facts.train_end) == (True, "2025-03-20")
 
 
+def test_a_regime_model_that_failed_its_gates_is_a_warning(tmp_path):
+    gates = {"passed": False, "measured": True, "summary": "failed bear_recall"}
+    frame = pd.DataFrame(
+        [
+            {
+                "model_json": "{}",
+                "train_end": "2025-03-20",
+                "fitted_at": "2025-03-21T00:00:00",
+                "gates_json": json.dumps(gates),
+            }
+        ]
+    )
+    Lake(tmp_path).write("regime_model", frame)
+    facts = health.regime_facts(Lake(tmp_path))
+    assert (facts.gates_passed, facts.gates_measured) == (False, True)
+    check = health.check_models(_champion(), "v0003", ENSEMBLE, facts)
+    assert check.status == WARN
+    assert "regime model failed its gates: failed bear_recall" in check.message
+    unmeasured = RegimeFacts(True, "x", "2025-03-20", None, False, False, "not measured: no truth")
+    check = health.check_models(_champion(), "v0003", ENSEMBLE, unmeasured)
+    assert check.status == NOTICE and "not measured: no truth" in check.message
+
+
 # ----------------------------------------------------------------------------- model age
 THRESHOLDS = HealthThresholds()
 
