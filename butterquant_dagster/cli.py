@@ -29,7 +29,6 @@ DEMO_SCAN_SESSIONS = 100  # the last ~5 months are scanned; the older ~2 months 
 DEMO_TRADE_SESSIONS = 20  # the last four weeks are traded end to end on the paper broker
 SCAN_HISTORY_SESSIONS = 65  # the signals need 60 sessions of closes
 MAX_DTE_DAYS = 60  # the scan's longest expiry; older entry sessions can be settled
-REGIME_WARMUP = 12  # sessions of bars before the first regime (realized-vol window)
 
 
 # Commands with a module of their own under butterquant_dagster/commands: each has
@@ -655,6 +654,7 @@ def _registry():
 def train_models(model: str, start: str | None, end: str | None, show: bool) -> dict:
     """Fit the regime model over the bar history, then train the ensemble and the
     probability model over the scanned sessions in [start, end]; one run per stage."""
+    from butterquant_dagster.core.ml.regime import first_labelled_session
     from butterquant_dagster.defs.ml.automation import (
         ENSEMBLE_TRAINING_JOB,
         FEATURES_JOB,
@@ -669,19 +669,27 @@ def train_models(model: str, start: str | None, end: str | None, show: bool) -> 
         for s in lake.partitions("butterfly_candidates")
         if (not start or s >= start) and (not end or s <= end)
     ]
-    if len(bars) <= REGIME_WARMUP:
+    if not bars:
         raise CliError(
-            f"{len(bars)} sessions of market data are too few to train on; backfill more "
-            "(`butterquant backfill` or `butterquant demo`)"
+            "no market data to train on; backfill first (`butterquant backfill` or "
+            "`butterquant demo`)"
         )
     runs = []
     if model in ("all", "regime"):
+        first = first_labelled_session([dt.date.fromisoformat(b) for b in bars])
+        if first is None:
+            raise CliError(
+                f"{len(bars)} sessions of market data are too few for a point-in-time regime; "
+                "backfill more (`butterquant backfill` or `butterquant demo`)"
+            )
+        window = {"start_date": start or "", "end_date": end or ""}
         runs.append(
             materialize(
                 REGIME_JOB,
-                dt.date.fromisoformat(bars[REGIME_WARMUP]),
+                first,
                 dt.date.fromisoformat(bars[-1]),
                 show_progress=show,
+                run_config={"ops": {"regime_model": {"config": window}}},
             )
         )
         if not runs[-1].success:
@@ -1070,8 +1078,12 @@ def build_parser() -> argparse.ArgumentParser:
         default="all",
         help="which models (default all)",
     )
-    train.add_argument("--start-date", help="first scanned session to train on")
-    train.add_argument("--end-date", help="last scanned session to train on")
+    train.add_argument(
+        "--start-date",
+        help="first session to train on: scanned sessions for the probability model, bars "
+        "for the regime model (refused, never widened, if the window cannot be honoured)",
+    )
+    train.add_argument("--end-date", help="last session to train on (as --start-date)")
     train.add_argument("--tickers", help="comma-separated tickers for the probability model")
     train.add_argument(
         "--force",
