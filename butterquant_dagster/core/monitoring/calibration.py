@@ -183,8 +183,12 @@ def calibration_in_the_large(y: np.ndarray, p: np.ndarray, clusters=None) -> dic
     if not n:
         return {"n": 0}
     wins, expected = float(np.sum(y)), float(np.sum(p))
-    variance, groups = _sum_variance(y - p, clusters, float(np.sum(p * (1.0 - p))))
+    independent = float(np.sum(p * (1.0 - p)))
+    variance, groups = _sum_variance(y - p, clusters, independent)
     gap = wins - expected
+    # How much the clusters widen the noise, measured around the sample's own gap so that
+    # drift itself does not count as noise.
+    centred, _ = _sum_variance(y - p - gap / n, clusters, independent)
     sd = float(np.sqrt(variance))
     z = float(np.sign(gap) * max(abs(gap) - 0.5, 0.0) / sd) if sd > 0 else 0.0
     return {
@@ -198,6 +202,7 @@ def calibration_in_the_large(y: np.ndarray, p: np.ndarray, clusters=None) -> dic
         "predicted_rate": expected / n,
         "relative_gap": gap / expected if expected > 0 else None,
         "clusters": groups,
+        "design_effect": centred / independent if independent > 0 else 1.0,
     }
 
 
@@ -206,7 +211,8 @@ def ece_noise(p: np.ndarray, bins: int, quantile: float, draws: int = ECE_NOISE_
 
     ECE is positive on any finite sample (each bin's hit rate is noisy); on a few hundred
     rows the noise alone can reach 0.05. Outcomes are drawn as Bernoulli(p) ``draws``
-    times with a fixed seed, so the floor is the same on every run.
+    times with a fixed seed, so the floor is the same on every run. The draws are
+    independent; the caller widens the floor by the clusters' design effect.
     """
     if not len(p):
         return 0.0

@@ -205,8 +205,12 @@ def drift_report(
         "expected_wins": large.get("expected_wins"),
         "calibration_z": large.get("z"),
         "calibration_p_value": large.get("p_value"),
+        # Correlated outcomes make every bin's hit rate noisier by about the square root of
+        # the design effect the calibration test measured (1 for independent rows).
         "ece_noise": (
-            ece_noise(p_c, t.bins, 1.0 - t.significance) if len(y_c) >= t.min_samples else None
+            ece_noise(p_c, t.bins, 1.0 - t.significance) * np.sqrt(large["design_effect"])
+            if len(y_c) >= t.min_samples
+            else None
         ),
     }
     yields, yield_table = _yields(candidates, keep, clusters)

@@ -564,9 +564,11 @@ def test_outcomes_clustered_by_expiry_are_not_independent_evidence():
     # Robust variance: 40/39 * (10 * 41.5^2 + 30 * 8.5^2), sd about 141 wins.
     assert clustered.figures["calibration_z"] == pytest.approx(159.5 / math.sqrt(19890.4), rel=1e-3)
     assert clustered.figures["calibration_p_value"] > 0.01
-    # (ECE's noise floor assumes independent rows, so it may still warn; it never retrains
-    # below its own threshold.)
-    assert clustered.status != "RETRAIN", clustered.reasons
+    # ECE's noise floor widens by the same design effect (about 40 here: 2,000 rows that
+    # behave like 40), so the 0.08 gap of 10 winning groups is noise, not a warning.
+    assert clustered.figures["ece_noise"] > 5 * independent.figures["ece_noise"]
+    assert independent.figures["ece_candidates"] > independent.figures["ece_noise"]
+    assert clustered.status == "OK", clustered.reasons
     assert any(
         r.startswith("calibration-in-the-large") and "within significance" in r
         for r in clustered.reasons
