@@ -126,3 +126,15 @@ def test_a_misspelt_sensor_setting_is_refused(tmp_path, monkeypatch):
     monkeypatch.setenv("BUTTERQUANT_AUTOMATION_SENSORS_DEFAULT", "on")
     with pytest.raises(ValueError, match="BUTTERQUANT_AUTOMATION_SENSORS_DEFAULT='on'"):
         make_defs(tmp_path)
+
+
+def test_the_resource_and_the_report_share_one_set_of_drift_defaults(tmp_path, monkeypatch):
+    from butterquant_dagster.core.monitoring.drift import DriftThresholds
+    from butterquant_dagster.resources import monitoring_resource
+
+    assert MonitoringResource(data_dir=str(tmp_path)).thresholds() == DriftThresholds()
+    monkeypatch.setenv("BUTTERQUANT_DRIFT_SIGNIFICANCE", "0.001")
+    monkeypatch.setenv("BUTTERQUANT_DRIFT_ECE_RETRAIN", "0.2")
+    configured = monitoring_resource().thresholds()
+    assert configured.significance == 0.001 and configured.ece_retrain == 0.2
+    assert configured.calibration_margin == DriftThresholds().calibration_margin
