@@ -21,6 +21,7 @@ from butterquant_dagster.core.backtest.walk_forward import (
     train_step,
 )
 from butterquant_dagster.core.ml import probability
+from butterquant_dagster.core.options.costs import COST_BASIS
 from butterquant_dagster.core.storage.lake import Lake
 from butterquant_dagster.core.trading.rules import PortfolioRules
 from butterquant_dagster_tests.core.backtest.lakes import TICKERS, build_lake, poison
@@ -110,6 +111,9 @@ def test_every_session_is_traded_on_the_previous_close_and_marked(backtests):
     assert {"ai", "baseline"} <= set(orders["track"])
     assert len(result.fills) > 0
     assert (result.fills["commission"] >= 1.0).all()
+    # Filled on the cost model's basis, and the result says so.
+    assert result.cost_basis == COST_BASIS
+    assert result.summary()["cost_basis"] == COST_BASIS
     # The equity is the ledger's: cash plus positions at the session's marks.
     assert result.equity["equity"].to_numpy() == pytest.approx(
         (result.equity["cash"] + result.equity["positions_value"]).to_numpy()
