@@ -73,7 +73,8 @@ def combo_prices(quantity: np.ndarray, bid: np.ndarray, ask: np.ndarray):
 
 @dataclass(frozen=True)
 class Economics:
-    """Per-share economics of entering at the natural price and paying the entry fee."""
+    """Per-share economics of entering at a net debit (the expected fill of
+    ``core.options.costs``, or the natural price) and paying the entry fee."""
 
     cost: np.ndarray  # net paid per share incl. fee (negative: net credit received)
     max_profit: np.ndarray
@@ -82,9 +83,9 @@ class Economics:
     breakeven_high: np.ndarray
 
 
-def economics(is_credit, debit_natural, center, width, contracts) -> Economics:
+def economics(is_credit, debit, center, width, contracts) -> Economics:
     fee = per_share(order_fee(contracts))
-    cost = debit_natural + fee
+    cost = debit + fee
     # A long fly risks what it cost; an iron fly risks the width less the net credit.
     max_loss = np.where(is_credit, width + cost, cost)
     max_profit = np.where(is_credit, -cost, width - cost)
