@@ -140,6 +140,7 @@ def test_dg_loads_the_code_location(tmp_path):
     assert set(assets["target_orders"]["dependency_keys"]) >= {"scan_rankings", "option_chains"}
     assert set(assets["positions"]["dependency_keys"]) >= {"fills", "option_chains"}
     assert set(assets["option_chains"]["dependency_keys"]) == {"daily_bars", "universe"}
-    # market 16, scan 5, model promotion 3, champion age 1, ledger vs broker 1, health 7
-    assert len(listed["asset_checks"]) == 16 + 5 + 3 + 1 + 1 + 7
+    # market 16, scan 5, model promotion 5 (parity, data, champion, gates, yield gates),
+    # ensemble gates 1, champion age 1, ledger vs broker 1, health 7
+    assert len(listed["asset_checks"]) == 16 + 5 + 5 + 1 + 1 + 1 + 7
     assert "orders:ledger_matches_broker" in {c["key"] for c in listed["asset_checks"]}
