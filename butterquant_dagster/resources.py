@@ -185,6 +185,7 @@ def default_resources() -> dict[str, object]:
             data_dir=str(settings.data_root()),
             force=settings.env("BUTTERQUANT_FORCE_TRAINING").lower() in ("1", "true", "yes"),
             training_tickers=settings.env("BUTTERQUANT_TRAINING_TICKERS"),
+            regime_index_symbol=settings.env("BUTTERQUANT_REGIME_INDEX_SYMBOL"),
             age_warn_days=_int_setting("BUTTERQUANT_MODEL_AGE_WARN_DAYS"),
             age_fail_days=_int_setting("BUTTERQUANT_MODEL_AGE_FAIL_DAYS"),
         ),

@@ -115,6 +115,11 @@ SETTINGS: dict[str, tuple[str, str]] = {
         "0.25",
         "Paper broker: a buy fills when its limit reaches mid + this share of the half-spread.",
     ),
+    "BUTTERQUANT_REGIME_INDEX_SYMBOL": (
+        "",
+        "Ticker whose daily returns define the market regime (e.g. SPY, from the market "
+        "source or the bars files); an equal-weighted index of the universe when unset.",
+    ),
     "BUTTERQUANT_BENCHMARK_SYMBOL": (
         "",
         "Index bought and held as the reports' benchmark; an equal-weighted index of the "
