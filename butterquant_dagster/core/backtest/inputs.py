@@ -18,7 +18,7 @@ import pandas as pd
 from butterquant_dagster.core import calendar
 from butterquant_dagster.core.backtest.result import DEFAULT_WINDOW_SESSIONS
 from butterquant_dagster.core.ml.features import KEY_COLUMNS
-from butterquant_dagster.core.ml.probability import LABEL
+from butterquant_dagster.core.ml.probability import LABEL, with_rule_ev
 from butterquant_dagster.core.storage.lake import Lake
 
 # The table whose partitions say a session is ready for each strategy.
@@ -285,6 +285,7 @@ class LakeInputs:
         if not sessions:
             return pd.DataFrame(columns=KEY_COLUMNS), empty
         per_session = max(1, max_rows // len(sessions))
+        scanned = set(self.lake.partitions("butterfly_candidates"))
         features, outcomes = [], []
         for key in sessions:
             settled = self.lake.read("candidate_outcomes", [key])
@@ -298,6 +299,9 @@ class LakeInputs:
             frame = self.lake.read("candidate_features", [key])
             keys = settled[KEY_COLUMNS].assign(_keep=True)
             frame = frame.merge(keys, on=KEY_COLUMNS, how="inner").drop(columns="_keep")
+            # The scan's own EV, which the yield model's gate must beat, as in production.
+            if key in scanned:
+                frame = with_rule_ev(frame, self.lake.read("butterfly_candidates", [key]))
             features.append(frame)
             outcomes.append(settled)
         if not outcomes:

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from butterquant_dagster.core import calendar
-from butterquant_dagster.core.ml import onnx_export, probability
+from butterquant_dagster.core.ml import gates, onnx_export, probability
 from butterquant_dagster.core.ml.features import FEATURE_COLUMNS, KEY_COLUMNS, feature_matrix
 
 LabelledHistory = Callable[[dt.date], tuple[pd.DataFrame, pd.DataFrame]]
@@ -129,7 +129,10 @@ class StepModel:
         else:
             x = feature_matrix(features, FEATURE_COLUMNS)
             out["ml_success_prob"] = onnx_export.run(self.win, x)
-            out["ml_expected_roi"] = onnx_export.run(self.gain, x) / 1000.0
+            # No expected yield unless that model validated: the AI track then ranks by P(win).
+            out["ml_expected_roi"] = (
+                onnx_export.run(self.gain, x) / 1000.0 if self.gain is not None else np.nan
+            )
         out["model_version"] = self.version
         return out
 
@@ -140,8 +143,9 @@ def train_step(
     """Train the step's models on what was known before it began, and its record.
 
     ``history(before)`` gives the candidate features and outcomes of the entry sessions
-    before ``before``. Too little data (or a failed ONNX parity) leaves the step without
-    a model: the AI track is off in that step and the record says why.
+    before ``before``. Too little data, or a model that fails the production promotion
+    gates (ONNX parity among them), leaves the step without a model: the AI track is off
+    in that step and the record says why.
     """
     cutoff = step.label_cutoff
     features, outcomes = history(step.start)
@@ -182,23 +186,34 @@ def train_step(
     except ValueError as exc:  # TrainingError, or too few sessions for the folds
         record["note"] = f"AI track off: {exc}; the baseline track still trades"
         return None, record
-    failed = [name for name, check in trained.parity.items() if not check["passed"]]
-    if failed:
-        record["note"] = f"AI track off: the ONNX export of {failed} does not match scikit-learn"
+    # The same absolute gates as production promotion: a step's model trades only if a
+    # champion trained on the same rows could have been promoted.
+    win_verdict = gates.verdict(trained.win_gates)
+    if not win_verdict["passed"]:
+        record["note"] = (
+            f"AI track off: the model trained on outcomes known by {cutoff} failed its "
+            f"promotion gates ({win_verdict['reason']}); the baseline track still trades"
+        )
         return None, record
+    yield_verdict = gates.verdict(trained.yield_gates)
     version = f"walk-forward-{step.index:02d}"
     record |= {
         "model_trained": True,
         "model_version": version,
         "note": f"trained on outcomes known by {cutoff} (walk-forward AUC "
-        f"{_figure(trained.metrics.get('roc_auc'))})",
+        f"{_figure(trained.metrics.get('roc_auc'))}); "
+        + (
+            "ranked by the model's expected yield"
+            if yield_verdict["passed"]
+            else f"expected yield not validated ({yield_verdict['reason']}): ranked by P(win)"
+        ),
     }
     model = StepModel(
         step=step.index,
         label_cutoff=cutoff,
         version=version,
         win=onnx_export.session(trained.classifier_onnx),
-        gain=onnx_export.session(trained.regressor_onnx),
+        gain=onnx_export.session(trained.regressor_onnx) if yield_verdict["passed"] else None,
     )
     return model, record
 

@@ -110,6 +110,16 @@ def training_rows(
     return rows.reset_index(drop=True)
 
 
+def with_rule_ev(rows: pd.DataFrame, candidates: pd.DataFrame | None) -> pd.DataFrame:
+    """``rows`` with the scan's own ``ev_per_1000`` from ``candidates`` (same keys): the
+    yield model's gate compares its top decile with the rule's on the same rows. Rows stay
+    as they are when the candidates are missing or carry no rule EV."""
+    if candidates is None or RULE_EV not in candidates.columns or RULE_EV in rows.columns:
+        return rows
+    rule = candidates[[*KEY_COLUMNS, RULE_EV]].drop_duplicates(KEY_COLUMNS)
+    return rows.merge(rule, on=KEY_COLUMNS, how="left")
+
+
 def _classifier(seed: int, cv):
     """``cv``: the calibration splits (see :func:`calibration_splits`)."""
     base = HistGradientBoostingClassifier(

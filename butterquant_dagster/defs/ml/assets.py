@@ -36,10 +36,10 @@ from butterquant_dagster.core.ml.features import (
 from butterquant_dagster.core.ml.probability import (
     LABEL,
     LABEL_DEFINITION,
-    RULE_EV,
     TrainingError,
     latest_fold_brier,
     train,
+    with_rule_ev,
 )
 from butterquant_dagster.core.ml.registry import RegistryError, age_days
 from butterquant_dagster.core.options.costs import COST_BASIS
@@ -286,15 +286,9 @@ def training_set(
 
 
 def _with_rule_ev(store, key: str, rows: pd.DataFrame) -> pd.DataFrame:
-    """``rows`` with the scan's own ``ev_per_1000``: the yield model's gate compares its top
-    decile with the rule's on the same rows."""
     if key not in store.partitions("butterfly_candidates"):
         return rows
-    candidates = store.read("butterfly_candidates", [key])
-    if RULE_EV not in candidates.columns:
-        return rows
-    rule = candidates[[*KEY_COLUMNS, RULE_EV]].drop_duplicates(KEY_COLUMNS)
-    return rows.merge(rule, on=KEY_COLUMNS, how="left")
+    return with_rule_ev(rows, store.read("butterfly_candidates", [key]))
 
 
 PROBABILITY_CHECKS = [

@@ -19,7 +19,9 @@ from butterquant_dagster_tests.core.trading.chains import make_chain, make_ranki
 TICKERS = {"AAA": "Tech", "BBB": "Energy", "CCC": "Health"}
 EXPIRY_EVERY = 5  # sessions between listed expiries
 MIN_DAYS_TO_EXPIRY = 9  # calendar days: entries clear the 7-day time stop
-INFORMATIVE = "prob_profit_forecast"  # the feature the outcomes depend on
+# The features the outcomes depend on, together: no single one carries most of the signal,
+# so a model can pass the promotion gate "beats the best single feature".
+INFORMATIVE = ("prob_profit_forecast", "iv_rank", "dte")
 RANKING_ONLY = ["rank", "ticker", "ml_success_prob", "ml_expected_roi", "model_version"]
 
 
@@ -89,8 +91,8 @@ def features_and_outcomes(candidates: pd.DataFrame, rng: np.random.Generator):
     features = candidates[KEY_COLUMNS].copy()
     for name in FEATURE_COLUMNS:
         features[name] = rng.normal(size=len(candidates))
-    signal = features[INFORMATIVE].to_numpy()
-    win = signal + 0.7 * rng.normal(size=len(candidates)) > 0.6
+    signal = sum(features[name].to_numpy() for name in INFORMATIVE) / np.sqrt(len(INFORMATIVE))
+    win = signal + 0.3 * rng.normal(size=len(candidates)) > 0.6
     outcomes = candidates[KEY_COLUMNS].copy()
     outcomes["win"] = win
     outcomes["yield_per_1000"] = np.where(win, 400.0, -250.0) + 50.0 * signal
@@ -124,6 +126,11 @@ def build_lake(
             features, outcomes = features_and_outcomes(keys_of(session, expiry, index), rng)
             lake.write("candidate_features", features, key)
             lake.write("candidate_outcomes", outcomes, key)
+            # The rule's EV the yield model's gate compares with: a noisy view of the yield.
+            rule = outcomes[KEY_COLUMNS].assign(
+                ev_per_1000=outcomes["yield_per_1000"] + 300.0 * rng.normal(size=len(outcomes))
+            )
+            lake.write("butterfly_candidates", rule, key)
             continue
         chain = chain_of(session, index, expiries)
         lake.write("option_chains", chain, key)

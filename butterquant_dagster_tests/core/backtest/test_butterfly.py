@@ -7,6 +7,7 @@ import dataclasses
 import datetime as dt
 import shutil
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -26,7 +27,7 @@ from butterquant_dagster.core.storage.lake import Lake
 from butterquant_dagster.core.trading.rules import PortfolioRules
 from butterquant_dagster_tests.core.backtest.lakes import TICKERS, build_lake, poison
 
-HISTORY = ("2025-01-02", "2025-03-14")
+HISTORY = ("2024-06-03", "2025-03-14")
 WINDOW = 11  # the last 11 sessions: one that decides, then two steps of five
 STEP = 5
 RULES = PortfolioRules(
@@ -198,6 +199,26 @@ def test_a_history_that_leaks_later_outcomes_is_refused(backtests):
 
     with pytest.raises(LookAheadError, match="expiring on or after"):
         train_step(step, leaky, SETTINGS.training)
+
+
+def test_a_step_model_without_skill_does_not_trade(backtests):
+    """The backtest applies the production promotion gates: labels shuffled across rows
+    leave a model with no skill over the base rate, and the step's AI track is off."""
+    inputs = LakeInputs(backtests["lake"], sorted(TICKERS))
+    window = backtests["window"]
+    step = Step(1, tuple(window[1:3]))
+    rng = np.random.default_rng(3)
+
+    def shuffled(before):
+        features, outcomes = inputs.labelled_history(before, max_rows=5_000, seed=7)
+        outcomes = outcomes.assign(win=rng.permutation(outcomes["win"].to_numpy()))
+        return features, outcomes
+
+    model, record = train_step(step, shuffled, SETTINGS.training)
+    assert model is None
+    assert not record["model_trained"] and record["model_version"] == "none"
+    assert "failed its promotion gates" in record["note"]
+    assert "brier_skill" in record["note"] or "beats_best_feature" in record["note"]
 
 
 def test_too_little_history_turns_the_ai_track_off(backtests):
