@@ -27,6 +27,7 @@ from typing import Any
 import pandas as pd
 
 from butterquant_dagster.core import calendar, settings
+from butterquant_dagster.core.ml import gates
 from butterquant_dagster.core.ml.registry import ModelRegistry, RegistryError, age_days
 from butterquant_dagster.core.storage.lake import Lake
 
@@ -213,6 +214,8 @@ class ModelFacts:
     metadata: dict[str, Any] = field(default_factory=dict)
     versions: int = 0
     error: str | None = None
+    # Why the latest version is not champion (its failed promotion gates), when it is not.
+    latest_refusal: str | None = None
 
 
 @dataclass(frozen=True)
@@ -297,11 +300,12 @@ def check_models(
         problems.append((FAIL, f"{model.name}: {model.error}"))
     elif model.version is None:
         why = (
-            f"{model.versions} version(s) registered, none promoted"
+            f"{model.versions} version(s) registered, none passed its promotion gates"
+            + (f" (latest {model.latest_refusal})" if model.latest_refusal else "")
             if model.versions
-            else "no champion"
+            else "no champion: run `butterquant train`"
         )
-        problems.append((FAIL, f"{model.name}: {why}: run `butterquant train`"))
+        problems.append((FAIL, f"{model.name}: {why}; the AI track does not trade"))
     else:
         missing = [k for k in REQUIRED_MODEL_METADATA if model.metadata.get(k) in (None, "")]
         if missing:
@@ -309,6 +313,15 @@ def check_models(
                 (
                     FAIL,
                     f"{model.name} {model.version}: metadata lacks {', '.join(missing)}: "
+                    "retrain it (`butterquant train`)",
+                )
+            )
+        elif not gates.passed(model.metadata):
+            problems.append(
+                (
+                    FAIL,
+                    f"{model.name} {model.version} is champion without a passing gates record "
+                    f"({gates.failure_reason(model.metadata)}); the AI track does not trade: "
                     "retrain it (`butterquant train`)",
                 )
             )
@@ -321,8 +334,8 @@ def check_models(
             problems.append(
                 (
                     WARN,
-                    f"no {YIELD_MODEL} paired with {model.name} {model.version}: the scan "
-                    "ranks by the rule score (`butterquant train`)",
+                    f"no {YIELD_MODEL} paired with {model.name} {model.version}: the AI "
+                    "track ranks by P(win) (`butterquant train`)",
                 )
             )
     problems += [(NOTICE, f"{m.name}: {m.error}") for m in ensemble if m.error]
@@ -651,9 +664,15 @@ def model_facts(registry: ModelRegistry, name: str) -> ModelFacts:
         champion = registry.champion(name)
     except RegistryError as exc:
         return ModelFacts(name, error=str(exc))
+    latest = registry.versions(name)[-1] if versions else None
+    refusal = (
+        f"{latest.version}: {gates.failure_reason(latest.metadata)}"
+        if latest is not None and not gates.passed(latest.metadata)
+        else None
+    )
     if champion is None:
-        return ModelFacts(name, versions=versions)
-    return ModelFacts(name, champion.version, dict(champion.metadata), versions)
+        return ModelFacts(name, versions=versions, latest_refusal=refusal)
+    return ModelFacts(name, champion.version, dict(champion.metadata), versions, None, refusal)
 
 
 def paired_yield_version(registry: ModelRegistry, win: ModelFacts) -> str | None:

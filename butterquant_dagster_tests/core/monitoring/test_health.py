@@ -4,6 +4,7 @@ Dagster and command tests share."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import socket
@@ -18,7 +19,7 @@ from sklearn.linear_model import LinearRegression, LogisticRegression
 from butterquant_dagster.core import calendar
 from butterquant_dagster.core.ml import onnx_export
 from butterquant_dagster.core.ml.features import FEATURE_COLUMNS
-from butterquant_dagster.core.ml.registry import ModelRegistry
+from butterquant_dagster.core.ml.registry import RESERVED_METADATA, ModelRegistry
 from butterquant_dagster.core.monitoring import health
 from butterquant_dagster.core.monitoring.health import (
     CHECK_NAMES,
@@ -55,6 +56,10 @@ RULES = (
 
 
 # ----------------------------------------------------------------------------- builders
+# A verdict as core.ml.gates.verdict writes it for a model that passed every gate.
+PASSED_GATES = {"passed": True, "failed": [], "reason": "all gates passed", "checks": []}
+
+
 def register_champion(root: Path, training_date: dt.date, *, paired: bool = True) -> str:
     """A tiny real ONNX probability model (and its paired yield model) as champion."""
     rng = np.random.default_rng(0)
@@ -66,6 +71,7 @@ def register_champion(root: Path, training_date: dt.date, *, paired: bool = True
         "metrics": {"brier": 0.2},
         "training_date": training_date.isoformat(),
         "training_samples": 120,
+        "gates": PASSED_GATES,
     }
     classifier = LogisticRegression().fit(x, (x[:, 0] > 0).astype(int))
     win = registry.register(PROBABILITY_MODEL, onnx_export.export(classifier, x.shape[1]), metadata)
@@ -96,7 +102,12 @@ def fresh_lake(root: Path, market_through: str, scan_through: str) -> None:
 
 # ----------------------------------------------------------------------------- models
 def _champion(**metadata) -> ModelFacts:
-    meta = {"training_date": "2025-03-20", "training_samples": 5000, **metadata}
+    meta = {
+        "training_date": "2025-03-20",
+        "training_samples": 5000,
+        "gates": PASSED_GATES,
+        **metadata,
+    }
     return ModelFacts(PROBABILITY_MODEL, "v0003", meta, versions=3)
 
 
@@ -125,7 +136,35 @@ def test_versions_without_a_champion_say_none_was_promoted():
     facts = ModelFacts(PROBABILITY_MODEL, versions=2)
     check = health.check_models(facts, None, ENSEMBLE, FITTED)
     assert check.status == FAIL
-    assert "2 version(s) registered, none promoted" in check.message
+    assert "2 version(s) registered, none passed its promotion gates" in check.message
+
+
+def test_a_champion_without_a_passing_gates_record_fails():
+    """A champion promoted before the gates existed does not trade, and health says so."""
+    legacy = ModelFacts(
+        PROBABILITY_MODEL, "v0002", {"training_date": "2025-03-20", "training_samples": 10}, 2
+    )
+    check = health.check_models(legacy, "v0002", ENSEMBLE, FITTED)
+    assert check.status == FAIL
+    assert "without a passing gates record" in check.message
+    assert "the AI track does not trade" in check.message
+
+
+def test_the_latest_refusal_is_named(tmp_path):
+    register_champion(tmp_path, dt.date(2025, 3, 20))
+    registry = ModelRegistry(tmp_path / "models")
+    champion = registry.champion(PROBABILITY_MODEL)
+    kept = {k: v for k, v in champion.metadata.items() if k not in RESERVED_METADATA}
+    refused = {**kept, "gates": {"passed": False, "reason": "brier_skill: -0.01"}}
+    onnx = champion.onnx_path.read_bytes()
+    registry.register(PROBABILITY_MODEL, onnx, refused)
+    facts = health.model_facts(registry, PROBABILITY_MODEL)
+    assert facts.version == champion.version
+    assert facts.latest_refusal == "v0002: brier_skill: -0.01"
+    no_champion = dataclasses.replace(facts, version=None, metadata={})
+    check = health.check_models(no_champion, None, ENSEMBLE, FITTED)
+    assert check.status == FAIL
+    assert "(latest v0002: brier_skill: -0.01); the AI track does not trade" in check.message
 
 
 def test_a_champion_without_training_samples_fails():
