@@ -424,6 +424,8 @@ def entry_notes(
 
 def nothing_qualified(track: str, passed: dict, rules: PortfolioRules) -> str:
     """The sentence a track with no eligible candidate reports, from its pass-over counts."""
+    if passed and set(passed) == {NO_AI_CHAMPION}:
+        return f"{track} track: off: {NO_AI_CHAMPION}; nothing is traded on this track."
     below = int(passed.get(FLOOR_REASON, 0))
     text = (
         f"{track} track: nothing qualified: {below} candidates below the expected-yield "

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -82,6 +83,21 @@ def test_nothing_qualifying_trades_nothing_and_says_so():
     loose = dataclasses.replace(rules, min_expected_yield=-1e9)
     assert (plan(rankings, loose)[0]["intent"] == "open").sum() == 4
     assert entry_notes(rankings, rankings, loose) == []
+
+
+def test_without_a_gated_champion_the_ai_track_says_it_is_off():
+    chain = make_chain(SESSION, SPOTS)
+    unscored = [pick(i, ev_per_1000=50.0 + i) for i in range(3)]
+    rankings = make_rankings(SESSION, chain, unscored)
+    rankings["ml_success_prob"] = np.nan
+    rankings["ml_expected_roi"] = np.nan
+    rules = PortfolioRules(max_positions=6, ai_track_slots=3)
+    notes = entry_notes(rankings, rankings, rules)
+    assert notes == [
+        "ai track: off: no P(win) champion that passed its gates; nothing is traded on this track."
+    ]
+    targets, _ = plan(rankings, rules)
+    assert set(targets.loc[targets["intent"] == "open", "track"]) == {BASELINE_TRACK}
 
 
 def test_the_baseline_ranks_by_the_recorded_measure_not_the_rule_score():
