@@ -76,6 +76,10 @@ def test_drift_report_without_a_model_says_so(desk):
     assert figures["status"] == "OK"
     assert "model" in figures["reasons"].lower() or "not enough data" in figures["reasons"]
     assert figures["ece_candidates"] == "not enough data"
+    # The calibration-in-the-large and yield figures are on the asset, unmeasured here.
+    for name in ("wins", "expected_wins", "calibration_z", "yield_realized", "yield_predicted"):
+        assert figures[name] == "not enough data"
+    assert figures["yield_reliability"] == "(none)"
 
 
 def test_daily_page_stands_alone_with_plots_and_the_days_orders(desk):

@@ -75,6 +75,15 @@ def drift_metadata(report: DriftReport) -> dict:
         "ece_trades",
         "hit_rate_high_confidence",
         "accuracy",
+        "ece_noise",
+        "wins",
+        "expected_wins",
+        "calibration_z",
+        "calibration_p_value",
+        "yield_n",
+        "yield_predicted",
+        "yield_realized",
+        "yield_z",
         "max_feature_psi",
         "prediction_psi",
     ]
@@ -186,6 +195,7 @@ def build_monitoring_assets(partitions: PartitionsDefinition):
             reliability,
             metadata={
                 **drift_metadata(report),
+                "yield_reliability": markdown_table(report.yield_reliability),
                 "reliability_candidates": markdown_table(
                     report.reliability.get("candidates", pd.DataFrame())
                 ),
