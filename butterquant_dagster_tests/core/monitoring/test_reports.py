@@ -650,7 +650,10 @@ def test_daily_report_says_when_a_plan_entered_nothing_and_why(tmp_path):
     lake.write("butterfly_candidates", rankings, SESSION.isoformat())
     lake.write("target_orders", pd.DataFrame({"session": [pd.Timestamp(NEXT)]}), NEXT.isoformat())
     notes = _entry_notes(context, NEXT)
-    assert len(notes) == 2 and notes[0].startswith("ai track: nothing qualified:")  # no model
+    assert notes[0] == (  # no model: the AI track is off, not merely empty
+        "ai track: off: no P(win) champion that passed its gates; nothing is traded on this track."
+    )
+    assert len(notes) == 2
     assert notes[1] == (
         "baseline track: nothing qualified: 2 candidates below the expected-yield floor of 0 "
         "per $1,000; nothing is traded on this track."
