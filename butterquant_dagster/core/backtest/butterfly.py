@@ -44,6 +44,7 @@ from butterquant_dagster.core.backtest.walk_forward import (
 from butterquant_dagster.core.brokers.paper import PaperBroker
 from butterquant_dagster.core.ml.features import KEY_COLUMNS
 from butterquant_dagster.core.options.costs import FILL_SHARE, cost_basis
+from butterquant_dagster.core.scan.ev_reliability import EvCurve, with_calibrated_ev
 from butterquant_dagster.core.scan.score import rank
 from butterquant_dagster.core.storage import duckdb_files
 from butterquant_dagster.core.trading.execution import collect_fills, execute_session, session_start
@@ -81,6 +82,7 @@ class ButterflyInputs(Protocol):
     def close(self, symbol: str, session: dt.date) -> float: ...
     def bars(self, sessions: list[dt.date]) -> pd.DataFrame: ...
     def sectors(self) -> dict[str, str]: ...
+    def ev_curve(self, session: dt.date) -> EvCurve | None: ...
     def labelled_history(
         self, before: dt.date, *, max_rows: int, seed: int
     ) -> tuple[pd.DataFrame, pd.DataFrame]: ...
@@ -274,12 +276,15 @@ def _trade_session(
         traded=session,
         per_ticker=desk.settings.per_ticker,
     )
+    # The floor judges the rule EV as calibrated on outcomes settled before the decision,
+    # as the production plan does.
+    curve = desk.inputs.ev_curve(decided_on)
     targets, _marked, _passed = plan_session(
         session,
         desk.ledger.positions_at_start(session),
         desk.inputs.chain(decided_on),
-        rankings,
-        candidates,
+        with_calibrated_ev(rankings, curve),
+        with_calibrated_ev(candidates, curve),
         desk.sectors,
         desk.settings.rules,
     )

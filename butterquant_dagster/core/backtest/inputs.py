@@ -19,6 +19,7 @@ from butterquant_dagster.core import calendar
 from butterquant_dagster.core.backtest.result import DEFAULT_WINDOW_SESSIONS
 from butterquant_dagster.core.ml.features import KEY_COLUMNS
 from butterquant_dagster.core.ml.probability import LABEL, with_rule_ev
+from butterquant_dagster.core.scan.ev_reliability import EvCurve, ev_curve_at
 from butterquant_dagster.core.storage.lake import Lake
 
 # The table whose partitions say a session is ready for each strategy.
@@ -227,6 +228,11 @@ class LakeInputs:
 
     def candidates(self, session: dt.date) -> pd.DataFrame:
         return self._read("butterfly_candidates", session)
+
+    def ev_curve(self, session: dt.date) -> EvCurve | None:
+        """What the rule EV was worth on outcomes settled before ``session`` (every ticker
+        of the lake, as in production)."""
+        return ev_curve_at(self.lake, session)
 
     def features(self, session: dt.date) -> pd.DataFrame | None:
         if not self._has("candidate_features", session):

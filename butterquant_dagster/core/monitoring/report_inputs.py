@@ -134,9 +134,14 @@ def _entry_notes(context: ReportContext, session: dt.date) -> list[str]:
     if session.isoformat() not in context.store.partitions("target_orders"):
         return []
     decided_on = calendar.previous_session(session)
+    curve = ev_reliability.ev_curve_at(context.store, decided_on)
     rankings = sources.session_rows(context.store, "scan_rankings", decided_on)
     candidates = sources.session_rows(context.store, "butterfly_candidates", decided_on)
-    return entry_notes(rankings, candidates, context.rules or PortfolioRules())
+    return entry_notes(
+        ev_reliability.with_calibrated_ev(rankings, curve),
+        ev_reliability.with_calibrated_ev(candidates, curve),
+        context.rules or PortfolioRules(),
+    )
 
 
 def weekly_inputs(context: ReportContext, session: dt.date) -> WeeklyReportInputs:

@@ -49,6 +49,8 @@ BASELINE_COLUMN = "baseline_rank_by"  # the rankings' record of the baseline's m
 # The champion model's expected yield, a fraction of the capital at risk.
 MODEL_MEASURE = "ml_expected_roi"
 MODEL_MEASURE_PER_1000 = "ml_expected_per_1000"
+# The rule EV mapped to what settled candidates with that EV realized (see EvCurve).
+EV_CALIBRATED = "ev_calibrated_per_1000"
 
 TABLE_COLUMNS = ["decile", "rows", "predicted", "realized_per_1000", "win_rate"]
 SKILL_COLUMNS = [
@@ -211,6 +213,67 @@ def choices_by_session(settled: pd.DataFrame, sessions) -> dict[dt.date, tuple[C
             known = known_before(settled, session)
             cache[key] = (choose_rule_measure(skill_table(known)), len(known))
         out[session] = cache[key]
+    return out
+
+
+@dataclass(frozen=True)
+class EvCurve:
+    """What a candidate's rule EV per $1,000 has been worth: the mean realized yield per
+    $1,000 of settled candidates by decile of their EV, made non-decreasing (isotonic, each
+    decile weighted by its rows) and interpolated linearly between decile means, flat
+    beyond them.
+
+    Why: the rule EV ranks realized yield (its deciles are ordered) but its top decile
+    promises far more than it returns, so a floor on the raw EV lets through orders that
+    lose on average. The floor judges this calibrated EV instead.
+    """
+
+    predicted: tuple[float, ...]
+    realized: tuple[float, ...]
+    rows: int
+
+    def apply(self, ev) -> np.ndarray:
+        values = pd.to_numeric(pd.Series(ev), errors="coerce").to_numpy(float)
+        out = np.interp(values, self.predicted, self.realized)
+        out[~np.isfinite(values)] = np.nan
+        return out
+
+    def as_frame(self) -> pd.DataFrame:
+        return pd.DataFrame({"ev_per_1000": self.predicted, "calibrated_per_1000": self.realized})
+
+
+def ev_curve(known: pd.DataFrame) -> EvCurve | None:
+    """The :class:`EvCurve` of ``known`` settled candidates (already point in time, see
+    :func:`known_before`); None below ``MIN_SETTLED_ROWS``, when nothing can be said."""
+    from sklearn.isotonic import IsotonicRegression
+
+    if not len(known):
+        return None
+    table = reliability_table(known, DEFAULT_RULE_MEASURE)
+    rows = int(table["rows"].sum()) if len(table) else 0
+    if rows < MIN_SETTLED_ROWS:
+        return None
+    predicted = table["predicted"].to_numpy(float)
+    fitted = IsotonicRegression(increasing=True).fit(
+        predicted, table["realized_per_1000"].to_numpy(float), sample_weight=table["rows"]
+    )
+    return EvCurve(tuple(predicted.tolist()), tuple(fitted.predict(predicted).tolist()), rows)
+
+
+def ev_curve_at(store, session: dt.date) -> EvCurve | None:
+    """The curve a plan for ``session`` may use: from outcomes settled before it."""
+    settled = settled_candidates(store, session, session)
+    return ev_curve(known_before(settled, session))
+
+
+def with_calibrated_ev(frame: pd.DataFrame, curve: EvCurve | None) -> pd.DataFrame:
+    """``frame`` with :data:`EV_CALIBRATED` (NaN without a curve: the floor then judges the
+    raw rule EV, and the plan says the EV is uncalibrated)."""
+    out = frame.copy()
+    if curve is None or DEFAULT_RULE_MEASURE not in out.columns:
+        out[EV_CALIBRATED] = np.nan
+    else:
+        out[EV_CALIBRATED] = curve.apply(out[DEFAULT_RULE_MEASURE])
     return out
 
 

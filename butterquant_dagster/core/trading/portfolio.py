@@ -30,7 +30,11 @@ import pandas as pd
 from butterquant_dagster.core.brokers.base import BUY, SELL, order_ref
 from butterquant_dagster.core.options.butterfly import expiry_value
 from butterquant_dagster.core.options.money import CONTRACT_MULTIPLIER
-from butterquant_dagster.core.scan.ev_reliability import DEFAULT_RULE_MEASURE, baseline_measure
+from butterquant_dagster.core.scan.ev_reliability import (
+    DEFAULT_RULE_MEASURE,
+    EV_CALIBRATED,
+    baseline_measure,
+)
 from butterquant_dagster.core.trading.combos import (
     MissingQuote,
     combo_quote,
@@ -226,6 +230,14 @@ def _frame(rows: list[dict]) -> pd.DataFrame:
     return frame
 
 
+def rule_ev(rows: pd.DataFrame) -> pd.Series:
+    """The rule's expected yield per $1,000 the floor judges: calibrated on settled
+    outcomes where the plan had a curve (core.scan.ev_reliability.EvCurve), else raw."""
+    if EV_CALIBRATED in rows and rows[EV_CALIBRATED].notna().any():
+        return rows[EV_CALIBRATED]
+    return rows["ev_per_1000"]
+
+
 def eligible_entries(
     ranked: pd.DataFrame,
     track: str,
@@ -251,7 +263,7 @@ def eligible_entries(
         if "yield_model_validated" in rows:
             validated &= rows["yield_model_validated"].astype("boolean").fillna(False)
         by_yield = bool(scored.any() and validated[scored].all())
-        rows["track_value"] = rows["ml_expected_roi"] * 1000.0 if by_yield else rows["ev_per_1000"]
+        rows["track_value"] = rows["ml_expected_roi"] * 1000.0 if by_yield else rule_ev(rows)
         rows["ai_ranked_by"] = AI_BY_YIELD if by_yield else AI_BY_PWIN
         floors = {
             NO_AI_CHAMPION: ~scored,
@@ -263,7 +275,7 @@ def eligible_entries(
         # validated on settled outcomes (core.scan.ev_reliability), the EV when none did.
         if baseline_by not in rows:
             raise ValueError(f"baseline track ranks by {baseline_by!r}, which the candidates lack")
-        rows["track_value"] = rows["ev_per_1000"]
+        rows["track_value"] = rule_ev(rows)
         floors = {}
         order = list(dict.fromkeys([baseline_by, "track_value", "score"]))
     contracts = np.floor(rules.allocation / rows["capital_at_risk"].clip(lower=1e-9))

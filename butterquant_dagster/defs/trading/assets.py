@@ -24,6 +24,7 @@ from dagster import (
 )
 
 from butterquant_dagster.core import calendar
+from butterquant_dagster.core.scan import ev_reliability
 from butterquant_dagster.core.trading.execution import (
     Reconciliation,
     collect_fills,
@@ -114,8 +115,15 @@ def build_trading_assets(partitions: PartitionsDefinition):
         ledger = trading.ledger()
         require_previous_marked(ledger, session)
         universe = store.read("universe")
-        rankings = store.read("scan_rankings", [decided_on])
-        candidates = store.read("butterfly_candidates", [decided_on])
+        # The expected-yield floor judges the rule EV as calibrated on outcomes settled
+        # before the decision, not the raw EV (whose top decile promises far too much).
+        curve = ev_reliability.ev_curve_at(store, calendar.previous_session(session))
+        rankings = ev_reliability.with_calibrated_ev(
+            store.read("scan_rankings", [decided_on]), curve
+        )
+        candidates = ev_reliability.with_calibrated_ev(
+            store.read("butterfly_candidates", [decided_on]), curve
+        )
         targets, marked, passed = plan_session(
             session,
             ledger.positions_at_start(session),
@@ -131,6 +139,14 @@ def build_trading_assets(partitions: PartitionsDefinition):
             targets[TARGET_COLUMNS],
             metadata={
                 "decided_on": decided_on,
+                "expected_yield_judged_on": (
+                    f"the rule EV calibrated on {curve.rows} settled candidates"
+                    if curve
+                    else "the raw rule EV (too few settled candidates to calibrate it)"
+                ),
+                "ev_calibration": markdown_table(
+                    curve.as_frame() if curve else pd.DataFrame(), limit=10
+                ),
                 "held_at_start": len(marked),
                 "closes": int((targets["intent"] == "close").sum()) if len(targets) else 0,
                 "settlements": int((targets["intent"] == "settle").sum()) if len(targets) else 0,

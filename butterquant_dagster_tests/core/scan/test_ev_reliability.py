@@ -155,3 +155,44 @@ def test_the_lake_reader_joins_candidates_to_outcomes_point_in_time(tmp_path, mo
         Lake(tmp_path / "none"), dt.date(2024, 1, 2), dt.date(2024, 1, 2)
     )
     assert empty.empty and rel.REALIZED in empty.columns
+
+
+# ---------------------------------------------------------------------------- calibrated EV
+def overpromising(n=4000, seed=RNG_SEED):
+    """Rule EV that ranks realized yield but promises far more than it returns: realized is
+    a loss everywhere, the EV's top tail positive (as measured on the demo's lake)."""
+    rng = np.random.default_rng(seed)
+    ev = rng.normal(-300.0, 250.0, size=n)
+    frame = pd.DataFrame({m: rng.normal(size=n) for m in rel.RULE_MEASURES})
+    frame["ev_per_1000"] = ev
+    frame[rel.REALIZED] = -350.0 + 0.3 * (ev + 300.0) + 100.0 * rng.normal(size=n)
+    frame["win"] = frame[rel.REALIZED] > 0
+    frame["session"] = pd.Timestamp("2024-02-01")
+    frame["expiry"] = pd.Timestamp("2024-03-15")
+    return frame
+
+
+def test_the_ev_curve_maps_the_rule_ev_to_what_it_realized():
+    frame = overpromising()
+    curve = rel.ev_curve(frame)
+    assert curve is not None and curve.rows == len(frame)
+    assert list(curve.realized) == sorted(curve.realized)  # isotonic: never decreasing
+    table = rel.reliability_table(frame, "ev_per_1000")
+    # At each decile's mean EV the curve gives about what that decile realized.
+    np.testing.assert_allclose(
+        curve.apply(table["predicted"]), table["realized_per_1000"], atol=25.0
+    )
+    promised = np.array([250.0, 0.0, -300.0, np.nan])
+    calibrated = curve.apply(promised)
+    assert (calibrated[:3] < 0).all()  # a promised +250 per $1,000 realized a loss
+    assert calibrated[0] >= calibrated[1] >= calibrated[2]
+    assert np.isnan(calibrated[3])
+    shown = rel.with_calibrated_ev(pd.DataFrame({"ev_per_1000": promised}), curve)
+    np.testing.assert_array_equal(shown[rel.EV_CALIBRATED].to_numpy(), calibrated)
+
+
+def test_too_few_settled_candidates_give_no_curve_and_no_calibrated_ev():
+    assert rel.ev_curve(overpromising(n=rel.MIN_SETTLED_ROWS - 1)) is None
+    assert rel.ev_curve(overpromising().iloc[:0]) is None
+    shown = rel.with_calibrated_ev(pd.DataFrame({"ev_per_1000": [10.0]}), None)
+    assert shown[rel.EV_CALIBRATED].isna().all()

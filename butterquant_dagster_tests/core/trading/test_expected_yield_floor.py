@@ -10,7 +10,11 @@ import pandas as pd
 import pytest
 
 from butterquant_dagster.core import settings
-from butterquant_dagster.core.scan.ev_reliability import BASELINE_COLUMN, ReliabilityError
+from butterquant_dagster.core.scan.ev_reliability import (
+    BASELINE_COLUMN,
+    EV_CALIBRATED,
+    ReliabilityError,
+)
 from butterquant_dagster.core.trading.portfolio import entry_notes, plan_session
 from butterquant_dagster.core.trading.rules import BASELINE_TRACK, PortfolioRules
 from butterquant_dagster.resources import TradingResource
@@ -113,3 +117,18 @@ def test_the_baseline_ranks_by_the_recorded_measure_not_the_rule_score():
     assert targets["ticker"].tolist() == ["T0", "T1"]
     with pytest.raises(ReliabilityError, match="baseline measure 'lottery'"):
         plan(rankings.assign(**{BASELINE_COLUMN: "lottery"}), rules)
+
+
+def test_the_floor_judges_the_calibrated_ev_when_the_plan_has_one():
+    """A rule EV of +120 per $1,000 whose kind realized -80 is refused; without a curve the
+    raw EV is judged (and enters)."""
+    chain = make_chain(SESSION, SPOTS)
+    rankings = make_rankings(SESSION, chain, [pick(0, ev_per_1000=120.0)], model=False)
+    rules = PortfolioRules(max_positions=6, ai_track_slots=0)
+    raw = rankings.assign(**{EV_CALIBRATED: np.nan})
+    targets, _ = plan(raw, rules)
+    assert (targets["intent"] == "open").sum() == 1
+    calibrated = rankings.assign(**{EV_CALIBRATED: -80.0})
+    targets, passed = plan(calibrated, rules)
+    assert (targets["intent"] == "open").sum() == 0
+    assert passed[BASELINE_TRACK] == {"expected yield below floor": 1}
