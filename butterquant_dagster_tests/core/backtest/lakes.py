@@ -128,7 +128,10 @@ def build_lake(
             lake.write("candidate_outcomes", outcomes, key)
             # The rule's EV the yield model's gate compares with: a noisy view of the yield.
             rule = outcomes[KEY_COLUMNS].assign(
-                ev_per_1000=outcomes["yield_per_1000"] + 300.0 * rng.normal(size=len(outcomes))
+                ev_per_1000=outcomes["yield_per_1000"] + 300.0 * rng.normal(size=len(outcomes)),
+                score=50.0,
+                prob_profit_forecast=0.3,
+                prob_profit_rn=0.3,
             )
             lake.write("butterfly_candidates", rule, key)
             continue
