@@ -286,13 +286,18 @@ def _ensure_market(last: dt.date, sessions: int, show_progress: bool) -> RunSumm
 
 
 def _rankings(session: dt.date, top: int):
+    from butterquant_dagster.core.scan.ev_reliability import ev_curve_at, with_calibrated_ev
     from butterquant_dagster.core.storage.lake import Lake
 
-    rankings = Lake(settings.data_root()).read("scan_rankings", [session.isoformat()])
-    return rankings.head(top)
+    store = Lake(settings.data_root())
+    rankings = store.read("scan_rankings", [session.isoformat()])
+    # What the plan trading on these rankings judges: the EV as settled outcomes priced it.
+    return with_calibrated_ev(rankings.head(top), ev_curve_at(store, session))
 
 
 def _rankings_lines(frame) -> list[str]:
+    from butterquant_dagster.core.scan.ev_reliability import EV_CALIBRATED, with_per_1000
+
     if frame.empty:
         return ["  (no candidates: every ticker was skipped; see the scan_skips table)"]
     columns = [
@@ -310,10 +315,10 @@ def _rankings_lines(frame) -> list[str]:
         "recommendation",
         "confidence",
     ]
+    if EV_CALIBRATED in frame and frame[EV_CALIBRATED].notna().any():
+        columns.insert(columns.index("ev_per_1000") + 1, EV_CALIBRATED)
     if frame["ml_success_prob"].notna().any():
         columns += ["ml_success_prob", "ml_expected_roi"]
-    from butterquant_dagster.core.scan.ev_reliability import with_per_1000
-
     shown = with_per_1000(frame[columns].copy())  # every yield per $1,000
     shown["expiry"] = shown["expiry"].dt.strftime("%Y-%m-%d")
     return shown.to_string(index=False, float_format=lambda v: f"{v:.2f}").splitlines()
@@ -428,9 +433,7 @@ def cmd_demo(args) -> int:
         lines += _model_lines(trained["models"])
         measure = _baseline_measure(latest)
         if measure:
-            lines.append(
-                f"  baseline:  trades, ranked by {measure} (the rule measure that validated)"
-            )
+            lines.append(f"  baseline:  ranks by {measure} (the rule measure that validated)")
         lines += [f"  {note}" for note in trained["ensemble_notes"]]
     if outcomes["settled_sessions"]:
         lines.append(
@@ -453,6 +456,7 @@ def cmd_demo(args) -> int:
         trading = _trading_summary(traded)
         lines += ["", f"paper trading {traded[0]}..{traded[-1]} ({len(traded)} sessions):"]
         lines += trading["lines"]
+        lines += [f"  plan of {traded[-1]}: {note}" for note in _plan_notes(traded[-1])]
     from butterquant_dagster.commands.report import write_report
 
     written, page = write_report("daily", latest, show_progress=False)
@@ -535,6 +539,13 @@ def cmd_execute(args) -> int:
         lines.append(f"  fills:   {len(fills)}")
     _print(result, args.json, lines)
     return EXIT_OK
+
+
+def _plan_notes(session: dt.date) -> list[str]:
+    """Why the plan of ``session`` entered nothing on a track, when it did not."""
+    from butterquant_dagster.core.monitoring.report_inputs import plan_notes
+
+    return plan_notes(_lake(), session, _trading().rules())
 
 
 def _trading_summary(traded: list[dt.date]) -> dict:

@@ -129,18 +129,24 @@ def daily_inputs(
 
 
 def _entry_notes(context: ReportContext, session: dt.date) -> list[str]:
-    """Why the session's plan entered nothing on a track, when it did not: the plan decided
-    on the previous session's rankings and candidates, as ``target_orders`` does."""
+    """Why the session's plan entered nothing on a track, when it did not."""
     if session.isoformat() not in context.store.partitions("target_orders"):
         return []
+    return plan_notes(context.store, session, context.rules or PortfolioRules())
+
+
+def plan_notes(store, session: dt.date, rules: PortfolioRules) -> list[str]:
+    """The plan's notes for ``session`` as ``target_orders`` decides it: on the previous
+    session's rankings and candidates, the floor judging the EV calibrated on outcomes
+    settled before that decision."""
     decided_on = calendar.previous_session(session)
-    curve = ev_reliability.ev_curve_at(context.store, decided_on)
-    rankings = sources.session_rows(context.store, "scan_rankings", decided_on)
-    candidates = sources.session_rows(context.store, "butterfly_candidates", decided_on)
+    curve = ev_reliability.ev_curve_at(store, decided_on)
+    rankings = sources.session_rows(store, "scan_rankings", decided_on)
+    candidates = sources.session_rows(store, "butterfly_candidates", decided_on)
     return entry_notes(
         ev_reliability.with_calibrated_ev(rankings, curve),
         ev_reliability.with_calibrated_ev(candidates, curve),
-        context.rules or PortfolioRules(),
+        rules,
     )
 
 
