@@ -21,6 +21,7 @@ The pipeline is
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import json
 import math
@@ -635,8 +636,7 @@ def first_labelled_session(bar_sessions: list[dt.date], vol_window: int = 10) ->
     them yields no index row)."""
     needed = MIN_TRAINING_ROWS + vol_window
     ordered = sorted(bar_sessions)
-    for position, session in enumerate(ordered):
-        before = position - sum(1 for s in ordered[:position] if s >= session.replace(day=1))
-        if before >= needed:
+    for session in ordered:
+        if bisect.bisect_left(ordered, session.replace(day=1)) >= needed:
             return session
     return None
