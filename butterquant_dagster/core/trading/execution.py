@@ -13,9 +13,8 @@ The sequence, and why:
    between sending and recording is healed by step 1 of the next run, which finds the order
    at the broker by its ``order_ref``.
 
-``checkpoint(step, order_ref)`` is called at each boundary (``after_planning``,
-``after_sending``, ``after_accepted``, ``before_recording_fill``) so the tests can fail the
-run exactly there.
+``checkpoint(step, order_ref)`` is called at each boundary (``core.faults.POINTS``) so the
+tests can fail the run exactly there, in process or by killing a real process.
 """
 
 from __future__ import annotations
@@ -39,7 +38,6 @@ from butterquant_dagster.core.trading.ledger import Ledger, ledger_ref
 from butterquant_dagster.core.trading.risk import RiskState, account_problem, order_problem
 from butterquant_dagster.core.trading.rules import RiskLimits
 
-STEPS = ("after_planning", "after_sending", "after_accepted", "before_recording_fill")
 SENT_STATUSES = frozenset({"submitted", "partially_filled", "filled", "cancelled", "rejected"})
 Checkpoint = Callable[[str, str], None]
 
@@ -122,6 +120,7 @@ def collect_fills(
             report.fills_added.append(execution.exec_id)
             if order is None or order["origin"] != "local":
                 report.ghost_fills.append(execution.exec_id)
+        checkpoint("after_recording_fill", execution.order_ref)
 
 
 def reconcile(ledger: Ledger, broker: Broker, session: dt.date) -> Reconciliation:
@@ -214,6 +213,7 @@ def _send_one(target, ledger, broker, limits, now, account, state, report, check
         ledger.record_intent(target, "blocked", problem)
         report.blocked[ref] = problem
         return
+    checkpoint("before_intent", ref)
     ledger.record_intent(target, "planned")
     checkpoint("after_planning", ref)
     acknowledgement = broker.place_combo(_combo(target))

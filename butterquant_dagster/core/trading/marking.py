@@ -18,7 +18,11 @@ SpotAt = Callable[[str, dt.date], float]
 
 
 def close_session(
-    ledger: Ledger, session: dt.date, chain: pd.DataFrame, spot_at: SpotAt
+    ledger: Ledger,
+    session: dt.date,
+    chain: pd.DataFrame,
+    spot_at: SpotAt,
+    checkpoint: Callable[[str, str], None] = lambda point, ref: None,
 ) -> tuple[pd.DataFrame, dict, list[str]]:
     """Settle positions that reached expiry at intrinsic value (the underlying's close on the
     expiry session), mark the rest at this session's mid, and record the account's value.
@@ -68,5 +72,7 @@ def close_session(
         "open_positions": len(marked),
         "capital_at_risk": float(capital) * CONTRACT_MULTIPLIER,
     }
+    checkpoint("before_marks", "")
     ledger.record_marks(session, marked, equity)
+    checkpoint("after_marks", "")
     return marked, equity, settled

@@ -23,7 +23,7 @@ from dagster import (
     asset,
 )
 
-from butterquant_dagster.core import calendar
+from butterquant_dagster.core import calendar, faults
 from butterquant_dagster.core.scan import ev_reliability
 from butterquant_dagster.core.trading.execution import (
     Reconciliation,
@@ -200,7 +200,9 @@ def build_trading_assets(partitions: PartitionsDefinition):
         ledger = trading.ledger()
         now = trading.decision_time(session, market.now())
         broker = trading.connect(store, lambda: now)
-        report = execute_session(session, targets, ledger, broker, trading.limits(), now)
+        report = execute_session(
+            session, targets, ledger, broker, trading.limits(), now, faults.checkpoint
+        )
         recorded = ledger.orders(session)
         yield Output(
             recorded,
@@ -251,7 +253,7 @@ def build_trading_assets(partitions: PartitionsDefinition):
         now = trading.decision_time(session, market.now())
         broker = trading.connect(store, lambda: now)
         report = Reconciliation()
-        collect_fills(ledger, broker, session_start(session), report)
+        collect_fills(ledger, broker, session_start(session), report, faults.checkpoint)
         recorded = ledger.fills(session)
         return Output(
             recorded,
@@ -292,7 +294,7 @@ def build_trading_assets(partitions: PartitionsDefinition):
             return float(close.iloc[0]) if len(close) else float("nan")
 
         ledger = trading.ledger()
-        marked, equity, settled = close_session(ledger, session, chain, spot_at)
+        marked, equity, settled = close_session(ledger, session, chain, spot_at, faults.checkpoint)
         columns = [
             "position_id", "ticker", "sector", "structure", "track", "expiry", "lower", "center",
             "upper", "quantity", "entry_session", "entry_price", "mark", "unrealized_pnl",
