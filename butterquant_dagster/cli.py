@@ -33,7 +33,7 @@ MAX_DTE_DAYS = 60  # the scan's longest expiry; older entry sessions can be sett
 
 # Commands with a module of their own under butterquant_dagster/commands: each has
 # ``add_parser(sub)`` that registers it with its handler.
-COMMAND_MODULES = ("report", "backtest", "health", "backup")
+COMMAND_MODULES = ("report", "backtest", "health", "backup", "sql")
 
 
 class CliError(Exception):
@@ -1020,21 +1020,6 @@ def cmd_status(args) -> int:
     return EXIT_OK
 
 
-def cmd_sql(args) -> int:
-    from butterquant_dagster.core.storage.lake import Lake
-
-    with Lake(settings.data_root()).connect() as db:
-        try:
-            frame = db.execute(args.query).fetchdf()
-        except Exception as exc:  # duckdb raises many error types; all are bad input here
-            raise CliError(f"query failed: {exc}") from exc
-    if args.json:
-        print(frame.to_json(orient="records", date_format="iso", indent=2))
-    else:
-        print(frame.to_string(index=False, max_rows=args.max_rows))
-    return EXIT_OK
-
-
 def cmd_sessions(args) -> int:
     days = _session_range(args.start, args.end)
     early = {e.session for e in calendar.early_closes(days[0], days[-1])}
@@ -1201,16 +1186,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     status.add_argument("--json", action="store_true", help="print the result as JSON")
     status.set_defaults(handler=cmd_status)
-
-    sql = sub.add_parser(
-        "sql",
-        help="query the lake with DuckDB SQL",
-        description="Run a SQL query over the lake's tables (one view each).",
-    )
-    sql.add_argument("query", help='e.g. "SELECT symbol, close FROM daily_bars LIMIT 5"')
-    sql.add_argument("--max-rows", type=int, default=50, help="rows to print (text output)")
-    sql.add_argument("--json", action="store_true", help="print the rows as JSON")
-    sql.set_defaults(handler=cmd_sql)
 
     sessions = sub.add_parser(
         "sessions",

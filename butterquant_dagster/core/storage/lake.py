@@ -319,6 +319,29 @@ class Lake:
             connection.execute(self._view_sql(table))
         return connection
 
+    def connect_read_only(self) -> duckdb.DuckDBPyConnection:
+        """``connect()`` locked down for queries typed by a person (``butterquant sql``).
+
+        Once the views exist, DuckDB may open files only under the lake and the archive
+        (what the views read), may not install or load extensions, and its configuration is
+        locked so no statement can undo that. Files there can still be written by a COPY,
+        so the statements themselves are checked too (``read_only_sql.check_read_only``).
+        """
+        connection = self.connect()
+        readable = [
+            f"{directory.as_posix()}/" for directory in (self.directory, self.archive_directory)
+        ]
+        connection.execute("SET allowed_directories = ?", [readable])
+        for setting in (
+            "SET enable_external_access = false",
+            "SET autoinstall_known_extensions = false",
+            "SET autoload_known_extensions = false",
+            "SET allow_community_extensions = false",
+            "SET lock_configuration = true",
+        ):
+            connection.execute(setting)
+        return connection
+
     def refresh_warehouse(self) -> Path:
         """Write the views into ``warehouse.duckdb`` for SQL tools pointed at the data root."""
         path = self.root / "warehouse.duckdb"
