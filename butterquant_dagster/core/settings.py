@@ -177,6 +177,14 @@ SETTINGS: dict[str, tuple[str, str]] = {
         "5",
         "Retention: scan history beyond this size is archived to Parquet (still queryable).",
     ),
+    "BUTTERQUANT_BACKUP_KEEP": (
+        "8",
+        "Retention: backups kept in data/backups; older ones go after each backup.",
+    ),
+    "BUTTERQUANT_PRE_RESTORE_KEEP": (
+        "2",
+        "Retention: pre-restore copies (a restore's undo) kept; older ones go after a restore.",
+    ),
     "BUTTERQUANT_ALERT_WEBHOOK": (
         "",
         "URL that run failures are posted to (JSON); none when unset. Treated as a secret.",

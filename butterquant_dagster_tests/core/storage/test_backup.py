@@ -214,7 +214,8 @@ def test_the_manifest_lists_every_file_with_its_hash_and_row_counts(root):
     files = {f for part in parts.values() for f in part["files"]}
     assert "lake/option_chains/2026-03-03.parquet" in files
     assert not any("_quarantine" in f or "/." in f for f in files)  # not published data
-    assert "ledger/schema.sql" in files and "ledger/orders.parquet" in files
+    assert "ledger/orders.parquet" in files and not any(f.endswith(".sql") for f in files)
+    assert record["format_version"] == 2
     assert any(f.endswith("/champion.json") for f in files)
     assert "warehouse.duckdb" in record["not_backed_up"]
     copy = manifest.path / "lake" / "option_chains" / "2026-03-03.parquet"
@@ -388,10 +389,10 @@ def test_a_failed_undo_keeps_both_the_staged_and_the_previous_parts(root, monkey
 def test_a_restore_that_cannot_stage_its_copies_changes_nothing(root, monkeypatch):
     path = _changed_since_backup(root)
 
-    def full_disk(source, target):
+    def full_disk(source, target, expected):
         raise OSError(errno.ENOSPC, "No space left on device", str(target))
 
-    monkeypatch.setattr(backup_module.shutil, "copytree", full_disk)
+    monkeypatch.setattr(backup_module, "_copy_verified", full_disk)
     with pytest.raises(BackupError, match=r"restored copies could not be prepared in .*No space"):
         restore(path, root)
     monkeypatch.undo()
