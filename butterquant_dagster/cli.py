@@ -33,7 +33,7 @@ MAX_DTE_DAYS = 60  # the scan's longest expiry; older entry sessions can be sett
 
 # Commands with a module of their own under butterquant_dagster/commands: each has
 # ``add_parser(sub)`` that registers it with its handler.
-COMMAND_MODULES = ("report", "backtest", "health", "backup", "sql")
+COMMAND_MODULES = ("report", "backtest", "health", "backup", "sql", "runs")
 
 
 class CliError(Exception):
@@ -54,17 +54,47 @@ class RunSummary:
 
 
 # ----------------------------------------------------------------------------- plumbing
-def prepare_instance():
-    """The project's Dagster instance under the data root (created on first use)."""
+def prepare_instance(*, clear_stale: bool = True):
+    """The project's Dagster instance under the data root (created on first use), with the
+    runs whose process is gone cleared: a killed command must never block the next one."""
     home = Path(os.environ.get("DAGSTER_HOME") or settings.dagster_home())
     home.mkdir(parents=True, exist_ok=True)
     os.environ["DAGSTER_HOME"] = str(home)
     config = home / "dagster.yaml"
     if not config.exists() and _REPO_INSTANCE_CONFIG.exists():
         shutil.copyfile(_REPO_INSTANCE_CONFIG, config)
-    from dagster import DagsterInstance
+    instance = _instance_without_log_capture(home)
+    if not clear_stale:
+        return instance
+    from butterquant_dagster import runs
 
-    return DagsterInstance.get()
+    for info in runs.clear_stale(instance):
+        print(
+            f"butterquant: cleared {info.describe()}: marked failed, its pool slots freed",
+            file=sys.stderr,
+        )
+    return instance
+
+
+def _instance_without_log_capture(home: Path):
+    """The instance of ``home`` with compute-log capture off for the command's own runs.
+
+    Capture starts two ``tail -F`` processes per run (and a watcher) and redirects the
+    process's stdout and stderr into files; a killed command leaves them behind, and the
+    command's own messages to the terminal would go through them. The run's structured log
+    (the UI's) is unaffected. ``InstanceRef.from_dir(overrides=)`` is not exported by Dagster;
+    it is what ``DagsterInstance.get()`` does, with one override.
+    """
+    from dagster import DagsterInstance
+    from dagster._core.instance.ref import InstanceRef
+
+    overrides = {
+        "compute_logs": {
+            "module": "dagster._core.storage.noop_compute_log_manager",
+            "class": "NoOpComputeLogManager",
+        }
+    }
+    return DagsterInstance.from_ref(InstanceRef.from_dir(str(home), overrides=overrides))
 
 
 class _ProgressBar:
@@ -146,13 +176,15 @@ def materialize(
         ASSET_PARTITION_RANGE_START_TAG,
     )
 
+    from butterquant_dagster import runs, supervisor
     from butterquant_dagster.definitions import build_definitions
 
     job = build_definitions().resolve_job_def(job_name)
     unsubscribe = progress.subscribe(_ProgressBar()) if show_progress else (lambda: None)
     try:
-        result = job.execute_in_process(
-            instance=instance,
+        outcome = supervisor.execute(
+            instance,
+            job,
             tags={
                 **(
                     {
@@ -162,17 +194,30 @@ def materialize(
                     if first
                     else {}
                 ),
-                "butterquant/launched_by": "cli",
+                # Who runs it: a later command can tell when this process is gone.
+                **runs.launch_tags(),
             },
             # The full log stays in the instance (the UI); the terminal gets the summary.
             run_config={
                 **(run_config or {}),
                 "loggers": {"console": {"config": {"log_level": "CRITICAL"}}},
             },
-            raise_on_error=False,
+            wait_limit=_slot_wait_seconds(),
         )
     finally:
         unsubscribe()
+    result = outcome.result
+    if result is None:  # the run was canceled before Dagster returned a result
+        return RunSummary(
+            run_id=outcome.run_id,
+            success=False,
+            job=job_name,
+            first_session=first.isoformat() if first else "",
+            last_session=last.isoformat() if last else "",
+            sessions=len(calendar.sessions(first, last)) if first else 0,
+            data_dir=str(settings.data_root()),
+            failures=[outcome.gave_up or "the run was canceled"],
+        )
     failures = [
         f"{event.step_key}: {error_text(event.event_specific_data.error)}"
         for event in result.all_events
@@ -183,9 +228,11 @@ def materialize(
         for e in result.get_asset_check_evaluations()
         if not e.passed
     ]
+    if outcome.gave_up:
+        failures.insert(0, outcome.gave_up)
     return RunSummary(
         run_id=result.run_id,
-        success=result.success,
+        success=result.success and not outcome.gave_up,
         job=job_name,
         first_session=first.isoformat() if first else "",
         last_session=last.isoformat() if last else "",
@@ -194,6 +241,13 @@ def materialize(
         failures=failures,
         failed_checks=failed_checks,
     )
+
+
+def _slot_wait_seconds() -> float:
+    try:
+        return settings.slot_wait_seconds()
+    except ValueError as exc:
+        raise CliError(str(exc)) from exc
 
 
 def _lake_summary(first: dt.date, last: dt.date) -> dict[str, object]:
@@ -1232,6 +1286,17 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore", module="dagster")
     _load_dotenv()
     args = build_parser().parse_args(argv)
+    from butterquant_dagster import signals
+
+    with signals.stop_on_signals() as received:
+        try:
+            return _handle(args)
+        except KeyboardInterrupt:
+            print(f"butterquant: stopped by {signals.name(received)}", file=sys.stderr)
+            return signals.exit_code(received)
+
+
+def _handle(args) -> int:
     try:
         return args.handler(args)
     except CliError as exc:

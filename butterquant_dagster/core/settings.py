@@ -189,6 +189,11 @@ SETTINGS: dict[str, tuple[str, str]] = {
         "",
         "URL that run failures are posted to (JSON); none when unset. Treated as a secret.",
     ),
+    "BUTTERQUANT_SLOT_WAIT_SECONDS": (
+        "300",
+        "Longest a command waits for a pool slot (the ledger) held by another live run before "
+        "it gives up with the run that holds it and the command that recovers.",
+    ),
 }
 
 
@@ -220,6 +225,15 @@ def sensors_running() -> bool:
             f"BUTTERQUANT_AUTOMATION_SENSORS_DEFAULT={value!r}: expected one of {SENSOR_STATUSES}"
         )
     return value == "running"
+
+
+def slot_wait_seconds() -> float:
+    """How long a run may wait for a pool slot: a bound, so a stuck holder is reported and
+    the command ends instead of waiting in silence."""
+    value = float(env("BUTTERQUANT_SLOT_WAIT_SECONDS"))
+    if value <= 0:
+        raise ValueError(f"BUTTERQUANT_SLOT_WAIT_SECONDS={value:g}: expected a positive number")
+    return value
 
 
 def dagster_home() -> Path:
