@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from butterquant_dagster.core import calendar, progress, settings
+from butterquant_dagster.core.storage.duckdb_files import CorruptDatabase
 
 EXIT_OK, EXIT_RUN_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 _REPO_INSTANCE_CONFIG = Path(__file__).resolve().parents[1] / "dagster.yaml"
@@ -1302,6 +1303,9 @@ def _handle(args) -> int:
     except CliError as exc:
         print(f"butterquant: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except CorruptDatabase as exc:  # names the file and the `butterquant restore` to run
+        print(f"butterquant: error: {exc}", file=sys.stderr)
+        return EXIT_RUN_FAILED
 
 
 if __name__ == "__main__":
