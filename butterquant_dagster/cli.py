@@ -308,7 +308,10 @@ def _report_failure(summary: RunSummary, as_json: bool) -> int:
 
 # ----------------------------------------------------------------------------- commands
 def cmd_backfill(args) -> int:
+    from butterquant_dagster.commands.sessions import require_closed
+
     days = _session_range(args.start, args.end)
+    require_closed(days[-1], "--end")
     summary = materialize_market(days[0], days[-1], show_progress=not args.json)
     if not summary.success:
         return _report_failure(summary, args.json)
@@ -395,10 +398,7 @@ def cmd_scan(args) -> int:
     from butterquant_dagster.defs.scan.automation import SCAN_JOB
 
     if args.date:
-        try:
-            session = calendar.require_session(args.date, what="--date")
-        except calendar.CalendarError as exc:
-            raise CliError(str(exc)) from exc
+        session = _require(args.date)
     else:
         session = calendar.latest_completed_session(dt.datetime.now(dt.UTC))
     market = _ensure_market(session, SCAN_HISTORY_SESSIONS, show_progress=not args.json)
@@ -889,6 +889,10 @@ def _model_lines(models: dict) -> list[str]:
 
 
 def cmd_train(args) -> int:
+    from butterquant_dagster.commands.sessions import require_closed_text
+
+    require_closed_text(args.end_date, "--end-date")
+    require_closed_text(args.start_date, "--start-date")
     if args.force:
         os.environ["BUTTERQUANT_FORCE_TRAINING"] = "true"
     if args.tickers:
@@ -1039,10 +1043,14 @@ def cmd_analyze(args) -> int:
 
 
 def _require(text: str) -> dt.date:
+    """--date as a session that has closed (commands/sessions.py says why)."""
+    from butterquant_dagster.commands.sessions import require_closed
+
     try:
-        return calendar.require_session(text, what="--date")
+        day = calendar.require_session(text, what="--date")
     except calendar.CalendarError as exc:
         raise CliError(str(exc)) from exc
+    return require_closed(day, "--date")
 
 
 def cmd_status(args) -> int:

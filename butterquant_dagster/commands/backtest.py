@@ -82,6 +82,7 @@ def add_parser(sub) -> None:
 
 def cmd_backtest(args) -> int:
     # Imported here: the models and the charts are heavy, and every command builds the parser.
+    from butterquant_dagster.commands.sessions import require_closed_text
     from butterquant_dagster.core.backtest.inputs import (
         BacktestInputError,
         check_request,
@@ -91,6 +92,8 @@ def cmd_backtest(args) -> int:
     from butterquant_dagster.core.storage.lake import Lake
     from butterquant_dagster.defs.backtest.assets import BACKTEST_JOB
 
+    require_closed_text(args.start_date, "--start-date")
+    require_closed_text(args.end_date, "--end-date")
     lake = Lake(settings.data_root())
     tickers = [t for t in (args.tickers or "").split(",") if t.strip()]
     try:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from butterquant_dagster.core import calendar, settings
+from butterquant_dagster.core import settings
 from butterquant_dagster.core.monitoring.periods import PERIODS
 
 
@@ -25,16 +25,9 @@ def report_key(period: str, session: dt.date) -> str:
 def report_session(text: str | None) -> dt.date:
     """--date, else the latest session that has closed."""
     from butterquant_dagster import cli
+    from butterquant_dagster.commands.sessions import latest_closed
 
-    latest = calendar.latest_completed_session(dt.datetime.now(dt.UTC))
-    if not text:
-        return latest
-    day = cli._require(text)
-    if day > latest:
-        raise cli.CliError(
-            f"--date {day} has not closed yet; the latest closed session is {latest}"
-        )
-    return day
+    return cli._require(text) if text else latest_closed()  # _require refuses an open one
 
 
 def write_report(period: str, session: dt.date, *, show_progress: bool):
