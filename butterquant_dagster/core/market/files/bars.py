@@ -213,6 +213,13 @@ def _universe_bars(
         parsed = read_bars_file(file, ticker)
         warn(parsed.warnings)
         frames.update(parsed.frames)
+    empty = [files[s][0] for s in symbols if s in files and not frames.get(s, pd.DataFrame()).size]
+    if empty and bars_path.is_dir():
+        raise MarketDataError(
+            f"{empty[0]}: has a header row but no bars"
+            + (f" (and {len(empty) - 1} other file(s) like it)" if len(empty) > 1 else "")
+            + " (rule: every universe ticker has bars in the source)"
+        )
     unknown = [s for s in symbols if s not in frames or frames[s].empty]
     if unknown:
         layout = (

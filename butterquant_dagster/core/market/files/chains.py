@@ -159,6 +159,13 @@ def _parse_chains(path: Path) -> ChainFile:
             frame[name] = _parse_numbers(
                 raw[cols[name]], path, cols[name], allow_missing=not required
             )
+    not_positive = frame["strike"].to_numpy() <= 0
+    if not_positive.any():
+        first = int(np.flatnonzero(not_positive)[0])
+        raise MarketDataError(
+            f"{path}: {_where(path, int(raw.index[first]))}: column {cols['strike']!r}: "
+            f"{float(frame['strike'].iloc[first])!r} (rule: a strike must be positive)"
+        )
     if "modelled" in cols:
         frame["modelled"] = _parse_bools(raw[cols["modelled"]], path, cols["modelled"])
     if "root" in cols:

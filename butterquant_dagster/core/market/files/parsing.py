@@ -9,6 +9,7 @@ for the same history session after session, and a file edited in between is read
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import re
 from collections.abc import Callable
@@ -120,7 +121,29 @@ def _read_table(path: Path) -> pd.DataFrame:
     """The file's table, numbered from 0 so that ``_where`` can name its rows."""
     raw = _read_raw(path)
     raw.index = pd.RangeIndex(len(raw))
+    if path.suffix.lower() == ".csv" and len(raw):
+        _refuse_cut_last_line(path, len(raw.columns), len(raw) - 1)
     return raw
+
+
+def _refuse_cut_last_line(path: Path, columns: int, last: int) -> None:
+    """A CSV cut off mid-line (an interrupted download) reads as a last row with empty
+    columns; say that the file is truncated rather than that a column is empty."""
+    with open(path, "rb") as handle:
+        handle.seek(0, 2)
+        size = handle.tell()
+        handle.seek(max(0, size - 65536))
+        tail = handle.read()
+    if not tail or tail.endswith((b"\n", b"\r")):
+        return
+    line = tail.splitlines()[-1].decode("utf-8", errors="replace")
+    fields = len(next(csv.reader([line]), []))
+    if fields < columns:
+        raise MarketDataError(
+            f"{path}: {_where(path, last)}: the last line has {fields} of the header's "
+            f"{columns} columns and no line break: the file looks truncated "
+            f"(rule: every line has a value for every column; download the file again)"
+        )
 
 
 def _resolve(
