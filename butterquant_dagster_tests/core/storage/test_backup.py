@@ -625,3 +625,92 @@ def test_a_crafted_backup_is_refused_before_anything_is_written(root, outside, m
 def test_the_crafted_backups_are_counted(capsys):
     """The count the issue asks for: every crafted backup above is one of these."""
     assert len(CRAFTED) == 23
+
+
+def test_a_table_whose_columns_are_not_the_codes_is_refused_naming_it(root, tmp_path):
+    path = backup(root, NOW).path
+    table = path / "paper_broker" / "executions.parquet"
+    with duckdb.connect() as db:
+        frame = db.execute("SELECT *, 1 AS extra FROM read_parquet(?)", [str(table)]).df()
+    frame.to_parquet(table)
+    _list(path, "paper_broker", "paper_broker/executions.parquet")
+    before = _tree(root)
+
+    with pytest.raises(BackupError, match=r"table paper_broker\.executions does not have the code"):
+        restore(path, root)
+    assert _tree(root) == before
+
+
+def test_a_value_that_does_not_cast_to_the_codes_type_is_refused(root):
+    path = backup(root, NOW).path
+    table = path / "paper_broker" / "executions.parquet"
+    with duckdb.connect() as db:
+        frame = db.execute(
+            "SELECT * REPLACE ('lots' AS quantity) FROM read_parquet(?)", [str(table)]
+        ).df()
+    frame.to_parquet(table)
+    _list(path, "paper_broker", "paper_broker/executions.parquet")
+    before = _tree(root)
+
+    with pytest.raises(BackupError, match=r"paper_broker\.executions does not load into the code"):
+        restore(path, root)
+    assert _tree(root) == before
+
+
+def test_the_restored_ledger_tables_are_identical_to_the_backed_up_ones(root):
+    def tables(data_root: Path) -> dict[str, pd.DataFrame]:
+        found = {}
+        for part in backup_module.DATABASES:
+            with duckdb.connect(str(data_root / f"{part}.duckdb"), read_only=True) as db:
+                for table in backup_module.code_schema(part):
+                    found[f"{part}.{table}"] = db.execute(
+                        f'SELECT * FROM "{table}" ORDER BY ALL'
+                    ).df()
+                    found[f"{part}.{table} types"] = db.execute(f'DESCRIBE "{table}"').df()
+        return found
+
+    before = tables(root)
+    path = backup(root, NOW).path
+    Ledger(root / "ledger.duckdb").record_intent(intent("after-backup"), "planned")
+    restore(path, root, now=NOW + dt.timedelta(days=1))
+    after = tables(root)
+    assert set(after) == set(before)
+    for name, frame in before.items():
+        pd.testing.assert_frame_equal(after[name], frame, obj=name)
+
+
+def test_old_backups_are_pruned_to_the_setting_and_the_new_one_is_kept(root, monkeypatch):
+    monkeypatch.setenv("BUTTERQUANT_BACKUP_KEEP", "2")
+    first = backup(root, NOW).path
+    second = backup(root, NOW + dt.timedelta(days=7)).path
+    third = backup(root, NOW + dt.timedelta(days=14))
+    assert third.pruned == (str(first),)
+    assert sorted(p.name for p in (root / "backups").iterdir()) == [second.name, third.path.name]
+    monkeypatch.setenv("BUTTERQUANT_BACKUP_KEEP", "0")
+    with pytest.raises(ValueError, match="BUTTERQUANT_BACKUP_KEEP=0: at least 1"):
+        backup(root, NOW + dt.timedelta(days=21))
+
+
+def test_a_symlinked_backup_is_never_pruned(root, tmp_path):
+    elsewhere = tmp_path / "elsewhere" / "20200101T000000Z"
+    elsewhere.mkdir(parents=True)
+    (elsewhere / "manifest.json").write_text("{}")
+    (root / "backups").mkdir(exist_ok=True)
+    (root / "backups" / "20200101T000000Z").symlink_to(elsewhere)
+    made = backup(root, NOW, keep=1)
+    assert made.pruned == ()
+    assert (elsewhere / "manifest.json").is_file()
+
+
+def test_pre_restore_copies_are_pruned_and_the_restored_backup_is_kept(root):
+    path = backup(root, NOW).path
+    reports = [restore(path, root, now=NOW + dt.timedelta(days=d), keep=2) for d in (1, 2, 3)]
+    assert reports[0].pruned == [] and reports[1].pruned == []
+    assert reports[2].pruned == [reports[0].moved_aside]
+    names = sorted(p.name for p in (root / "backups").iterdir())
+    assert names == [
+        path.name,
+        Path(reports[1].moved_aside).name,
+        Path(reports[2].moved_aside).name,
+    ]
+    assert verify_backup(path).path == path
