@@ -153,3 +153,18 @@ def test_a_restore_that_cannot_be_undone_names_the_folders_that_keep_the_data(
     (staging,) = isolated_env.glob(".restore-*")
     assert str(aside) in err and str(staging) in err
     assert (aside / "ledger.duckdb").is_file() and (staging / "lake").is_dir()
+
+
+def test_restore_refuses_a_backup_with_sql_in_it_and_prints_one_line(isolated_env, capsys):
+    _data(isolated_env)
+    path = _backup(capsys)
+    outside = isolated_env.parent / "outside"
+    (path / "ledger" / "load.sql").write_text(f"ATTACH '{outside}/x.duckdb' AS x;")
+
+    code = main(["restore", str(path)])
+
+    err = capsys.readouterr().err
+    assert code == EXIT_BAD_INPUT and err.count("\n") == 1
+    assert "nothing was restored" in err and "ledger/load.sql is not listed" in err
+    assert not outside.exists()
+    assert not list((isolated_env / "backups").glob("pre-restore-*"))

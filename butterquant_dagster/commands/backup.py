@@ -7,7 +7,10 @@ copies the ledger in the middle of a session's trading.
 ``restore`` is not a run: it replaces the files runs read, so it refuses while any run of
 the instance is queued or in progress (``--force`` overrides, for a broken instance). Stop
 the daemon (``dagster dev``) first, so no schedule starts a run meanwhile. What the data root
-held before is kept in ``backups/pre-restore-<time>/``.
+held before is kept in ``backups/pre-restore-<time>/`` (the newest
+``BUTTERQUANT_PRE_RESTORE_KEEP`` of them). A backup is untrusted data: nothing in it is
+executed, and one holding anything its manifest does not list, a link or a path leaving its
+part is refused before anything is written.
 """
 
 from __future__ import annotations
@@ -35,7 +38,8 @@ def add_parser(sub) -> None:
     restore = sub.add_parser(
         "restore",
         help="restore the data root from a backup",
-        description="Verify every file of a backup against its manifest, then replace the "
+        description="Verify a backup (only regular files its manifest lists, each with its "
+        "sha256; nothing in it is executed), then replace the "
         "ledger, the paper broker, the models, the lake and the archive with the backup's. "
         "The current ones are moved to <data root>/backups/pre-restore-<UTC time>/ (move "
         "them back to undo). Refuses while Dagster runs are queued or in progress.",
@@ -126,6 +130,7 @@ def cmd_restore(args) -> int:
             f"  previous data kept in {report.moved_aside} (move it back to undo)"
             if report.moved_aside
             else "  the data root held nothing to keep",
+            *(f"  pruned older pre-restore copy {path}" for path in report.pruned),
             *(f"  warning: {w}" for w in report.warnings),
         ],
     )
