@@ -417,6 +417,8 @@ def _tree(directory: Path) -> dict[str, str]:
                 state[relative] = f"link -> {os.readlink(path)}"
             elif path.is_dir():
                 state[relative] = "dir"
+            elif not path.is_file():  # a FIFO: reading it would wait forever
+                state[relative] = "special"
             else:
                 state[relative] = hashlib.sha256(path.read_bytes()).hexdigest()
     return state
