@@ -168,3 +168,19 @@ def test_restore_refuses_a_backup_with_sql_in_it_and_prints_one_line(isolated_en
     assert "nothing was restored" in err and "ledger/load.sql is not listed" in err
     assert not outside.exists()
     assert not list((isolated_env / "backups").glob("pre-restore-*"))
+
+
+def test_backup_deletes_the_backups_beyond_the_setting_and_says_so(
+    isolated_env, monkeypatch, capsys
+):
+    _data(isolated_env)
+    monkeypatch.setenv("BUTTERQUANT_BACKUP_KEEP", "1")
+    first = _backup(capsys)
+    (isolated_env / "backups" / first.name).rename(isolated_env / "backups" / "20200101T000000Z")
+
+    code = main(["backup"])
+
+    out = capsys.readouterr().out
+    assert code == EXIT_OK
+    assert f"deleted older backup {isolated_env / 'backups' / '20200101T000000Z'}" in out
+    assert len(list((isolated_env / "backups").iterdir())) == 1

@@ -61,7 +61,9 @@ def cmd_backup(args) -> int:
     if not summary.success:
         return cli._report_failure(summary, args.json)
     event = cli.prepare_instance().get_latest_materialization_event(AssetKey(BACKUP_ASSET))
-    path = Path(event.asset_materialization.metadata["path"].value)
+    metadata = event.asset_materialization.metadata
+    path = Path(metadata["path"].value)
+    pruned = list(metadata["pruned"].value) if "pruned" in metadata else []
     manifest = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
     parts = {
         name: {"files": len(part["files"]), "tables": part["tables"]}
@@ -75,12 +77,14 @@ def cmd_backup(args) -> int:
             "created_at": manifest["created_at"],
             "total_bytes": total,
             "parts": parts,
+            "pruned": pruned,
         },
         args.json,
         [
             f"backup written to {path} (run {summary.run_id})",
             *(f"  {name:<13} {info['files']:>6} files" for name, info in parts.items()),
             f"  {total / 1e6:.1f} MB in all",
+            *(f"  deleted older backup {p}" for p in pruned),
         ],
     )
     return cli.EXIT_OK

@@ -54,14 +54,17 @@ class OpsDefs(NamedTuple):
     pool=LEDGER_POOL,
     description=(
         "A complete backup of the data root under backups/<UTC time>/: the ledger and the "
-        "paper broker exported with DuckDB's EXPORT DATABASE, the model registry, the lake "
-        "and its archive copied, and a manifest with every file's sha256 and every table's "
-        "row count. Runs in the ledger pool, so it never copies the ledger mid-session."
+        "paper broker as one Parquet file per table, the model registry, the lake and its "
+        "archive copied, and a manifest with every file's sha256 and every table's row "
+        "count; backups beyond BUTTERQUANT_BACKUP_KEEP are then deleted. Runs in the ledger "
+        "pool, so it never copies the ledger mid-session."
     ),
 )
 def warehouse_backup(context: AssetExecutionContext, lake: LakeResource) -> MaterializeResult:
     manifest = backup(lake.lake().root, dt.datetime.now(dt.UTC))
     context.log.info(f"backup written to {manifest.path} ({manifest.file_count} files)")
+    for path in manifest.pruned:
+        context.log.info(f"older backup deleted: {path}")
     return MaterializeResult(
         metadata={
             "path": MetadataValue.path(str(manifest.path)),
@@ -76,6 +79,7 @@ def warehouse_backup(context: AssetExecutionContext, lake: LakeResource) -> Mate
             },
             "models_files": len(manifest.parts.get("models", {}).get("files", {})),
             "not_backed_up": MetadataValue.json(NOT_BACKED_UP),
+            "pruned": MetadataValue.json(list(manifest.pruned)),
         }
     )
 
