@@ -30,6 +30,7 @@ from butterquant_dagster.defs.monitoring.automation import (
 from butterquant_dagster.defs.monitoring.reports import build_report_assets
 from butterquant_dagster.defs.ops.backup import build_ops_defs
 from butterquant_dagster.defs.ops.health import build_health_defs
+from butterquant_dagster.defs.ops.stale_runs import clear_stale_runs
 from butterquant_dagster.defs.partitions import nyse_sessions
 from butterquant_dagster.defs.scan.assets import build_scan_assets
 from butterquant_dagster.defs.scan.automation import (
@@ -110,6 +111,7 @@ def build_definitions(
             build_fills_sensor(fills_job),
             *health.sensors,
             *ops.sensors,
+            clear_stale_runs,
         ],
         resources=with_monitoring(resources or default_resources()),
     )
