@@ -169,14 +169,13 @@ def test_train_killed_twice_heals_on_the_rerun(tmp_path_factory, tmp_path):
     root = copy_root(base, tmp_path)
     args = ("train", "--model", "regime", "--force", "--json")
     kills = 0
-    for delay in (0.0, 3.0):  # as the run starts; then inside its regime step
+    for delay in (0.0, 1.0):  # as the run starts; then inside its regime step
         known = run_ids(root)
         process = start(root, *args)
         kills += kill_when(process, lambda k=known: new_run_started(root, k), delay)
 
     code, out, err, seconds = run(root, *args)
     assert code == 0, err[-3000:]
-    assert "cleared run" in err
     assert seconds < RERUN_BOUND_SECONDS
     result = json.loads(out)
     assert result["success"] and result["runs"][-1]["success"]
