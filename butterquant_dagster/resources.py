@@ -278,6 +278,26 @@ class TradingResource(ConfigurableResource):
     max_orders_per_day: int = 40
     limit_concession: float = 0.25
     paper_slippage: float = 0.25
+    reprice_steps: int = int(settings.default("BUTTERQUANT_REPRICE_STEPS"))
+    reprice_wait_seconds: float = float(settings.default("BUTTERQUANT_REPRICE_WAIT_SECONDS"))
+    exit_max_slippage: float = float(settings.default("BUTTERQUANT_EXIT_MAX_SLIPPAGE"))
+
+    def order_policy(self):
+        from butterquant_dagster.core.trading.order_policy import OrderPolicy
+
+        return OrderPolicy(
+            steps=self.reprice_steps,
+            wait_seconds=self.reprice_wait_seconds,
+            exit_max_slippage=self.exit_max_slippage,
+        )
+
+    def pause(self, seconds: float) -> None:
+        """The wait between rungs: real for a live broker, none for the paper broker (its
+        fills are judged on the session's quotes, whenever the rungs are sent)."""
+        if self.broker != "paper":
+            import time
+
+            time.sleep(seconds)
 
     def ledger(self):
         from pathlib import Path
@@ -318,6 +338,15 @@ class TradingResource(ConfigurableResource):
 
         if self.broker == "paper" and session < wall.astimezone(calendar.EXCHANGE_TZ).date():
             return calendar.session_close(session) - dt.timedelta(minutes=15)
+        return wall
+
+    def close_time(self, session: dt.date, wall: dt.datetime) -> dt.datetime:
+        """When a session's fills are collected: now, or for a past session on the paper
+        broker, its close (so an order that never reached its price has expired)."""
+        from butterquant_dagster.core import calendar
+
+        if self.broker == "paper" and session < wall.astimezone(calendar.EXCHANGE_TZ).date():
+            return calendar.session_close(session)
         return wall
 
     def connect(self, lake: Lake, clock):

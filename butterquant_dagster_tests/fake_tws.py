@@ -210,6 +210,9 @@ class _Conn:
 _NOWHERE = _Conn(None)  # where replies to orders placed by "someone else" go
 
 
+OFF_TICK = "The price does not conform to the minimum price variation"
+
+
 def _text(value: object) -> str:
     if value is None:
         return ""
@@ -266,7 +269,8 @@ class FakeTWS:
         self.contracts: dict[int, Listed] = {}
         self.orders: list[FakeOrder] = []
         self.executions: list[FakeExecution] = []
-        self.placed: list[dict] = []  # every placeOrder received, what-ifs excepted
+        self.placed: list[dict] = []  # every new order received, what-ifs excepted
+        self.modified: list[dict] = []  # every placeOrder that modified a live order
         self.what_ifs: list[dict] = []
         self.received: list[tuple[float, int, list[str]]] = []  # (monotonic time, msg id, fields)
         self.now = lambda: dt.datetime.now(UTC)
@@ -578,12 +582,13 @@ class FakeTWS:
             self.what_ifs.append(p)
             conn.queue(*self._what_if_fields(p))
             return
-        self.placed.append(p)
         plan = self.plans.pop(0) if self.plans else self.default_plan
         order_id = p["order_id"]
-        if any(o.client_id == conn.client_id and o.order_id == order_id for o in self.orders):
-            conn.error(order_id, 103, "Duplicate order id")
+        same = [o for o in self.orders if o.client_id == conn.client_id and o.order_id == order_id]
+        if same:
+            self._modify(conn, same[0], p, plan)
             return
+        self.placed.append(p)
         listed = None
         if p["sec_type"] == "BAG":
             unknown = [leg[0] for leg in p["legs"] if leg[0] not in self.contracts]
@@ -594,7 +599,7 @@ class FakeTWS:
             conn.error(order_id, 200, NO_DEFINITION)
             return
         if not _on_tick(p["limit"], self.combo_tick):
-            conn.error(order_id, 110, "The price does not conform to the minimum price variation")
+            conn.error(order_id, 110, OFF_TICK)
             return
         order = FakeOrder(
             order_id=order_id,
@@ -612,6 +617,30 @@ class FakeTWS:
         )
         self.orders.append(order)
         self._run_plan(conn, order, plan)
+
+    def _modify(self, conn: _Conn, order: FakeOrder, p: dict, plan: Plan) -> None:
+        """placeOrder with the id of a live order modifies it (IB's way): the new limit, the
+        same total quantity; the plan then runs on what is still unfilled."""
+        self.modified.append(p)
+        if order.done:
+            conn.error(order.order_id, 104, "Cannot modify a filled order")
+            return
+        if p["order_ref"] != order.order_ref or int(p["quantity"]) != order.quantity:
+            conn.error(order.order_id, 103, "Duplicate order id")
+            return
+        if not _on_tick(p["limit"], self.combo_tick):
+            conn.error(
+                order.order_id, 110, "The price does not conform to the minimum price variation"
+            )
+            return
+        order.limit = p["limit"]
+        conn.queue(*self._open_order_fields(order))
+        conn.queue(*self._status_fields(order))
+        remaining = order.quantity - order.filled
+        if plan.outcome == "fill":
+            self._fill(conn, order, remaining, plan.price)
+        elif plan.outcome == "partial":
+            self._fill(conn, order, min(plan.quantity, remaining), plan.price)
 
     def _run_plan(self, conn: _Conn, order: FakeOrder, plan: Plan) -> None:
         if plan.drop == "before_ack":

@@ -115,6 +115,20 @@ SETTINGS: dict[str, tuple[str, str]] = {
         "0.25",
         "Paper broker: a buy fills when its limit reaches mid + this share of the half-spread.",
     ),
+    "BUTTERQUANT_REPRICE_STEPS": (
+        "3",
+        "Orders start at the mid and move this many rungs toward their target price "
+        "(entries: the cost model's expected fill, never above the planned limit).",
+    ),
+    "BUTTERQUANT_REPRICE_WAIT_SECONDS": (
+        "20",
+        "Live broker: seconds an order rests on a rung before it is repriced.",
+    ),
+    "BUTTERQUANT_EXIT_MAX_SLIPPAGE": (
+        "1.0",
+        "Stop-loss, time-stop and retried exits end at this share of the way from the mid "
+        "to the natural price (1 = natural: marketable).",
+    ),
     "BUTTERQUANT_REGIME_INDEX_SYMBOL": (
         "",
         "Ticker whose daily returns define the market regime (e.g. SPY, from the market "

@@ -287,6 +287,7 @@ def _trade_session(
         with_calibrated_ev(candidates, curve),
         desk.sectors,
         desk.settings.rules,
+        desk.ledger.unfilled_exits(session),
     )
     report = execute_session(
         session, targets, desk.ledger, desk.broker, desk.limits, desk.clock.now

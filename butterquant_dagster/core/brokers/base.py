@@ -123,6 +123,16 @@ class BrokerPosition:
 
 
 @dataclass(frozen=True)
+class ComboQuote:
+    """A combo's mid and natural bounds per share, as a BUY of it is quoted (``low``: buy
+    legs at the bid and sell legs at the ask; ``high``: the natural price of a buy)."""
+
+    mid: float
+    low: float
+    high: float
+
+
+@dataclass(frozen=True)
 class Account:
     account_id: str
     paper: bool  # a paper (simulated) account: IB's start with "DU"
@@ -141,6 +151,16 @@ class Broker(Protocol):
         ...
 
     def cancel(self, order_ref: str) -> BrokerOrder: ...
+
+    def modify(self, order_ref: str, limit_price: float) -> BrokerOrder:
+        """Move a working order's limit (the same order: after a partial fill only the
+        unfilled quantity keeps working); returns its state after the change."""
+        ...
+
+    def quote(self, order: ComboOrder) -> ComboQuote | None:
+        """The combo's quote now, as a BUY of it is quoted; None when the broker has none
+        (the caller then prices from the quote its plan was made on)."""
+        ...
 
     def orders(self) -> list[BrokerOrder]:
         """Today's orders the broker knows, open or done (open orders and completed orders)."""

@@ -58,6 +58,7 @@ from butterquant_dagster.core.brokers.base import (
     BrokerPosition,
     ComboLeg,
     ComboOrder,
+    ComboQuote,
     Execution,
     OrderRejected,
 )
@@ -70,6 +71,8 @@ PENDING = frozenset({"", "PendingSubmit", "ApiPending"})
 LINK_OUTCOMES = frozenset({"link_down", "resubscribe", "link_up"})
 REFUSALS = frozenset({"refused_price", "unknown_contract", "rejected"})
 CANCEL_REFUSALS = frozenset({161, 10147, 10148})  # not cancellable / unknown order id
+# A change IB will not make: a done order (104), an id clash (103), a price off the tick (110).
+MODIFY_REFUSALS = frozenset({103, 104, 110})
 DONE_STATUSES = frozenset({"Cancelled", "ApiCancelled", "Filled", "Inactive"})
 
 
@@ -552,6 +555,39 @@ class IBKRBroker:
                 raise BrokerError(f"IB refused to cancel {order_ref}: {refusals()[-1]}")
             return now[-1]
         return self._broker_order(trade)
+
+    def modify(self, order_ref: str, limit_price: float) -> BrokerOrder:
+        """Move the working order's limit: placeOrder again with its own order id, which IB
+        treats as a modification. ``totalQuantity`` stays the order's total, so after a
+        partial fill only the unfilled remainder works at the new price (a second order
+        would double it). A done order is returned as it is."""
+        if not math.isfinite(limit_price):
+            raise OrderRejected(f"{order_ref}: a combo is only sent as a limit order")
+        trades = [t for t in self._open_trades() if t.order.orderRef == order_ref]
+        if not trades:
+            done = [o for o in self.orders() if o.order_ref == order_ref]
+            if done:
+                return done[-1]
+            raise BrokerError(f"IB knows no order {order_ref} today")
+        trade = trades[0]
+        seen = len(self._order_errors(trade))
+        trade.order.lmtPrice = to_tick(limit_price, self.combo_tick, trade.order.action)
+        self._call(
+            f"modify {order_ref}",
+            lambda ib: ib.placeOrder(trade.contract, trade.order),
+            retry=False,
+        )
+        # TWS answers in order: once this round trip is back, a refusal of the change is in.
+        self._call("heartbeat", lambda ib: ib.reqCurrentTime())
+        for code, message in self._order_errors(trade)[seen:]:
+            if code in MODIFY_REFUSALS:
+                raise OrderRejected(f"IB refused to reprice {order_ref}: {message} (IB {code})")
+        return self._broker_order(trade)
+
+    def quote(self, order: ComboOrder) -> ComboQuote | None:
+        """No live combo quote is requested (market data lines are the account's to spend):
+        the executor prices the ladder from the quote its plan was made on."""
+        return None
 
     def _open_trades(self) -> list[Any]:
         trades = self._call("open orders", lambda ib: ib.reqAllOpenOrders())

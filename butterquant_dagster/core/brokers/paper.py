@@ -1,16 +1,19 @@
 """The paper broker: combo limit orders filled against a session's chain, deterministically.
 
-Fill model (docs/operations.md): an order is judged once, against the closing quotes of the
+Fill model (docs/operations.md): an order is judged against the closing quotes of the
 session it was placed for — the session after the one its decision was made on, so no order
 fills at a price its decision already saw. An order fills, in full and at its limit, when
 its limit reaches the price the cost model expects a combo to fill at
 (``core.options.costs.fill_price``: ``mid + slippage × (natural − mid)`` for a BUY, ``mid −
 slippage × (mid − natural)`` for a SELL, on the cent tick toward a fill, ``natural`` being
 the side that crosses every leg's spread) — the same function that prices the planner's
-limits, the scan's candidates and the outcomes the models learn from. Otherwise the DAY
-order expires unfilled. Until that session's quotes exist (paper
-trading during the day, before the close snapshot), the order is working. Commissions are IB
-tiered: $0.65 per contract, $1 minimum per order.
+limits, the scan's candidates and the outcomes the models learn from. It is judged again at
+every new limit (``modify``: the executor's repricing ladder, ``core.trading.order_policy``),
+so an order fills at the first rung that reaches that price. An order still short of it
+keeps working until the session's close (by the broker's clock), then expires unfilled.
+Until that session's quotes exist (paper trading during the day, before the close
+snapshot), the order is working. Commissions are IB tiered: $0.65 per contract, $1 minimum
+per order.
 
 Its state (orders, executions) lives in its own DuckDB file, apart from the ledger, so a
 rerun sees the same orders and fills — and so reconciliation has a real counterpart that can
@@ -20,6 +23,7 @@ disagree with the ledger.
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
@@ -33,7 +37,9 @@ from butterquant_dagster.core.brokers.base import (
     BrokerOrder,
     BrokerPosition,
     ComboOrder,
+    ComboQuote,
     Execution,
+    OrderRejected,
 )
 from butterquant_dagster.core.options import costs
 from butterquant_dagster.core.options.money import order_fee
@@ -103,14 +109,10 @@ class PaperBroker:
             if row is None:
                 (count,) = con.execute("SELECT COUNT(*) FROM orders").fetchone()
                 status, reason = "submitted", ""
-                if (
-                    abs(
-                        round(order.limit_price / costs.COMBO_TICK) * costs.COMBO_TICK
-                        - order.limit_price
-                    )
-                    > 1e-9
-                ):
+                if math.isfinite(order.limit_price) and not _on_tick(order.limit_price):
                     status, reason = "rejected", f"limit {order.limit_price} is not on the tick"
+                elif not math.isfinite(order.limit_price):
+                    status, reason = "rejected", "combos are sent as limit orders only"
                 elif order.quantity <= 0:
                     status, reason = "rejected", f"quantity {order.quantity} is not positive"
                 con.execute(
@@ -143,6 +145,31 @@ class PaperBroker:
                 [order_ref],
             )
         return self._order(order_ref)
+
+    def modify(self, order_ref: str, limit_price: float) -> BrokerOrder:
+        """Move a working order's limit and judge it again; a done order stays as it is."""
+        self._work()
+        if not math.isfinite(limit_price) or not _on_tick(limit_price):
+            raise OrderRejected(f"{order_ref}: limit {limit_price} is not a price on the tick")
+        with self._connect() as con:
+            con.execute(
+                "UPDATE orders SET limit_price = ? "
+                "WHERE order_ref = ? AND status IN ('submitted', 'partially_filled')",
+                [limit_price, order_ref],
+            )
+        self._work()
+        return self._order(order_ref)
+
+    def quote(self, order: ComboOrder) -> ComboQuote | None:
+        """The session's quote the order is judged against, once it exists."""
+        chain = self._chains(order.session)
+        if chain is None:
+            return None
+        try:
+            quote = combo_quote(chain, order.legs)
+        except MissingQuote:
+            return None
+        return ComboQuote(quote["mid"], quote["low"], quote["high"])
 
     def orders(self) -> list[BrokerOrder]:
         """Today's orders and any still working, as a broker lists them."""
@@ -215,7 +242,7 @@ class PaperBroker:
                 self._fill(
                     ref, broker_id, symbol, action, quantity, limit, contracts, when, legs_text
                 )
-            else:
+            elif self._clock() >= calendar.session_close(session):
                 threshold = self.threshold(action, quote)
                 self._finish(
                     ref,
@@ -291,6 +318,10 @@ class PaperBroker:
             )
             for r in rows
         ]
+
+
+def _on_tick(price: float) -> bool:
+    return abs(round(price / costs.COMBO_TICK) * costs.COMBO_TICK - price) <= 1e-9
 
 
 def _decision_floor(session: dt.date) -> dt.datetime:

@@ -12,6 +12,10 @@ The sequence, and why:
    the broker has it; otherwise record the intent, send, record the acknowledgement. A crash
    between sending and recording is healed by step 1 of the next run, which finds the order
    at the broker by its ``order_ref``.
+4. **Work** what is still open, rung by rung (``core.trading.order_policy``): it went out at
+   the mid; after each wait every working order of the batch moves one rung toward its
+   target price, each move recorded. A rerun picks the ladder up where the broker's limit
+   stands, so a crash mid-ladder neither skips nor repeats a rung.
 
 ``checkpoint(step, order_ref)`` is called at each boundary (``core.faults.POINTS``) so the
 tests can fail the run exactly there, in process or by killing a real process.
@@ -21,7 +25,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import pandas as pd
 
@@ -32,17 +36,33 @@ from butterquant_dagster.core.brokers.base import (
     BrokerConnectionError,
     BrokerError,
     ComboOrder,
+    ComboQuote,
 )
 from butterquant_dagster.core.trading.combos import legs_from_json
 from butterquant_dagster.core.trading.ledger import Ledger, ledger_ref
+from butterquant_dagster.core.trading.order_policy import (
+    OrderPolicy,
+    is_urgent,
+    ladder,
+    next_rung,
+    require_limit,
+)
 from butterquant_dagster.core.trading.risk import RiskState, account_problem, order_problem
 from butterquant_dagster.core.trading.rules import RiskLimits
 
 SENT_STATUSES = frozenset({"submitted", "partially_filled", "filled", "cancelled", "rejected"})
+# Every status of an order that reached (or may have reached) the broker.
+WENT_OUT = SENT_STATUSES | {"expired", "missing_at_broker"}
 Checkpoint = Callable[[str, str], None]
+Pause = Callable[[float], None]
 
 
 def _no_checkpoint(step: str, order_ref: str) -> None:
+    return None
+
+
+def _no_pause(seconds: float) -> None:
+    """Replays (the paper broker on a past session) do not wait between rungs."""
     return None
 
 
@@ -78,6 +98,7 @@ class ExecutionReport:
     already_sent: list[str] = field(default_factory=list)
     blocked: dict[str, str] = field(default_factory=dict)
     rejected: dict[str, str] = field(default_factory=dict)
+    repriced: dict[str, int] = field(default_factory=dict)  # order_ref -> rungs moved
     refused: str = ""  # why nothing was sent at all
 
     def summary(self) -> dict:
@@ -87,6 +108,8 @@ class ExecutionReport:
             "already_sent": len(self.already_sent),
             "blocked": len(self.blocked),
             "rejected": len(self.rejected),
+            "repriced": len(self.repriced),
+            "reprices": sum(self.repriced.values()),
             "fills_recorded": len(self.reconciliation.fills_added),
             "ghost_fills": len(self.reconciliation.ghost_fills),
             "refused": self.refused,
@@ -123,20 +146,50 @@ def collect_fills(
         checkpoint("after_recording_fill", execution.order_ref)
 
 
-def reconcile(ledger: Ledger, broker: Broker, session: dt.date) -> Reconciliation:
-    """Make the ledger agree with the broker where the broker is the truth, and list what
-    still disagrees (which blocks sending)."""
-    report = Reconciliation()
+def sync_orders(
+    ledger: Ledger, broker: Broker, report: Reconciliation, session: dt.date | None = None
+) -> list:
+    """Bring the ledger's copy of every order the broker lists up to the broker's (status,
+    limit); orders new to the ledger go to ``report.orders_added``. Returns the list."""
     broker_orders = broker.orders()
     recorded = ledger.orders().set_index("order_ref")
     for order in broker_orders:
         ref = ledger_ref(order.order_ref, order.broker_order_id)
         if ref in recorded.index:
             mine = recorded.loc[ref]
-            if mine["status"] == order.status and mine["broker_order_id"] == order.broker_order_id:
+            if (
+                mine["status"] == order.status
+                and mine["broker_order_id"] == order.broker_order_id
+                and mine["limit_price"] == order.limit_price
+            ):
                 continue  # nothing new to record
         if ledger.record_broker_order(order, session):
             report.orders_added.append(ref)
+    return broker_orders
+
+
+def order_outcomes(orders: pd.DataFrame) -> dict:
+    """Of a session's orders that went out, the share that filled, per intent (open,
+    close), and the exits that did not fill (tomorrow's retries)."""
+    went_out = orders.loc[orders["status"].isin(WENT_OUT)] if len(orders) else orders
+    rate = {}
+    for intent in ("close", "open"):
+        sent = went_out.loc[went_out["intent"] == intent] if len(went_out) else went_out
+        if len(sent):
+            rate[intent] = float((sent["status"] == "filled").mean())
+    unfilled = (
+        went_out.loc[(went_out["intent"] == "close") & (went_out["status"] != "filled")]
+        if len(went_out)
+        else went_out
+    )
+    return {"rate": rate, "unfilled_exits": unfilled}
+
+
+def reconcile(ledger: Ledger, broker: Broker, session: dt.date) -> Reconciliation:
+    """Make the ledger agree with the broker where the broker is the truth, and list what
+    still disagrees (which blocks sending)."""
+    report = Reconciliation()
+    broker_orders = sync_orders(ledger, broker, report, session)
     collect_fills(ledger, broker, session_start(calendar.previous_session(session)), report)
     known = {ledger_ref(o.order_ref, o.broker_order_id) for o in broker_orders}
     ours = ledger.orders()
@@ -172,8 +225,12 @@ def execute_session(
     now: dt.datetime,
     checkpoint: Checkpoint = _no_checkpoint,
     dry_run: bool = False,
+    policy: OrderPolicy | None = None,
+    pause: Pause = _no_pause,
 ) -> ExecutionReport:
-    """Reconcile, then send the session's closes and entries, each at most once."""
+    """Reconcile, then send the session's closes and entries, each at most once, and work
+    each batch up its price ladder (``policy``, ``pause`` between rungs)."""
+    policy = policy or OrderPolicy()
     report = ExecutionReport(session, reconcile(ledger, broker, session))
     if not report.reconciliation.agrees:
         report.refused = "ledger and broker disagree: " + "; ".join(
@@ -186,20 +243,26 @@ def execute_session(
     state = _risk_state(ledger, session)
     to_send = targets.loc[targets["intent"].isin(["close", "open"])] if len(targets) else targets
     for intent in ("close", "open"):
-        for target in to_send.loc[to_send["intent"] == intent].to_dict("records"):
+        batch = to_send.loc[to_send["intent"] == intent].to_dict("records")
+        for target in batch:
             try:
-                _send_one(target, ledger, broker, limits, now, account, state, report, checkpoint)
+                _send_one(
+                    target, ledger, broker, limits, now, account, state, report, checkpoint, policy
+                )
             except BrokerConnectionError:
                 raise  # nothing more can go out; the next run reconciles
-            except BrokerError as exc:
+            except (BrokerError, ValueError) as exc:
                 report.rejected[target["order_ref"]] = str(exc)
                 ledger.record_intent(target, "rejected", str(exc))
+        work_orders(batch, ledger, broker, policy, pause, report, checkpoint)
         collect_fills(ledger, broker, session_start(session), report.reconciliation, checkpoint)
         state = _risk_state(ledger, session, orders_today=state.orders_today)
     return report
 
 
-def _send_one(target, ledger, broker, limits, now, account, state, report, checkpoint) -> None:
+def _send_one(
+    target, ledger, broker, limits, now, account, state, report, checkpoint, policy
+) -> None:
     ref = target["order_ref"]
     existing = ledger.order(ref)
     if existing is not None and existing["status"] in SENT_STATUSES | {
@@ -216,7 +279,9 @@ def _send_one(target, ledger, broker, limits, now, account, state, report, check
     checkpoint("before_intent", ref)
     ledger.record_intent(target, "planned")
     checkpoint("after_planning", ref)
-    acknowledgement = broker.place_combo(_combo(target))
+    combo = _combo(target)
+    combo = replace(combo, limit_price=price_ladder(target, combo, broker, policy)[0])
+    acknowledgement = broker.place_combo(combo)
     checkpoint("after_sending", ref)
     ledger.record_broker_order(acknowledgement)
     checkpoint("after_accepted", ref)
@@ -227,6 +292,61 @@ def _send_one(target, ledger, broker, limits, now, account, state, report, check
         state.capital_at_risk += float(target["capital_at_risk"])
     if acknowledgement.status == "rejected":
         report.rejected[ref] = acknowledgement.reason
+
+
+def work_orders(
+    batch: list[dict],
+    ledger: Ledger,
+    broker: Broker,
+    policy: OrderPolicy,
+    pause: Pause,
+    report: ExecutionReport,
+    checkpoint: Checkpoint = _no_checkpoint,
+) -> None:
+    """Move every working order of ``batch`` up its ladder, one rung per wait.
+
+    Orders of an earlier run of the session count too (their ladder resumes from the limit
+    the broker holds); an order that filled or ended meanwhile is left alone.
+    """
+    targets = {t["order_ref"]: t for t in batch}
+    for _ in range(policy.steps):
+        working = [o for o in broker.open_orders() if o.order_ref in targets]
+        if not working:
+            return
+        pause(policy.wait_seconds)
+        for order in working:
+            target = targets[order.order_ref]
+            rungs = price_ladder(target, _combo(target), broker, policy)
+            limit = next_rung(rungs, order.action, order.limit_price)
+            if limit is None:
+                continue
+            checkpoint("before_reprice", order.order_ref)
+            moved = broker.modify(order.order_ref, limit)
+            checkpoint("after_reprice", order.order_ref)
+            ledger.record_broker_order(moved)
+            report.repriced[order.order_ref] = report.repriced.get(order.order_ref, 0) + 1
+
+
+def price_ladder(target: dict, combo: ComboOrder, broker: Broker, policy: OrderPolicy) -> list:
+    """The limits ``target``'s order walks: on the broker's quote now, else the plan's; an
+    entry never beyond its planned limit; urgent exits to a marketable price."""
+    planned = require_limit(combo.order_ref, combo.limit_price)
+    quote = broker.quote(combo) or ComboQuote(
+        float(target["mid"]), float(target["natural_low"]), float(target["natural_high"])
+    )
+    urgent = is_urgent(target["intent"], target["reason"])
+    try:
+        return ladder(
+            combo.action,
+            quote.mid,
+            quote.low,
+            quote.high,
+            policy.target_share(urgent),
+            policy.steps,
+            cap=planned if target["intent"] == "open" else None,
+        )
+    except ValueError:
+        return [planned]  # no usable quote: the planned limit, as the plan priced it
 
 
 def _combo(target: dict) -> ComboOrder:

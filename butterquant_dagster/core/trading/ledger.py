@@ -35,7 +35,7 @@ CREATE TABLE IF NOT EXISTS orders (
     sector VARCHAR,
     structure VARCHAR NOT NULL,
     track VARCHAR NOT NULL,
-    intent VARCHAR NOT NULL,            -- open | close
+    intent VARCHAR NOT NULL,            -- open | close | settle
     action VARCHAR NOT NULL,            -- BUY | SELL (of the combo)
     quantity INTEGER NOT NULL,
     limit_price DOUBLE,
@@ -48,6 +48,7 @@ CREATE TABLE IF NOT EXISTS orders (
     max_profit DOUBLE, max_loss DOUBLE, risk_level VARCHAR, iv_center DOUBLE,
     status VARCHAR NOT NULL,            -- blocked | planned | submitted | partially_filled
                                         -- | filled | cancelled | rejected | missing_at_broker
+                                        -- | expired
     status_reason VARCHAR,
     broker_order_id VARCHAR,
     filled INTEGER NOT NULL DEFAULT 0,
@@ -55,6 +56,12 @@ CREATE TABLE IF NOT EXISTS orders (
     origin VARCHAR NOT NULL,            -- local | broker (found at the broker, not ours)
     created_at TIMESTAMP NOT NULL,
     updated_at TIMESTAMP NOT NULL
+);
+CREATE TABLE IF NOT EXISTS order_limits (  -- every limit an order stood at, first to last
+    order_ref VARCHAR NOT NULL,
+    limit_price DOUBLE NOT NULL,
+    recorded_at TIMESTAMP NOT NULL,
+    PRIMARY KEY (order_ref, limit_price)
 );
 CREATE TABLE IF NOT EXISTS fills (
     exec_id VARCHAR PRIMARY KEY,
@@ -180,6 +187,15 @@ def ledger_ref(order_ref: str, broker_order_id: str) -> str:
     one (by hand in TWS), one made from the broker's order id, so two such orders never share
     a row (or a position)."""
     return order_ref or f"broker-{broker_order_id}"
+
+
+def _record_limit(con, order_ref: str, limit_price: float, at: dt.datetime) -> None:
+    """Keep the order's repricing trail: each limit once, when the ledger first saw it."""
+    if limit_price is not None and limit_price == limit_price:  # not NaN
+        con.execute(
+            "INSERT INTO order_limits VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+            [order_ref, float(limit_price), at],
+        )
 
 
 def _now() -> dt.datetime:
@@ -309,12 +325,14 @@ class Ledger:
                         now,
                     ],
                 )
+                _record_limit(con, ref, order.limit_price, now)
                 return True
             con.execute(
                 "UPDATE orders SET status = ?, status_reason = ?, broker_order_id = ?, "
-                "updated_at = ? WHERE order_ref = ?",
-                [order.status, order.reason, order.broker_order_id, now, ref],
+                "limit_price = ?, updated_at = ? WHERE order_ref = ?",
+                [order.status, order.reason, order.broker_order_id, order.limit_price, now, ref],
             )
+            _record_limit(con, ref, order.limit_price, now)
             return False
 
     def mark_missing(self, order_ref: str, reason: str, status: str = "missing_at_broker") -> None:
@@ -410,6 +428,28 @@ class Ledger:
             """,
             [session],
         )
+
+    def unfilled_exits(self, session: dt.date) -> pd.DataFrame:
+        """Positions open when ``session`` began whose latest close, sent in an earlier
+        session, ended without filling them: position_id, session, status, rule (the exit
+        rule that sent it, the first word of its reason)."""
+        return self.query(
+            """
+            WITH latest AS (
+                SELECT position_id, arg_max(order_ref, created_at) AS order_ref
+                FROM orders
+                WHERE intent = 'close' AND origin = 'local' AND session < ?
+                GROUP BY position_id
+            )
+            SELECT o.position_id, o.session, o.status,
+                   split_part(o.reason, ':', 1) AS rule
+            FROM latest JOIN orders o USING (order_ref)
+            WHERE o.status IN ('cancelled', 'expired', 'rejected', 'missing_at_broker',
+                               'blocked', 'submitted', 'partially_filled')
+            ORDER BY o.position_id
+            """,
+            [session],
+        ).merge(self.positions_at_start(session)[["position_id"]], on="position_id")
 
     def open_positions(self) -> pd.DataFrame:
         return self.query(

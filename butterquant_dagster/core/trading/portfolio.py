@@ -8,6 +8,8 @@ Exit rules, in precedence order (the first that holds is the reason):
 
 1. ``expiry`` — the session is the expiry (or later): settled at intrinsic value from the
    underlying's close (paper trading; a real broker settles it itself);
+1b. ``retry`` — a close sent in an earlier session did not fill: it goes out again first,
+   as an urgent exit (``core.trading.order_policy``), whatever the marks say now;
 2. ``stop_loss`` — P/L at mid ≤ −stop share × max loss (LOW 50 %, MEDIUM 40 %, HIGH 30 %;
    for a debit fly the max loss is the debit);
 3. ``take_profit`` — P/L at mid ≥ take share × max profit (LOW 70 %, MEDIUM 60 %, HIGH 50 %);
@@ -17,7 +19,10 @@ Exit rules, in precedence order (the first that holds is the reason):
 Entries: two tracks, the AI track by the champion model's expected yield and the baseline
 track by the rule measure that validated on settled outcomes (the rule's EV by default; see
 core.scan.ev_reliability), take turns picking, so neither gets first choice of every ticker; a
-ticker is held at most once across both. See docs/operations.md.
+ticker is held at most once across both, and a ticker with a position at the start of the
+session is not entered again that session, even when its exit is planned: the slot frees,
+the ticker does not, until a later session starts with the close filled. See
+docs/operations.md.
 """
 
 from __future__ import annotations
@@ -44,7 +49,7 @@ from butterquant_dagster.core.trading.combos import (
 )
 from butterquant_dagster.core.trading.rules import AI_TRACK, BASELINE_TRACK, PortfolioRules
 
-EXIT_PRECEDENCE = ("expiry", "stop_loss", "take_profit", "vol_stop", "time_stop")
+EXIT_PRECEDENCE = ("expiry", "retry", "stop_loss", "take_profit", "vol_stop", "time_stop")
 # Why the AI track takes nothing: ai_probabilities leaves P(win) empty without such a champion.
 NO_AI_CHAMPION = "no P(win) champion that passed its gates"
 AI_BY_YIELD = "model expected yield"
@@ -141,8 +146,14 @@ def exit_reasons(marked: pd.DataFrame, rules: PortfolioRules) -> pd.Series:
     pnl = marked["pnl_per_share"]
     vol_rise = marked["iv_center"] / marked["iv_center_entry"] - 1.0
     eps = 1e-9  # a threshold hit to the cent counts, whatever the float rounding
+    retry = (
+        marked["unfilled_exit"].fillna("").astype(str) != ""
+        if "unfilled_exit" in marked
+        else pd.Series(False, index=marked.index)
+    )
     conditions = {
         "expiry": marked["at_expiry"],
+        "retry": retry,
         "stop_loss": marked["marked"] & (pnl <= -stop * marked["max_loss"] + eps),
         "take_profit": marked["marked"] & (pnl >= take * marked["max_profit"] - eps),
         "vol_stop": marked["marked"] & (vol_rise >= rules.vol_stop_rise - eps),
@@ -221,6 +232,7 @@ def _exit_text(reason: str, row) -> str:
         "take_profit": f"P/L {row.pnl_per_share:+.2f}/share, max profit {row.max_profit:.2f}",
         "vol_stop": f"centre IV {row.iv_center:.1%} from {row.iv_center_entry:.1%} at entry",
         "time_stop": f"{row.dte} days to expiry",
+        "retry": f"{getattr(row, 'unfilled_exit', '')}; sent again at a marketable limit",
     }[reason]
     return f"{reason}: {detail}"
 
@@ -301,9 +313,14 @@ def plan_entries(
     sectors: dict[str, str],
     chain: pd.DataFrame,
     rules: PortfolioRules,
+    closing: frozenset[str] = frozenset(),
 ) -> pd.DataFrame:
-    """Fill each track's free slots, the tracks taking turns; one position per ticker."""
-    held_tickers = set(held["ticker"]) if len(held) else set()
+    """Fill each track's free slots, the tracks taking turns; one position per ticker.
+
+    ``closing`` are tickers whose position is being closed this session: their slot is
+    free, the ticker is not (its close may not fill, and two positions in one underlying
+    is what the rule forbids)."""
+    held_tickers = (set(held["ticker"]) if len(held) else set()) | set(closing)
     sector_count = pd.Series([sectors.get(t, "") for t in held_tickers]).value_counts().to_dict()
     free = {
         track: rules.slots(track) - int((held["track"] == track).sum())
@@ -394,13 +411,16 @@ def plan_session(
     candidates: pd.DataFrame,
     sectors: dict[str, str],
     rules: PortfolioRules,
+    unfilled_exits: pd.DataFrame | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     """Every intended order of a session: exits of what is held, then entries.
 
-    ``held`` are the positions open at the start of the session. Returns the targets, the
-    marked positions and counts of the candidates each track passed over, by reason.
+    ``held`` are the positions open at the start of the session; ``unfilled_exits`` the
+    closes of earlier sessions that did not fill (``Ledger.unfilled_exits``), retried first.
+    Returns the targets, the marked positions and counts of the candidates each track
+    passed over, by reason.
     """
-    marked = mark_positions(held, chain, session)
+    marked = mark_positions(_with_unfilled_exits(held, unfilled_exits), chain, session)
     exits = plan_exits(marked, session, rules)
     still_held = marked.loc[~marked["position_id"].isin(exits["position_id"])]
     per_track, passed = {}, {}
@@ -409,10 +429,28 @@ def plan_session(
         chosen, reasons = eligible_entries(source, track, rules, baseline_by=baseline_by)
         per_track[track] = chosen
         passed[track] = reasons.value_counts().to_dict()
-    entries = plan_entries(session, per_track, still_held, sectors, chain, rules)
+    closing = frozenset(marked["ticker"]) if len(marked) else frozenset()
+    entries = plan_entries(session, per_track, still_held, sectors, chain, rules, closing)
     parts = [x for x in (exits, entries) if len(x)]
     targets = pd.concat(parts, ignore_index=True) if parts else _frame([])
     return targets, marked, passed
+
+
+def _with_unfilled_exits(held: pd.DataFrame, unfilled: pd.DataFrame | None) -> pd.DataFrame:
+    """``held`` with ``unfilled_exit``: why an earlier close of the position is still owed
+    ("" when none)."""
+    out = held.copy()
+    notes = {}
+    if unfilled is not None and len(unfilled):
+        notes = {
+            row.position_id: (
+                f"the {row.rule} close of {pd.Timestamp(row.session).date()} "
+                f"ended {row.status} unfilled"
+            )
+            for row in unfilled.itertuples(index=False)
+        }
+    out["unfilled_exit"] = [notes.get(p, "") for p in out["position_id"]]
+    return out
 
 
 def entry_notes(

@@ -29,7 +29,9 @@ from butterquant_dagster.core.trading.execution import (
     Reconciliation,
     collect_fills,
     execute_session,
+    order_outcomes,
     session_start,
+    sync_orders,
 )
 from butterquant_dagster.core.trading.journal import summary
 from butterquant_dagster.core.trading.marking import close_session
@@ -132,6 +134,7 @@ def build_trading_assets(partitions: PartitionsDefinition):
             candidates,
             dict(zip(universe["symbol"], universe["sector"], strict=True)),
             trading.rules(),
+            ledger.unfilled_exits(session),
         )
         notes = entry_notes(rankings, candidates, trading.rules())
         by_intent = targets.groupby(["intent", "track"]).size() if len(targets) else pd.Series()
@@ -201,7 +204,15 @@ def build_trading_assets(partitions: PartitionsDefinition):
         now = trading.decision_time(session, market.now())
         broker = trading.connect(store, lambda: now)
         report = execute_session(
-            session, targets, ledger, broker, trading.limits(), now, faults.checkpoint
+            session,
+            targets,
+            ledger,
+            broker,
+            trading.limits(),
+            now,
+            faults.checkpoint,
+            policy=trading.order_policy(),
+            pause=trading.pause,
         )
         recorded = ledger.orders(session)
         yield Output(
@@ -250,11 +261,13 @@ def build_trading_assets(partitions: PartitionsDefinition):
         session = one_session(context)
         store = lake.lake()
         ledger = trading.ledger()
-        now = trading.decision_time(session, market.now())
+        now = trading.close_time(session, market.now())
         broker = trading.connect(store, lambda: now)
         report = Reconciliation()
         collect_fills(ledger, broker, session_start(session), report, faults.checkpoint)
+        sync_orders(ledger, broker, report)
         recorded = ledger.fills(session)
+        ended = order_outcomes(ledger.orders(session))
         return Output(
             recorded,
             metadata={
@@ -264,6 +277,10 @@ def build_trading_assets(partitions: PartitionsDefinition):
                 "commissions": float(recorded["commission"].sum()) if len(recorded) else 0.0,
                 "open_orders": int(
                     ledger.orders(session)["status"].isin(["submitted", "partially_filled"]).sum()
+                ),
+                **{f"{intent}_fill_rate": figure(rate) for intent, rate in ended["rate"].items()},
+                "unfilled_exits": markdown_table(
+                    ended["unfilled_exits"], ["ticker", "structure", "status", "reason"]
                 ),
             },
         )

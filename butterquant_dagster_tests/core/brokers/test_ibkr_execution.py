@@ -19,9 +19,11 @@ import pytest
 from butterquant_dagster.core import calendar
 from butterquant_dagster.core.brokers.base import BUY, SELL, BrokerConnectionError
 from butterquant_dagster.core.brokers.ibkr import IBKRBroker
+from butterquant_dagster.core.options.costs import fill_price
 from butterquant_dagster.core.trading.combos import legs_from_json
 from butterquant_dagster.core.trading.execution import ExecutionReport, execute_session
 from butterquant_dagster.core.trading.ledger import Ledger
+from butterquant_dagster.core.trading.order_policy import OrderPolicy
 from butterquant_dagster.core.trading.portfolio import plan_session
 from butterquant_dagster.core.trading.rules import PortfolioRules, RiskLimits
 from butterquant_dagster_tests.core.trading.chains import (
@@ -81,9 +83,17 @@ def desk(tmp_path):
             broker.close()
 
 
-def run(desk: Desk, broker: IBKRBroker | None = None) -> ExecutionReport:
+def run(
+    desk: Desk, broker: IBKRBroker | None = None, policy: OrderPolicy | None = None
+) -> ExecutionReport:
     return execute_session(
-        NEXT, desk.targets, desk.ledger, broker or desk.broker, RiskLimits(), DECISION_TIME
+        NEXT,
+        desk.targets,
+        desk.ledger,
+        broker or desk.broker,
+        RiskLimits(),
+        DECISION_TIME,
+        policy=policy,
     )
 
 
@@ -158,7 +168,9 @@ def test_three_flies_go_out_as_bags_fill_and_the_ledger_equals_the_broker(desk):
         assert [(c, r, a) for c, r, a, _ in sent["legs"]] == expected
         assert (sent["action"], sent["quantity"]) == (BUY, float(target["quantity"]))
         assert (sent["order_type"], sent["tif"]) == ("LMT", "DAY")
-        assert sent["limit"] == pytest.approx(target["limit_price"])
+        # It opens at the mid of the plan's quote (IB quotes no combo here), on the tick.
+        opening = fill_price(BUY, target["mid"], target["natural_low"], target["natural_high"], 0)
+        assert sent["limit"] == pytest.approx(min(opening, target["limit_price"]))
         if target["structure"] == "iron_fly":
             assert len(sent["legs"]) == 4
             assert sent["limit"] < 0  # a credit: IB's combo convention is a negative limit
@@ -174,7 +186,8 @@ def test_three_flies_go_out_as_bags_fill_and_the_ledger_equals_the_broker(desk):
         legs_per_combo = sum(x.ratio for x in legs_from_json(target["ticker"], target["legs"]))
         assert fake.status == "Filled"
         assert (fill["quantity"], fill["action"]) == (target["quantity"], BUY)
-        assert fill["price"] == pytest.approx(target["limit_price"])
+        assert fill["price"] == pytest.approx(fake.limit)  # filled on its first rung
+        assert fill["price"] <= target["limit_price"], "never above what the plan judged"
         assert fill["commission"] == pytest.approx(fake_commission(tws, ref))
         assert fill["commission"] == pytest.approx(COMMISSION * legs_per_combo * target["quantity"])
         assert not fill["ghost"]
@@ -191,7 +204,7 @@ def test_three_flies_go_out_as_bags_fill_and_the_ledger_equals_the_broker(desk):
     assert desk.ledger.cash_balance() == pytest.approx(fake_cash(tws, desk.ledger.initial_capital))
     assert fake_cash(tws, 0.0) == pytest.approx(
         sum(
-            -t.quantity * t.limit_price * 100 - COMMISSION * t.quantity * 4
+            -t.quantity * fake_order(tws, t.order_ref).limit * 100 - COMMISSION * t.quantity * 4
             for t in desk.targets.itertuples()
         )
     )
@@ -226,11 +239,37 @@ def test_a_rejection_is_recorded_with_the_reason_and_the_rest_still_go_out(desk)
     assert "insufficient margin for this order" in desk.ledger.order(rejected)["status_reason"]
 
 
+def test_a_reprice_after_a_partial_fill_works_only_the_unfilled_quantity(desk):
+    tws = desk.tws
+    tws.plans += [Plan.partial(3), Plan.fill(), Plan.fill()]  # the reprice then fills
+
+    report = run(desk)
+
+    first = tws.placed[0]
+    partial = first["order_ref"]
+    [modified] = [m for m in tws.modified if m["order_ref"] == partial]
+    assert modified["order_id"] == first["order_id"], "the same order, not a second one"
+    assert modified["quantity"] == first["quantity"] == 8
+    assert modified["limit"] > first["limit"], "a buy reprices toward natural"
+    assert report.repriced == {partial: 1}
+    fills = desk.ledger.fills().query("order_ref == @partial")
+    assert sorted(fills["quantity"]) == [3, 5], "only the unfilled 5 were worked"
+    order = desk.ledger.order(partial)
+    assert (order["status"], order["filled"], order["limit_price"]) == (
+        "filled",
+        8,
+        modified["limit"],
+    )
+    assert placed_per_ref(tws)[partial] == 1
+    assert_ledger_equals_broker(desk, desk.broker)
+
+
 def test_a_partial_fill_holds_the_filled_part_and_a_rerun_sends_nothing(desk):
     tws = desk.tws
     tws.plans.append(Plan.partial(3))
+    no_repricing = OrderPolicy(steps=0)
 
-    run(desk)
+    run(desk, policy=no_repricing)
 
     partial = tws.placed[0]["order_ref"]
     target = desk.target(partial)
@@ -252,7 +291,7 @@ def test_a_partial_fill_holds_the_filled_part_and_a_rerun_sends_nothing(desk):
     assert_ledger_equals_broker(desk, desk.broker)
 
     with fresh_broker(desk) as fresh:  # a rerun in a new process
-        again = run(desk, fresh)
+        again = run(desk, fresh, no_repricing)
         assert_ledger_equals_broker(desk, fresh)
 
     assert not again.sent and partial in again.already_sent and again.reconciliation.agrees

@@ -125,6 +125,8 @@ ORDER_POINTS = (
     "after_planning",
     "after_sending",
     "after_accepted",
+    "before_reprice",
+    "after_reprice",
     "before_recording_fill",
     "after_recording_fill",
 )

@@ -173,7 +173,10 @@ def test_the_paper_fill_model_fills_at_the_limit_past_the_threshold_only(tmp_pat
     assert filled.status == "filled" and filled.avg_fill_price == above
     below = round(threshold - 0.01, 2)
     missed = broker.place_combo(order(below, ref="buy-below"))
-    assert missed.status == "cancelled" and "fill threshold" in missed.reason
+    assert missed.status == "submitted", "short of the threshold it works until the close"
+    at_close = paper(tmp_path, {NEXT: chain}, calendar.session_close(NEXT))
+    (expired,) = [o for o in at_close.orders() if o.order_ref == "buy-below"]
+    assert expired.status == "cancelled" and "fill threshold" in expired.reason
     (fill,) = broker.executions(dt.datetime(2026, 1, 1, tzinfo=dt.UTC))
     assert fill.order_ref == "buy-above" and fill.quantity == 2
     assert fill.commission == pytest.approx(max(1.0, 0.65 * 2 * 4))  # 2 flies x 4 contracts
@@ -182,8 +185,9 @@ def test_the_paper_fill_model_fills_at_the_limit_past_the_threshold_only(tmp_pat
         "filled"
     )
     assert broker.place_combo(order(round(sell_threshold + 0.01, 2), SELL, ref="s2")).status == (
-        "cancelled"
+        "submitted"
     )
+    assert broker.modify("s2", round(sell_threshold - 0.005, 2)).status == "filled"
 
 
 def test_the_paper_broker_accepts_an_order_ref_once_and_remembers_it(tmp_path):
