@@ -52,10 +52,11 @@ def test_five_commands_at_once_all_finish_without_lock_failures(root, round_numb
         remaining = max(1.0, COMMAND_TIMEOUT - (time.monotonic() - began))
         out, err = process.communicate(timeout=remaining)
         results[name] = (process.returncode, out, err)
-    for name, (code, _, err) in results.items():
-        assert not any(word in err for word in LOCK_WORDS), f"{name}: {err[-3000:]}"
+    for name, (code, out, err) in results.items():
+        said = out + err  # with --json a failed run's messages are in the JSON
+        assert not any(word in said for word in LOCK_WORDS), f"{name}: {said[-3000:]}"
         if name in EXPECTED_REFUSAL:
-            assert EXPECTED_REFUSAL[name] in err, f"{name}: {err[-3000:]}"
+            assert EXPECTED_REFUSAL[name] in said, f"{name}: {said[-3000:]}"
         else:
             assert code == 0, f"{name} (round {round_number}): {err[-3000:]}"
     assert_ledger_equals_broker(root)
