@@ -604,6 +604,7 @@ def _plan_notes(session: dt.date) -> list[str]:
 
 
 def _trading_summary(traded: list[dt.date]) -> dict:
+    from butterquant_dagster.core.trading.execution import order_outcomes
     from butterquant_dagster.core.trading.journal import summary
 
     ledger = _trading().ledger()
@@ -611,8 +612,20 @@ def _trading_summary(traded: list[dt.date]) -> dict:
     figures = summary(journal, ledger.equity())
     held = ledger.open_positions()
     orders = ledger.orders()
+    outcomes = order_outcomes(orders)
+    rates = ", ".join(
+        f"{'exits' if intent == 'close' else 'entries'} {rate:.0%} filled"
+        for intent, rate in outcomes["rate"].items()
+    )
     lines = [
         f"  orders:    {len(orders)} {orders['status'].value_counts().to_dict()}",
+        f"  fills:     {rates or 'no order went out'}"
+        + (
+            f"; {len(outcomes['unfilled_exits'])} exits ended unfilled (retried first the "
+            "next session)"
+            if len(outcomes["unfilled_exits"])
+            else ""
+        ),
         "  " + journal_lines(journal, figures)[0],
         *["  " + line for line in journal_lines(journal, figures)[1:]],
         f"  open:      {len(held)} of {_trading().max_positions} slots "
@@ -629,6 +642,7 @@ def _trading_summary(traded: list[dt.date]) -> dict:
         "orders": len(orders),
         "journal": figures,
         "open_positions": len(held),
+        "fill_rates": outcomes["rate"],
         "lines": lines,
     }
 

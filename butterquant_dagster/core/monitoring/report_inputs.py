@@ -28,6 +28,7 @@ from butterquant_dagster.core.monitoring.reports import (
 )
 from butterquant_dagster.core.scan import ev_reliability
 from butterquant_dagster.core.storage.lake import Lake
+from butterquant_dagster.core.trading.execution import order_outcomes
 from butterquant_dagster.core.trading.ledger import Ledger
 from butterquant_dagster.core.trading.portfolio import entry_notes
 from butterquant_dagster.core.trading.rules import PortfolioRules
@@ -124,8 +125,25 @@ def daily_inputs(
         if session.isoformat() in context.store.partitions("positions")
         else None,
         drift=drift,
-        notes=_entry_notes(context, session),
+        notes=[*execution_notes(orders), *_entry_notes(context, session)],
     )
+
+
+def execution_notes(orders: pd.DataFrame) -> list[str]:
+    """How the session's orders ended: the fill rate of exits and entries, and each exit
+    that did not fill (it stays open past its rule until tomorrow's retry)."""
+    outcomes = order_outcomes(orders)
+    notes = [
+        f"{'Exits' if intent == 'close' else 'Entries'}: {rate:.0%} of the orders sent filled."
+        for intent, rate in outcomes["rate"].items()
+    ]
+    notes += [
+        f"Exit not filled: {row.ticker} {row.structure} ({row.status}; "
+        f"{str(row.reason).split(':', 1)[0]}) - retried first next session at a marketable "
+        "limit."
+        for row in outcomes["unfilled_exits"].itertuples(index=False)
+    ]
+    return notes
 
 
 def _entry_notes(context: ReportContext, session: dt.date) -> list[str]:

@@ -315,3 +315,24 @@ def test_the_ledger_lists_closes_that_ended_unfilled_until_one_fills(tmp_path):
     (row,) = ledger.unfilled_exits(later).itertuples(index=False)
     assert (row.position_id, row.status, row.rule) == (position_id, "cancelled", "stop_loss")
     assert ledger.unfilled_exits(NEXT).empty, "a close of the session itself is not a retry"
+
+
+def test_the_daily_report_names_each_exit_that_did_not_fill_and_the_fill_rates():
+    from butterquant_dagster.core.monitoring.report_inputs import execution_notes
+
+    orders = pd.DataFrame(
+        [
+            {"intent": "close", "status": "filled", "ticker": "AAA", "structure": "call_fly",
+             "reason": "take_profit: P/L +1.00/share"},
+            {"intent": "close", "status": "cancelled", "ticker": "AEP", "structure": "put_fly",
+             "reason": "stop_loss: P/L -1.20/share against max loss 2.00"},
+            {"intent": "open", "status": "filled", "ticker": "BBB", "structure": "call_fly",
+             "reason": "baseline track"},
+            {"intent": "open", "status": "blocked", "ticker": "CCC", "structure": "call_fly",
+             "reason": "baseline track"},
+        ]
+    )  # fmt: skip
+    notes = execution_notes(orders)
+    assert "Exits: 50% of the orders sent filled." in notes
+    assert "Entries: 100% of the orders sent filled." in notes, "a blocked order never went out"
+    assert any(n.startswith("Exit not filled: AEP put_fly (cancelled; stop_loss)") for n in notes)
