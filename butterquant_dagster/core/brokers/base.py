@@ -172,6 +172,14 @@ class Broker(Protocol):
 
     def positions(self) -> list[BrokerPosition]: ...
 
+    def close(self) -> None:
+        """Let go of the connection (a live broker frees its client id for the next step)."""
+        ...
+
+    def __enter__(self) -> "Broker": ...
+
+    def __exit__(self, *exc: object) -> None: ...
+
 
 def order_ref(
     session: dt.date,

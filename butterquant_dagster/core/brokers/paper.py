@@ -96,6 +96,15 @@ class PaperBroker:
 
     # the Broker protocol ---------------------------------------------------------------------
 
+    def __enter__(self) -> PaperBroker:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Nothing held: every call opens and closes its own connection to the state file."""
+
     def account(self) -> Account:
         return Account(account_id=PAPER_ACCOUNT, paper=True)
 

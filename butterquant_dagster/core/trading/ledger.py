@@ -256,6 +256,15 @@ class Ledger:
             "SELECT * FROM orders WHERE session = ? ORDER BY created_at, order_ref", [session]
         )
 
+    def working_before(self, session: dt.date) -> pd.DataFrame:
+        """Orders of sessions before ``session`` the ledger still sees working: the broker
+        has ended them since (filled or expired) and the ledger has not heard yet."""
+        return self.query(
+            "SELECT * FROM orders WHERE session < ? AND status IN ('submitted', "
+            "'partially_filled') ORDER BY session, order_ref",
+            [session],
+        )
+
     def record_intent(self, target: dict, status: str, status_reason: str = "") -> None:
         """Write (or re-state) an intended order before anything is sent.
 

@@ -30,6 +30,7 @@ from butterquant_dagster.core.trading.execution import (
     collect_fills,
     execute_session,
     order_outcomes,
+    reconcile,
     session_start,
     sync_orders,
 )
@@ -98,12 +99,16 @@ def build_trading_assets(partitions: PartitionsDefinition):
         ],
         description=(
             "Every order the session intends, with its reason: exits of the positions held at "
-            "the start of the session (by the previous close's marks), then entries into free "
-            "slots from the previous session's rankings (AI and baseline tracks)."
+            "the start of the session (by the previous close's marks, after the ledger has "
+            "caught up with the broker's fills), then entries into free slots from the "
+            "previous session's rankings (AI and baseline tracks)."
         ),
     )
     def target_orders(
-        context: AssetExecutionContext, lake: LakeResource, trading: TradingResource
+        context: AssetExecutionContext,
+        lake: LakeResource,
+        trading: TradingResource,
+        market: MarketDataResource,
     ) -> Output:
         session = one_session(context)
         decided_on = calendar.previous_session(session).isoformat()
@@ -116,6 +121,14 @@ def build_trading_assets(partitions: PartitionsDefinition):
                 )
         ledger = trading.ledger()
         require_previous_marked(ledger, session)
+        # What the broker did since the ledger last asked (an earlier session's orders that
+        # filled after its run ended) decides what is held: planning on a stale ledger would
+        # open a second position in an underlying already bought.
+        caught_up = Reconciliation()
+        if len(ledger.working_before(session)):
+            now = trading.decision_time(session, market.now())
+            with trading.connect(store, lambda: now) as broker:
+                caught_up = reconcile(ledger, broker, session)
         universe = store.read("universe")
         # The expected-yield floor judges the rule EV as calibrated on outcomes settled
         # before the decision, not the raw EV (whose top decile promises far too much).
@@ -142,6 +155,8 @@ def build_trading_assets(partitions: PartitionsDefinition):
             targets[TARGET_COLUMNS],
             metadata={
                 "decided_on": decided_on,
+                "fills_caught_up": len(caught_up.fills_added),
+                "order_statuses_caught_up": len(caught_up.orders_added),
                 "expected_yield_judged_on": (
                     f"the rule EV calibrated on {curve.rows} settled candidates"
                     if curve
@@ -202,18 +217,18 @@ def build_trading_assets(partitions: PartitionsDefinition):
         targets = store.read("target_orders", [session.isoformat()])
         ledger = trading.ledger()
         now = trading.decision_time(session, market.now())
-        broker = trading.connect(store, lambda: now)
-        report = execute_session(
-            session,
-            targets,
-            ledger,
-            broker,
-            trading.limits(),
-            now,
-            faults.checkpoint,
-            policy=trading.order_policy(),
-            pause=trading.pause,
-        )
+        with trading.connect(store, lambda: now) as broker:
+            report = execute_session(
+                session,
+                targets,
+                ledger,
+                broker,
+                trading.limits(),
+                now,
+                faults.checkpoint,
+                policy=trading.order_policy(),
+                pause=trading.pause,
+            )
         recorded = ledger.orders(session)
         yield Output(
             recorded,
@@ -262,10 +277,10 @@ def build_trading_assets(partitions: PartitionsDefinition):
         store = lake.lake()
         ledger = trading.ledger()
         now = trading.close_time(session, market.now())
-        broker = trading.connect(store, lambda: now)
         report = Reconciliation()
-        collect_fills(ledger, broker, session_start(session), report, faults.checkpoint)
-        sync_orders(ledger, broker, report)
+        with trading.connect(store, lambda: now) as broker:
+            collect_fills(ledger, broker, session_start(session), report, faults.checkpoint)
+            sync_orders(ledger, broker, report)
         recorded = ledger.fills(session)
         ended = order_outcomes(ledger.orders(session))
         return Output(

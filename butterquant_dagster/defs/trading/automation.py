@@ -102,12 +102,9 @@ def build_fills_sensor(job):
         session = dt.date.fromisoformat(traded[-1])
         ledger = trading.ledger()
         now = trading.decision_time(session, market.now())
-        broker = trading.connect(store, lambda: now)
-        new = [
-            e.exec_id
-            for e in broker.executions(session_start(session))
-            if not ledger.has_fill(e.exec_id)
-        ]
+        with trading.connect(store, lambda: now) as broker:
+            executions = broker.executions(session_start(session))
+        new = [e.exec_id for e in executions if not ledger.has_fill(e.exec_id)]
         key = session.isoformat()
         unmarked = key in store.partitions("option_chains") and key not in store.partitions(
             "positions"
