@@ -128,9 +128,9 @@ def test_the_paper_broker_fills_at_the_expected_fill_and_not_a_tick_below(tmp_pa
     above = broker.place_combo(_order(round(sell + costs.COMBO_TICK, 2), SELL, "sell-up", legs))
     assert above.status == "submitted"
     clock[0] = calendar.session_close(NEXT)
-    expired = {o.order_ref: o for o in broker.orders()}
-    assert expired["buy-below"].status == "cancelled" and f"{buy:.2f}" in expired["buy-below"].reason
-    assert expired["sell-up"].status == "cancelled" and f"{sell:.2f}" in expired["sell-up"].reason
+    ended = {o.order_ref: o for o in broker.orders()}
+    assert ended["buy-below"].status == "cancelled" and f"{buy:.2f}" in ended["buy-below"].reason
+    assert ended["sell-up"].status == "cancelled" and f"{sell:.2f}" in ended["sell-up"].reason
     # Its commission is the cost model's fee of one order of 4 contracts.
     fills = broker.executions(dt.datetime(2026, 1, 1, tzinfo=dt.UTC))
     assert [f.commission for f in fills] == pytest.approx([costs.fee_per_share(4) * 100] * 2)
