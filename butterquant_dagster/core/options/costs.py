@@ -5,15 +5,15 @@ Every number that stands for money made or lost on a butterfly - the candidates'
 the paper broker's fills - is priced here, on one basis, so a model learns the market its
 orders meet (issue 11, item 0; docs/decisions.md, "One price for one trade").
 
-The order policy the brokers follow (``core.trading.portfolio`` plans, ``core.trading.
-execution`` sends, once per session): one DAY limit order per combo, priced from the mid
-one bounded step toward the natural price - ``FILL_SHARE`` of the way, on the cent combo
-tick, rounded toward a fill and never beyond natural. Nothing reprices it: an order that
-does not fill expires, and the next session plans afresh. The paper broker fills an order
-when its limit reaches that same price (``fills``), so the price an order is expected to
-fill at is the limit this policy sends. Traders who time their executions pay under 40 %
-of the quoted spread (Muravyev & Pearson, RFS 2020); a quarter of the half-spread is an
-eighth of it.
+The price a combo is expected to fill at is the mid moved ``FILL_SHARE`` of the way toward
+the natural price, on the cent combo tick, rounded toward a fill and never beyond natural.
+``core.trading.portfolio`` plans an entry's limit at that price; ``core.trading.
+order_policy`` sends each order at the mid and reprices it toward that price in bounded
+rungs (an entry never above its planned limit; an urgent exit on to natural). The paper
+broker fills an order when its limit reaches that same price (``fills``), so the price an
+entry is expected to fill at is its planned limit. Traders who time their executions pay
+under 40 % of the quoted spread (Muravyev & Pearson, RFS 2020); a quarter of the
+half-spread is an eighth of it.
 
 The natural price (buy every leg at its ask, sell at its bid) stays on record beside it as
 the worst case. Fees are ``money.order_fee`` (IB tiered), per order of all legs.

@@ -212,6 +212,7 @@ def backup(root: str | Path, now: dt.datetime, keep: int | None = None) -> Backu
         for name in DATABASES:
             source = root / f"{name}.duckdb"
             if source.exists():
+                _add_missing_tables(source, name)
                 parts[name] = _export_database(source, temporary / name, name)
         if (root / "models").is_dir():
             parts["models"] = _copy_tree(root / "models", temporary / "models", _model_file)
@@ -290,6 +291,16 @@ def _table_counts(connection, tables) -> dict[str, int]:
         name: connection.execute(f"SELECT count(*) FROM {_quote(name)}").fetchone()[0]
         for name in tables
     }
+
+
+def _add_missing_tables(source: Path, part: str) -> None:
+    """Give a database an older version wrote the tables added since (the code's DDL is
+    ``CREATE TABLE IF NOT EXISTS`` only, as the ledger applies it on every open), so a
+    backup right after an upgrade holds every table the restore will ask for."""
+    if "CREATE TABLE IF NOT EXISTS" not in DATABASE_DDL[part]:
+        raise BackupError(f"the code's schema of {part} is not additive DDL")
+    with duckdb_files.connect(source) as connection:
+        connection.execute(DATABASE_DDL[part])
 
 
 def _export_database(source: Path, target: Path, part: str) -> dict:

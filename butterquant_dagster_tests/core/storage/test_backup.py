@@ -195,6 +195,19 @@ def test_backup_delete_restore_gives_identical_answers(root):
     assert Lake(root).archived_partitions("option_chains") == ["2025-03-03"]
 
 
+def test_a_ledger_an_older_version_wrote_is_backed_up_with_the_tables_added_since(root):
+    """A table added by an upgrade (here ``order_limits``) is created empty before the
+    export, as the ledger creates it on its next open; the backup then restores whole."""
+    journal = snapshot(root)["journal"]
+    with duckdb.connect(str(root / "ledger.duckdb")) as connection:
+        connection.execute("DROP TABLE order_limits")
+    manifest = backup(root, NOW)
+    assert "ledger/order_limits.parquet" in manifest.parts["ledger"]["files"]
+    assert manifest.parts["ledger"]["tables"]["order_limits"] == 0
+    restore(manifest.path, root, now=NOW + dt.timedelta(hours=1))
+    pd.testing.assert_frame_equal(snapshot(root)["journal"], journal)
+
+
 def test_the_manifest_lists_every_file_with_its_hash_and_row_counts(root):
     manifest = backup(root, NOW)
     record = json.loads((manifest.path / "manifest.json").read_text())
