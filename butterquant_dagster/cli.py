@@ -17,6 +17,8 @@ import shutil
 import signal
 import sys
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -61,10 +63,11 @@ def prepare_instance(*, clear_stale: bool = True):
     home = Path(os.environ.get("DAGSTER_HOME") or settings.dagster_home())
     home.mkdir(parents=True, exist_ok=True)
     os.environ["DAGSTER_HOME"] = str(home)
-    config = home / "dagster.yaml"
-    if not config.exists() and _REPO_INSTANCE_CONFIG.exists():
-        shutil.copyfile(_REPO_INSTANCE_CONFIG, config)
-    instance = _instance_without_log_capture(home)
+    with instance_lock(home):
+        config = home / "dagster.yaml"
+        if not config.exists() and _REPO_INSTANCE_CONFIG.exists():
+            shutil.copyfile(_REPO_INSTANCE_CONFIG, config)
+        instance = _instance_without_log_capture(home)
     if not clear_stale:
         return instance
     from butterquant_dagster import runs
@@ -75,6 +78,21 @@ def prepare_instance(*, clear_stale: bool = True):
             file=sys.stderr,
         )
     return instance
+
+
+@contextmanager
+def instance_lock(home: Path) -> Iterator[None]:
+    """Held while the instance is opened. Opening creates its SQLite storages on first use,
+    and two processes creating them at once (two commands started together on a new data
+    root) leave a run database that no later command can open ("more than one head")."""
+    import fcntl
+
+    with open(home / ".instance.lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _instance_without_log_capture(home: Path):

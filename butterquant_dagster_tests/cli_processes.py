@@ -153,7 +153,13 @@ def instance_state(root: Path) -> dict:
     """Unfinished runs and held pool slots in the instance of ``root``."""
     from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
 
-    with DagsterInstance.from_config(str(root / "dagster")) as instance:
+    from butterquant_dagster.cli import instance_lock
+
+    home = root / "dagster"
+    home.mkdir(parents=True, exist_ok=True)
+    with instance_lock(home):  # never create its storages while a command does
+        instance = DagsterInstance.from_config(str(home))
+    with instance:
         unfinished = instance.get_run_records(
             filters=RunsFilter(
                 statuses=[

@@ -21,6 +21,7 @@ from butterquant_dagster_tests.cli_processes import (
     copy_root,
     instance_state,
     prepared_root,
+    run,
     start,
 )
 
@@ -62,3 +63,18 @@ def test_five_commands_at_once_all_finish_without_lock_failures(root, round_numb
     assert_ledger_equals_broker(root)
     state = instance_state(root)
     assert not state["unfinished"] and not state["slots"], state
+
+
+@pytest.mark.parametrize("round_number", [1, 2, 3])
+def test_commands_started_together_on_a_new_data_root_share_one_instance(tmp_path, round_number):
+    """Three commands that each create the Dagster instance of an empty data root at once.
+    Unserialized, the SQLite storages were created twice and the run database was left
+    with two schema heads that no later command could open."""
+    root = tmp_path / "data"
+    root.mkdir()
+    processes = [start(root, "runs", "--json") for _ in range(3)]
+    for process in processes:
+        _, err = process.communicate(timeout=COMMAND_TIMEOUT)
+        assert process.returncode == 0, err[-2000:]
+    code, _, err, _ = run(root, "runs", "--json")
+    assert code == 0, err[-2000:]
