@@ -362,13 +362,19 @@ def _ensure_market(last: dt.date, sessions: int, show_progress: bool) -> RunSumm
 
 
 def _rankings(session: dt.date, top: int):
-    from butterquant_dagster.core.scan.ev_reliability import ev_curve_at, with_calibrated_ev
+    from butterquant_dagster.core.scan.ev_reliability import (
+        EV_CALIBRATED,
+        ev_curve_at,
+        with_calibrated_ev,
+    )
     from butterquant_dagster.core.storage.lake import Lake
 
     store = Lake(settings.data_root())
-    rankings = store.read("scan_rankings", [session.isoformat()])
-    # What the plan trading on these rankings judges: the EV as settled outcomes priced it.
-    return with_calibrated_ev(rankings.head(top), ev_curve_at(store, session))
+    rankings = store.read("scan_rankings", [session.isoformat()]).head(top)
+    if EV_CALIBRATED in rankings:
+        return rankings
+    # Rankings scanned before the column existed: the EV as settled outcomes priced it.
+    return with_calibrated_ev(rankings, ev_curve_at(store, session))
 
 
 def _rankings_lines(frame) -> list[str]:

@@ -133,5 +133,16 @@ def test_rankings_show_the_reliability_of_each_measure_on_outcomes_known_before(
     assert "realized_per_1000" in metadata["reliability_ev_per_1000"]
     rankings = lake.read("scan_rankings", [later])
     assert set(rankings["baseline_rank_by"]) == {metadata["baseline_ranked_by"]}
+    # The list is ordered by the measure the baseline trades by, not by the raw EV.
+    measure = metadata["baseline_ranked_by"]
+    assert set(rankings["ranked_by"]) == {f"rule:{measure}"}
+    assert list(rankings["ranking_value"]) == list(rankings[measure].astype(float))
+    assert rankings["ranking_value"].is_monotonic_decreasing
+    # A buy needs a gain by the best expected value there is (the calibrated one once
+    # enough has settled), and that figure sits beside the raw EV.
+    expected = rankings["ev_calibrated_per_1000"].fillna(rankings["ev_per_1000"])
+    buys = rankings["recommendation"].isin(["BUY", "STRONG_BUY"])
+    assert (expected[buys] > 0).all()
+    assert "ev_calibrated_per_1000" in metadata["top_20"]
     assert "ml_expected_per_1000" in metadata["top_20"]  # one unit: per $1,000
     assert "ml_expected_roi" not in metadata["top_20"]

@@ -189,13 +189,28 @@ def known_before(settled: pd.DataFrame, session: dt.date) -> pd.DataFrame:
 
 
 def choices_by_session(settled: pd.DataFrame, sessions) -> dict[dt.date, tuple[Choice, int]]:
-    """The point-in-time choice for each session, with how many outcomes it rests on.
+    """The point-in-time choice for each session, with how many outcomes it rests on."""
+    return _per_known_set(
+        settled,
+        sessions,
+        lambda known: (choose_rule_measure(skill_table(known)), len(known)),
+        "point-in-time choice",
+    )
+
+
+def curves_by_session(settled: pd.DataFrame, sessions) -> dict[dt.date, EvCurve | None]:
+    """The point-in-time :class:`EvCurve` of each session (None before enough settled)."""
+    return _per_known_set(settled, sessions, ev_curve, "point-in-time EV curve")
+
+
+def _per_known_set(settled: pd.DataFrame, sessions, compute, what: str) -> dict:
+    """``compute(known_before(settled, session))`` for each session, once per known set.
 
     The outcomes a session sees only grow (expiry before it) and shed their oldest (entry
     before its lookback), so the two counts name the set: sessions that share them share
     one computation.
     """
-    _require(settled, ["session", "expiry"], "point-in-time choice")
+    _require(settled, ["session", "expiry"], what)
     expiries = np.sort(pd.to_datetime(settled["expiry"]).to_numpy("M8[ns]"))
     entries = np.sort(pd.to_datetime(settled["session"]).to_numpy("M8[ns]"))
     out, cache = {}, {}
@@ -210,8 +225,7 @@ def choices_by_session(settled: pd.DataFrame, sessions) -> dict[dt.date, tuple[C
             ),
         )
         if key not in cache:
-            known = known_before(settled, session)
-            cache[key] = (choose_rule_measure(skill_table(known)), len(known))
+            cache[key] = compute(known_before(settled, session))
         out[session] = cache[key]
     return out
 

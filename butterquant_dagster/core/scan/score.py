@@ -50,6 +50,27 @@ def _sigmoid(x):
     return 1.0 / (1.0 + np.exp(-x))
 
 
+def recommend(score, expected_per_1000, thresholds: Thresholds | None = None) -> np.ndarray:
+    """The original scanner's verdict: a buy needs the score *and* an expected gain.
+
+    ``expected_per_1000`` is the best expected value there is: the rule EV as settled
+    outcomes priced it once enough have settled (``ev_reliability.EvCurve``), the raw rule
+    EV before, so no candidate is called a buy on a promise the record says is a loss.
+    """
+    thresholds = thresholds or Thresholds()
+    score = np.asarray(score, dtype=float)
+    gain = np.asarray(expected_per_1000, dtype=float) > 0
+    return np.select(
+        [
+            (score >= thresholds.strong_buy) & gain,
+            (score >= thresholds.buy) & gain,
+            score >= thresholds.neutral,
+        ],
+        ["STRONG_BUY", "BUY", "NEUTRAL"],
+        default="AVOID",
+    )
+
+
 def score_candidates(
     candidates: pd.DataFrame, forecasts: pd.DataFrame, thresholds: Thresholds | None = None
 ) -> pd.DataFrame:
@@ -102,15 +123,7 @@ def score_candidates(
         t,
     )
 
-    recommendation = np.select(
-        [
-            (score >= thresholds.strong_buy) & (ev_share > 0),
-            (score >= thresholds.buy) & (ev_share > 0),
-            score >= thresholds.neutral,
-        ],
-        ["STRONG_BUY", "BUY", "NEUTRAL"],
-        default="AVOID",
-    )
+    recommendation = recommend(score, ev_per_1000, thresholds)
     signal_strength = np.clip(
         f["trend_r2"].to_numpy(float) + f["cycle_power_share"].to_numpy(float), 0.0, 1.0
     )
@@ -178,17 +191,23 @@ def _tags(frame: pd.DataFrame) -> pd.Series:
     return joined.str.rstrip(",")
 
 
-def rank(scored: pd.DataFrame, *, per_ticker: int = 3) -> pd.DataFrame:
-    """The best ``per_ticker`` candidates of each ticker, ranked overall by expected value
-    per $1,000 at risk after costs, the score breaking ties.
+def rank(
+    scored: pd.DataFrame, *, per_ticker: int = 3, rule_measure: str = "ev_per_1000"
+) -> pd.DataFrame:
+    """The best ``per_ticker`` candidates of each ticker, ranked overall, the score breaking
+    ties.
 
-    When the champion model's estimates are present (``ml_expected_roi``), they are the
-    expected value; otherwise the rule's forecast-based estimate (``ev_per_1000``) is.
+    When the champion model's estimates are present (``ml_expected_roi``), they rank (its
+    expected yield per $1,000); otherwise ``rule_measure`` does: the rule measure that
+    validated on settled outcomes (``ev_reliability.choose_rule_measure``), so the list a
+    trader reads is ordered as the baseline track trades, not by a promise that failed.
     """
     scored = scored.copy()
     model = "ml_expected_roi" in scored and bool(scored["ml_expected_roi"].notna().any())
-    scored["ranked_by"] = "model" if model else "rule"
-    scored["ranking_value"] = scored["ml_expected_roi"] * 1000.0 if model else scored["ev_per_1000"]
+    scored["ranked_by"] = "model" if model else f"rule:{rule_measure}"
+    scored["ranking_value"] = (
+        scored["ml_expected_roi"] * 1000.0 if model else scored[rule_measure].astype(float)
+    )
     ordered = scored.sort_values(
         ["ranking_value", "score"], ascending=[False, False], kind="stable"
     )

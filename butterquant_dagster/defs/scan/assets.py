@@ -28,7 +28,7 @@ from butterquant_dagster.core.scan import ev_reliability
 from butterquant_dagster.core.scan.invariants import CANDIDATE_RULES, listed_strikes
 from butterquant_dagster.core.scan.outcomes import OutcomeError, sample_for_outcomes, settle
 from butterquant_dagster.core.scan.pipeline import scan_session
-from butterquant_dagster.core.scan.score import rank
+from butterquant_dagster.core.scan.score import rank, recommend
 from butterquant_dagster.core.scan.signals import ticker_signals
 from butterquant_dagster.core.scan.surface import surface_summary
 from butterquant_dagster.defs.partitions import session_asset, trailing_keys
@@ -81,6 +81,7 @@ RANKING_COLUMNS = [
     "prob_profit_rn",
     "prob_profit_forecast",
     "ev_per_1000",
+    ev_reliability.EV_CALIBRATED,
     "expected_move",
     "spread_pct",
     "min_volume",
@@ -108,6 +109,7 @@ TOP_SHOWN_COLUMNS = [
     "max_loss",
     "score",
     "ev_per_1000",
+    ev_reliability.EV_CALIBRATED,
     "ml_expected_roi",
     "recommendation",
 ]
@@ -249,11 +251,13 @@ def build_scan_assets(partitions: PartitionsDefinition, lookback_sessions: int =
         kinds=KINDS,
         deps=["butterfly_candidates", "ai_probabilities"],
         description=(
-            "The best candidates per ticker and overall, ranked by expected value per $1,000 "
-            "at risk after costs: the champion model's estimate when there is one, else the "
-            "rule's (score breaks ties), with the original scanner's fields. Records the rule "
-            "measure the baseline track ranks by, chosen on outcomes settled before the "
-            "session; the metadata shows predicted vs realized yield per $1,000 by decile."
+            "The best candidates per ticker and overall: ranked by the champion model's "
+            "expected yield when there is one, else by the rule measure the baseline track "
+            "trades by (chosen on outcomes settled before the session; score breaks ties), "
+            "with the original scanner's fields. The rule EV per $1,000 stands beside what "
+            "settled candidates with that EV realized (ev_calibrated_per_1000), and a BUY "
+            "needs that realized figure above 0; the metadata shows predicted vs realized "
+            "yield per $1,000 by decile."
         ),
     )
     def scan_rankings(
@@ -265,6 +269,7 @@ def build_scan_assets(partitions: PartitionsDefinition, lookback_sessions: int =
         sessions = [dt.date.fromisoformat(k) for k in context.partition_keys]
         settled = ev_reliability.settled_candidates(store, sessions[0], sessions[-1])
         choices = ev_reliability.choices_by_session(settled, sessions)
+        curves = ev_reliability.curves_by_session(settled, sessions)
         for key, session in zip(context.partition_keys, sessions, strict=True):
             candidates = store.read("butterfly_candidates", [key])
             if key in with_model:
@@ -276,8 +281,13 @@ def build_scan_assets(partitions: PartitionsDefinition, lookback_sessions: int =
                     on=KEY_COLUMNS,
                     how="left",
                 )
-            ranked = rank(candidates, per_ticker=scan.per_ticker)
-            ranked[ev_reliability.BASELINE_COLUMN] = choices[session][0].measure
+            measure = choices[session][0].measure
+            ranked = rank(candidates, per_ticker=scan.per_ticker, rule_measure=measure)
+            ranked[ev_reliability.BASELINE_COLUMN] = measure
+            ranked = ev_reliability.with_calibrated_ev(ranked, curves[session])
+            ranked["recommendation"] = recommend(
+                ranked["score"], ranked[ev_reliability.EV_CALIBRATED].fillna(ranked["ev_per_1000"])
+            )
             frames.append(ranked[RANKING_COLUMNS])
         rankings = pd.concat(frames, ignore_index=True)
         latest = frames[-1]

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from butterquant_dagster.core.scan.score import Thresholds, rank, score_candidates
+from butterquant_dagster.core.scan.score import Thresholds, rank, recommend, score_candidates
 
 SESSION = pd.Timestamp("2024-01-02")
 EXPIRY = pd.Timestamp("2024-02-01")
@@ -339,3 +339,16 @@ def test_rank_after_scoring():
     assert list(ranked["symbol"]) == ["AAA", "BBB"]
     assert list(ranked["cost"]) == [0.5, 1.0]
     assert ranked["ev_per_1000"].is_monotonic_decreasing
+
+
+def test_rank_by_a_rule_measure_that_validated_orders_by_it():
+    scored = _scored([("AAA", 300.0, 40.0), ("BBB", 10.0, 90.0), ("CCC", 150.0, 70.0)])
+    ranked = rank(scored, per_ticker=1, rule_measure="score")
+    assert list(ranked["symbol"]) == ["BBB", "CCC", "AAA"]
+    assert set(ranked["ranked_by"]) == {"rule:score"}
+    assert list(ranked["ranking_value"]) == [90.0, 70.0, 40.0]
+
+
+def test_a_buy_needs_the_score_and_an_expected_gain():
+    verdicts = recommend([80.0, 80.0, 65.0, 65.0, 45.0, 10.0], [5.0, -5.0, 1.0, 0.0, 9.0, 9.0])
+    assert list(verdicts) == ["STRONG_BUY", "NEUTRAL", "BUY", "NEUTRAL", "NEUTRAL", "AVOID"]
