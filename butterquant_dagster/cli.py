@@ -17,8 +17,6 @@ import shutil
 import signal
 import sys
 import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -80,19 +78,13 @@ def prepare_instance(*, clear_stale: bool = True):
     return instance
 
 
-@contextmanager
-def instance_lock(home: Path) -> Iterator[None]:
+def instance_lock(home: Path):
     """Held while the instance is opened. Opening creates its SQLite storages on first use,
     and two processes creating them at once (two commands started together on a new data
     root) leave a run database that no later command can open ("more than one head")."""
-    import fcntl
+    from butterquant_dagster.core.storage.file_lock import exclusive_lock
 
-    with open(home / ".instance.lock", "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    return exclusive_lock(home / ".instance.lock")
 
 
 def _instance_without_log_capture(home: Path):
