@@ -118,6 +118,29 @@ def test_run_stats_count_the_runs_per_job(desk):
     assert stats["failed"].sum() == 0
 
 
+class _RecordingInstance:
+    """Stands in for the instance: records the filter it is asked with."""
+
+    def __init__(self):
+        self.filters = []
+
+    def get_run_records(self, filters=None, limit=None):
+        self.filters.append(filters)
+        return []
+
+
+def test_run_stats_asks_the_run_storage_in_utc():
+    """The run storage drops a bound's time zone and compares with UTC creation times, so
+    the period's New York midnights go in as UTC instants (a run at 19:30 New York on the
+    period's last day, 00:30 UTC the next day, was left out of its own day's counts)."""
+    instance = _RecordingInstance()
+    run_stats(instance, dt.date(2026, 12, 4), dt.date(2026, 12, 5))
+    (filters,) = instance.filters
+    assert filters.created_after == dt.datetime(2026, 12, 4, 5, tzinfo=dt.UTC)
+    assert filters.created_before == dt.datetime(2026, 12, 6, 5, tzinfo=dt.UTC)
+    assert filters.created_after.utcoffset() == dt.timedelta(0)
+
+
 def test_reports_on_an_empty_data_root_render_not_enough_data(tmp_path):
     defs = trading_defs(tmp_path)
     instance = DagsterInstance.ephemeral()

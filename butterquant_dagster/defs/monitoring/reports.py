@@ -47,7 +47,9 @@ def _day_bounds(start: dt.date, end: dt.date) -> tuple[dt.datetime, dt.datetime]
 
 def run_stats(instance: DagsterInstance, start: dt.date, end: dt.date) -> pd.DataFrame:
     """Runs per job created in the period: how many, how many succeeded and failed."""
-    first, last = _day_bounds(start, end)
+    # The run storage drops a bound's time zone and compares it with UTC creation times: a
+    # New York bound would shift the period by five hours.
+    first, last = (bound.astimezone(dt.UTC) for bound in _day_bounds(start, end))
     records = instance.get_run_records(
         filters=RunsFilter(created_after=first, created_before=last), limit=RUN_STATS_LIMIT
     )

@@ -104,7 +104,8 @@ def run_history(
     have failed today), or the newest run when there is none; None and why on error.
     ``exclude``: the run asking (a health run does not report on itself)."""
     try:
-        since = now - 2 * RUN_WINDOW
+        # In UTC: the run storage drops the bound's time zone and compares with UTC times.
+        since = (now - 2 * RUN_WINDOW).astimezone(dt.UTC)
         records = instance.get_run_records(
             filters=RunsFilter(created_after=since), limit=RUN_HISTORY_LIMIT
         )
