@@ -170,6 +170,24 @@ def materialize_market(first: dt.date, last: dt.date, *, show_progress: bool) ->
     return materialize(MARKET_JOB, first, last, show_progress=show_progress)
 
 
+def materialize_regime_history(first: dt.date, *, show_progress: bool) -> RunSummary | None:
+    """Bars (no chains) of the sessions a point-in-time regime of ``first`` needs before it
+    and the lake lacks, in one run; None when nothing was missing."""
+    from butterquant_dagster.core.ml.regime import first_bar_session_needed
+    from butterquant_dagster.defs.market.automation import BARS_JOB
+
+    try:
+        start = first_bar_session_needed(first)
+    except ValueError as exc:
+        raise CliError(str(exc)) from exc
+    have = set(_lake().partitions("daily_bars"))
+    needed = calendar.sessions(start, calendar.previous_session(first))
+    missing = [day for day in needed if day.isoformat() not in have]
+    if not missing:
+        return None
+    return materialize(BARS_JOB, missing[0], missing[-1], show_progress=show_progress)
+
+
 def materialize(
     job_name: str,
     first: dt.date | None,
@@ -272,11 +290,13 @@ def _lake_summary(first: dt.date, last: dt.date) -> dict[str, object]:
             "WHERE session BETWEEN ?::DATE AND ?::DATE",
             window,
         ).fetchone()
-        contracts, modelled = db.execute(
-            "SELECT count(*), count(*) FILTER (WHERE modelled) FROM option_chains "
-            "WHERE session BETWEEN ?::DATE AND ?::DATE",
-            window,
-        ).fetchone()
+        contracts, modelled = 0, 0
+        if "option_chains" in lake.tables():  # absent after a bars-only backfill
+            contracts, modelled = db.execute(
+                "SELECT count(*), count(*) FILTER (WHERE modelled) FROM option_chains "
+                "WHERE session BETWEEN ?::DATE AND ?::DATE",
+                window,
+            ).fetchone()
     warehouse = lake.refresh_warehouse()
     return {
         "tickers": tickers,
@@ -322,7 +342,12 @@ def cmd_backfill(args) -> int:
 
     days = _session_range(args.start, args.end)
     require_closed(days[-1], "--end")
-    summary = materialize_market(days[0], days[-1], show_progress=not args.json)
+    if args.assets == "bars":
+        from butterquant_dagster.defs.market.automation import BARS_JOB
+
+        summary = materialize(BARS_JOB, days[0], days[-1], show_progress=not args.json)
+    else:
+        summary = materialize_market(days[0], days[-1], show_progress=not args.json)
     if not summary.success:
         return _report_failure(summary, args.json)
     lake = _lake_summary(days[0], days[-1])
@@ -439,6 +464,9 @@ def cmd_demo(args) -> int:
     days = calendar.trailing_sessions(latest, args.sessions)
     _session_range(days[0].isoformat(), latest.isoformat())
     show = not args.json
+    history = materialize_regime_history(days[0], show_progress=show)
+    if history is not None and not history.success:
+        return _report_failure(history, args.json)
     summary = materialize_market(days[0], days[-1], show_progress=show)
     if not summary.success:
         return _report_failure(summary, args.json)
@@ -496,12 +524,20 @@ def cmd_demo(args) -> int:
         f"{summary.first_session}..{summary.last_session}",
         f"  tickers:   {lake['tickers']}",
         f"  bars:      {lake['bars']}",
+        *(
+            [
+                f"  history:   index history of {history.sessions} more sessions "
+                f"{history.first_session}..{history.last_session} for the regime (bars only)"
+            ]
+            if history is not None
+            else []
+        ),
         f"  contracts: {lake['contracts']} option quotes"
         + (" (modelled)" if lake["modelled_contracts"] == lake["contracts"] else ""),
         f"  scanned:   {len(scanned)} sessions {scanned[0]}..{scanned[-1]}",
     ]
     if trained["trained"]:
-        lines += _model_lines(trained["models"])
+        lines += _model_lines(trained["models"]) + _regime_lines()
         measure = _baseline_measure(latest)
         if measure:
             lines.append(f"  baseline:  ranks by {measure} (the rule measure that validated)")
@@ -538,6 +574,7 @@ def cmd_demo(args) -> int:
         {
             **asdict(summary),
             **lake,
+            "regime_history": asdict(history) if history is not None else None,
             "source": source,
             "scanned_sessions": len(scanned),
             **outcomes,
@@ -912,10 +949,29 @@ def _model_lines(models: dict) -> list[str]:
     )
     lines.append(
         "  ensemble:  "
-        + (", ".join(ensemble) if ensemble else "no regime model passed its gates")
+        + (", ".join(ensemble) if ensemble else "no per-regime signal model passed its gates")
         + "; other regimes decide by the signal vote"
     )
     return lines
+
+
+def _regime_lines() -> list[str]:
+    """The current regime model's window and how its point-in-time history graded."""
+    lake = _lake()
+    if not lake.partition_path("regime_model", None).exists():
+        return []
+    row = lake.read("regime_model").iloc[0]
+    validation = json.loads(row["gates_json"])
+    values = ", ".join(
+        f"{gate['name'].replace('_', ' ')} {gate['value']:.2f}"
+        for gate in validation["gates"]
+        if gate["value"] is not None
+    )
+    return [
+        f"  regime:    fitted on {row['train_start']}..{row['train_end']} "
+        f"({row['n_samples']} sessions)",
+        f"             {validation['summary']}" + (f" ({values})" if values else ""),
+    ]
 
 
 def cmd_train(args) -> int:
@@ -1161,9 +1217,11 @@ def build_parser() -> argparse.ArgumentParser:
     backfill.add_argument("--end", required=True, help="last date, YYYY-MM-DD")
     backfill.add_argument(
         "--assets",
-        choices=["market"],
+        choices=["market", "bars"],
         default="market",
-        help="which assets: market = universe, daily bars, option chains (+ synthetic truth)",
+        help="which assets: market = universe, daily bars, option chains (+ synthetic truth); "
+        "bars = the same without option chains (index history for the regime, years of it "
+        "cost little)",
     )
     backfill.add_argument("--json", action="store_true", help="print the result as JSON")
     backfill.set_defaults(handler=cmd_backfill)

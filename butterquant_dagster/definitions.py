@@ -7,7 +7,11 @@ from dagster import Definitions
 from butterquant_dagster.core.settings import Settings
 from butterquant_dagster.defs.backtest.assets import build_backtest_assets, build_backtest_job
 from butterquant_dagster.defs.market.assets import build_market_assets, universe
-from butterquant_dagster.defs.market.automation import build_market_job, build_market_schedule
+from butterquant_dagster.defs.market.automation import (
+    build_bars_job,
+    build_market_job,
+    build_market_schedule,
+)
 from butterquant_dagster.defs.ml.assets import (
     build_feature_assets,
     champion_age,
@@ -55,6 +59,7 @@ def build_definitions(
     settings = settings or Settings.from_env()
     partitions = nyse_sessions(settings.partitions_start)
     market_job = build_market_job(partitions, settings.market_source)
+    bars_job = build_bars_job(partitions, settings.market_source)
     scan_job, outcomes_job = build_scan_jobs()
     ml_jobs = build_ml_jobs()
     ml_by_name = {job.name: job for job in ml_jobs}
@@ -85,6 +90,7 @@ def build_definitions(
         asset_checks=[champion_age, *health.asset_checks],
         jobs=[
             market_job,
+            bars_job,
             scan_job,
             outcomes_job,
             *ml_jobs,

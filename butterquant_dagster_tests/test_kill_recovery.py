@@ -44,7 +44,7 @@ EXECUTE_POINTS = (
 )
 RERUN_BOUND_SECONDS = 120.0
 BACKFILL = ("2025-03-03", "2025-05-30")  # 62 sessions
-REGIME_HISTORY = ("2024-10-01", "2025-05-30")  # enough bars for a point-in-time regime
+REGIME_HISTORY = ("2023-01-03", "2025-05-30")  # enough bars for a point-in-time regime
 
 
 def figure(**values) -> None:
@@ -204,7 +204,14 @@ def test_backfill_killed_twice_heals_on_the_rerun(tmp_path):
 
 def build_market_history(root: Path) -> None:
     code, _, err, _ = run(
-        root, "backfill", "--start", REGIME_HISTORY[0], "--end", REGIME_HISTORY[1]
+        root,
+        "backfill",
+        "--assets",
+        "bars",
+        "--start",
+        REGIME_HISTORY[0],
+        "--end",
+        REGIME_HISTORY[1],
     )
     assert code == 0, err[-3000:]
 

@@ -9,6 +9,8 @@ import pytest
 from dagster import DagsterInstance
 
 from butterquant_dagster.cli import EXIT_BAD_INPUT, EXIT_OK, build_parser, main
+from butterquant_dagster.core import calendar
+from butterquant_dagster.core.ml.regime import first_bar_session_needed
 from butterquant_dagster.core.storage.lake import Lake
 
 
@@ -43,10 +45,12 @@ def test_demo_summarizes_what_it_made(isolated_env, capsys):
     lake = Lake(isolated_env)
     assert len(lake.partitions("option_chains")) == 3
     assert len(lake.partitions("scan_rankings")) == 2
-    # Three sessions are too little history for the signals: skipped, not crashed.
-    skips = lake.read("scan_skips", lake.partitions("scan_skips"))
-    assert skips["reason"].str.startswith("insufficient history").any()
-    assert "no candidates" in out
+    # Bars (no chains) go back far enough for a point-in-time regime of the first session.
+    chains = lake.partitions("option_chains")
+    first = dt.date.fromisoformat(chains[0])
+    history = calendar.sessions(first_bar_session_needed(first), calendar.previous_session(first))
+    assert lake.partitions("daily_bars") == [d.isoformat() for d in history] + chains
+    assert f"index history of {len(history)} more sessions" in out
 
 
 @pytest.mark.parametrize(

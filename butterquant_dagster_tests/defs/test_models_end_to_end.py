@@ -33,6 +33,9 @@ def trained(tmp_path_factory):
     env.setenv("DAGSTER_HOME", str(root / "dagster"))
     env.setenv("BUTTERQUANT_UNIVERSE_SIZE", "10")
     assert cli.main(["backfill", "--start", "2024-09-03", "--end", "2025-09-30", "--json"]) == 0
+    # Bars only before that: the index history the point-in-time regime is fitted on.
+    bars = ["backfill", "--assets", "bars", "--start", "2022-06-01", "--end", "2024-08-30"]
+    assert cli.main([*bars, "--json"]) == 0
     scan = cli.materialize(SCAN_JOB, dt.date(2025, 4, 1), dt.date(2025, 9, 30), show_progress=False)
     assert scan.success, scan.failures
     settled = cli.materialize(

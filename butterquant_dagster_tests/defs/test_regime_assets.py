@@ -18,12 +18,12 @@ from butterquant_dagster.defs.ml.regime import build_regime_assets, regime_model
 from butterquant_dagster.defs.partitions import nyse_sessions
 from butterquant_dagster.resources import LakeResource, MarketDataResource, ModelsResource
 
-FIRST, LAST = dt.date(2023, 1, 3), dt.date(2024, 12, 31)
+FIRST, LAST = dt.date(2021, 1, 4), dt.date(2024, 12, 31)
 
 
 @pytest.fixture(scope="module")
 def lake_root(tmp_path_factory):
-    """Two years of synthetic bars and hidden truth, written straight into the lake."""
+    """Four years of synthetic bars and hidden truth, written straight into the lake."""
     root = tmp_path_factory.mktemp("regime")
     market = SyntheticMarket(select_universe(read_universe_file(), size=12))
     sessions = calendar.sessions(FIRST, LAST)
@@ -60,14 +60,14 @@ def _fit(root, **window):
 
 
 def test_the_training_window_is_honoured(lake_root):
-    result = _fit(lake_root, start_date="2023-03-01", end_date="2024-06-28")
+    result = _fit(lake_root, start_date="2022-03-01", end_date="2024-06-28")
     assert result.success
     row = Lake(lake_root).read("regime_model").iloc[0]
-    assert (row["train_start"], row["train_end"]) == ("2023-03-01", "2024-06-28")
-    assert (row["requested_start"], row["requested_end"]) == ("2023-03-01", "2024-06-28")
+    assert (row["train_start"], row["train_end"]) == ("2022-03-01", "2024-06-28")
+    assert (row["requested_start"], row["requested_end"]) == ("2022-03-01", "2024-06-28")
     model = json.loads(row["model_json"])
     assert model["train_end"] == "2024-06-28" and model["n_samples"] == row["n_samples"]
-    assert row["n_samples"] == len(calendar.sessions(dt.date(2023, 3, 1), dt.date(2024, 6, 28)))
+    assert row["n_samples"] == len(calendar.sessions(dt.date(2022, 3, 1), dt.date(2024, 6, 28)))
     gates = json.loads(row["gates_json"])
     assert gates["measured"] is True
     assert {g["name"] for g in gates["gates"]} == {
@@ -82,7 +82,7 @@ def test_the_training_window_is_honoured(lake_root):
     ("window", "message"),
     [
         ({"end_date": "2025-06-30"}, "after the latest completed session"),
-        ({"start_date": "2024-05-01", "end_date": "2024-06-28"}, "at least 120 sessions"),
+        ({"start_date": "2024-05-01", "end_date": "2024-06-28"}, "at least 504 sessions"),
         ({"start_date": "2024-06-01", "end_date": "2024-01-02"}, "is after end_date"),
         ({"start_date": "June"}, "is not a date"),
     ],

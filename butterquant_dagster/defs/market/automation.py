@@ -15,6 +15,9 @@ from dagster import (
 from butterquant_dagster.defs.close_ticks import session_due
 
 MARKET_JOB = "market_snapshot_job"
+# Bars without chains: the index history the regime model needs years of, at a fraction of
+# the cost of a full snapshot.
+BARS_JOB = "bars_history_job"
 # Closes settle and vendors publish end-of-day data within half an hour.
 MINUTES_AFTER_CLOSE = 30
 
@@ -32,6 +35,23 @@ def build_market_job(partitions: PartitionsDefinition, market_source: str):
         # One market snapshot at a time (dagster.yaml limits the "market" lane to one run).
         tags={"butterquant/lane": "market"},
         description="Take the closing market snapshot (bars and option chains) of a session.",
+    )
+
+
+def build_bars_job(partitions: PartitionsDefinition, market_source: str):
+    groups = market_groups(market_source)
+    selection = AssetSelection.assets("universe", "daily_bars")
+    if "simulation" in groups:
+        selection = selection | AssetSelection.groups("simulation")
+    return define_asset_job(
+        BARS_JOB,
+        selection=selection,
+        partitions_def=partitions,
+        tags={"butterquant/lane": "market"},
+        description=(
+            "Take the daily bars (no option chains) of a range of sessions: the index history "
+            "the point-in-time regime is fitted on."
+        ),
     )
 
 

@@ -22,6 +22,7 @@ from butterquant_dagster.core.ml.regime import (
     agreement,
     confidence_reliability,
     filter_regimes,
+    first_bar_session_needed,
     first_labelled_session,
     fit_regime_model,
     index_features,
@@ -313,7 +314,7 @@ def test_from_json_rejects_bad_models(simulated, change, message):
 # ---------------------------------------------------------------------------- point in time
 def test_no_session_is_labelled_by_a_model_fitted_on_it(simulated):
     features = simulated["features"]
-    wanted = [d.date() for d in features["session"].iloc[300:700]]
+    wanted = [d.date() for d in features["session"].iloc[600:1000]]
     rows, refits, unlabelled = point_in_time_regimes(features, wanted)
     assert unlabelled == []
     assert len(rows) == len(wanted)
@@ -328,7 +329,7 @@ def test_no_session_is_labelled_by_a_model_fitted_on_it(simulated):
 def test_point_in_time_labels_ignore_the_future(simulated):
     """Poisoning every session after a month changes no label of that month or before."""
     features = simulated["features"]
-    wanted = [d.date() for d in features["session"].iloc[300:500]]
+    wanted = [d.date() for d in features["session"].iloc[600:800]]
     clean, _, _ = point_in_time_regimes(features, wanted)
     poisoned = features.copy()
     poisoned.loc[poisoned["session"] > pd.Timestamp(wanted[-1]), "ret"] = 0.5
@@ -345,12 +346,22 @@ def test_sessions_without_enough_history_are_reported(simulated):
 
 
 def test_first_labelled_session_leaves_room_for_a_fit():
-    sessions = calendar.sessions(dt.date(2024, 1, 2), dt.date(2024, 12, 31))
+    sessions = calendar.sessions(dt.date(2022, 1, 3), dt.date(2024, 12, 31))
     first = first_labelled_session(sessions)
     assert first is not None and first.day <= 7  # the first session of a month
     before = [s for s in sessions if s < first]
     assert len(before) >= MIN_TRAINING_ROWS + 10
-    assert first_labelled_session(sessions[:100]) is None
+    assert first_labelled_session(sessions[:MIN_TRAINING_ROWS]) is None
+
+
+def test_first_bar_session_needed_is_just_enough():
+    """Bars from first_bar_session_needed(day) label day's whole month; one fewer session
+    of bars labels nothing."""
+    day = dt.date(2026, 3, 16)
+    start = first_bar_session_needed(day)
+    bars = calendar.sessions(start, day)
+    assert first_labelled_session(bars) == dt.date(2026, 3, 2)
+    assert first_labelled_session(bars[1:]) is None
 
 
 # ---------------------------------------------------------------------------- agreement
