@@ -12,6 +12,7 @@ from functools import lru_cache
 
 import pandas as pd
 from dagster import ConfigurableResource, EnvVar
+from pydantic import Field
 
 from butterquant_dagster.core import settings
 from butterquant_dagster.core.market.source import MarketDataError, MarketSource
@@ -21,6 +22,12 @@ from butterquant_dagster.core.market.validation import QualityPolicy
 from butterquant_dagster.core.storage.lake import Lake
 
 MARKET_SOURCES = ("synthetic", "files", "ibkr")
+
+
+def setting_field(name: str):
+    """A resource field whose default and description (shown in the launchpad) are the
+    setting's: a default is written once, in the settings table."""
+    return Field(default=settings.default(name), description=settings.description(name))
 
 
 class LakeResource(ConfigurableResource):
@@ -54,16 +61,16 @@ def _synthetic(
 class MarketDataResource(ConfigurableResource):
     """The market-data source, the universe and the data-quality tolerances."""
 
-    source: str = "synthetic"
-    seed: int = 7
-    synthetic_epoch: str = "2015-01-02"
-    synthetic_scenario: str = ""
-    universe_file: str = ""
-    universe_size: int = 50
-    universe_symbols: str = ""
-    bars_path: str = ""
-    chains_path: str = ""
-    risk_free_rate: float = 0.04
+    source: str = setting_field("BUTTERQUANT_MARKET_SOURCE")
+    seed: int = setting_field("BUTTERQUANT_SEED")
+    synthetic_epoch: str = setting_field("BUTTERQUANT_SYNTHETIC_EPOCH")
+    synthetic_scenario: str = setting_field("BUTTERQUANT_SYNTHETIC_SCENARIO")
+    universe_file: str = setting_field("BUTTERQUANT_UNIVERSE_FILE")
+    universe_size: int = setting_field("BUTTERQUANT_UNIVERSE_SIZE")
+    universe_symbols: str = setting_field("BUTTERQUANT_UNIVERSE_SYMBOLS")
+    bars_path: str = setting_field("BUTTERQUANT_BARS_PATH")
+    chains_path: str = setting_field("BUTTERQUANT_CHAINS_PATH")
+    risk_free_rate: float = setting_field("BUTTERQUANT_RISK_FREE_RATE")
     as_of: str = ""
     max_missing_ticker_share: float = 0.02
     acknowledged_jumps: str = ""
@@ -154,11 +161,7 @@ class _SyntheticSource:
 
 def _setting(name: str):
     """An EnvVar when the environment sets it (the UI shows it as such), else the default."""
-    return EnvVar(name) if name in os.environ else settings.SETTINGS[name][0]
-
-
-def _int_setting(name: str) -> int:
-    return int(settings.env(name))
+    return EnvVar(name) if name in os.environ else settings.SETTINGS[name].default
 
 
 def default_resources() -> dict[str, object]:
@@ -167,11 +170,11 @@ def default_resources() -> dict[str, object]:
     lake = LakeResource(data_dir=str(settings.data_root()))
     market = MarketDataResource(
         source=_setting("BUTTERQUANT_MARKET_SOURCE"),
-        seed=_int_setting("BUTTERQUANT_SEED"),
+        seed=settings.value("BUTTERQUANT_SEED"),
         synthetic_epoch=settings.env("BUTTERQUANT_SYNTHETIC_EPOCH"),
         synthetic_scenario=settings.env("BUTTERQUANT_SYNTHETIC_SCENARIO"),
         universe_file=_setting("BUTTERQUANT_UNIVERSE_FILE"),
-        universe_size=_int_setting("BUTTERQUANT_UNIVERSE_SIZE"),
+        universe_size=settings.value("BUTTERQUANT_UNIVERSE_SIZE"),
         universe_symbols=_setting("BUTTERQUANT_UNIVERSE_SYMBOLS"),
         bars_path=_setting("BUTTERQUANT_BARS_PATH"),
         chains_path=_setting("BUTTERQUANT_CHAINS_PATH"),
@@ -183,11 +186,11 @@ def default_resources() -> dict[str, object]:
         "scan": ScanResource(),
         "models": ModelsResource(
             data_dir=str(settings.data_root()),
-            force=settings.env("BUTTERQUANT_FORCE_TRAINING").lower() in ("1", "true", "yes"),
+            force=settings.value("BUTTERQUANT_FORCE_TRAINING"),
             training_tickers=settings.env("BUTTERQUANT_TRAINING_TICKERS"),
             regime_index_symbol=settings.env("BUTTERQUANT_REGIME_INDEX_SYMBOL"),
-            age_warn_days=_int_setting("BUTTERQUANT_MODEL_AGE_WARN_DAYS"),
-            age_fail_days=_int_setting("BUTTERQUANT_MODEL_AGE_FAIL_DAYS"),
+            age_warn_days=settings.value("BUTTERQUANT_MODEL_AGE_WARN_DAYS"),
+            age_fail_days=settings.value("BUTTERQUANT_MODEL_AGE_FAIL_DAYS"),
         ),
         "lake_io_manager": LakeIOManager(lake=lake),
         "trading": trading_resource(),
@@ -227,13 +230,13 @@ class ModelsResource(ConfigurableResource):
     n_folds: int = 4
     min_training_rows: int = 500
     min_class_rows: int = 50
-    force: bool = False
-    training_tickers: str = ""
+    force: bool = setting_field("BUTTERQUANT_FORCE_TRAINING")
+    training_tickers: str = setting_field("BUTTERQUANT_TRAINING_TICKERS")
     promotion_brier_margin: float = 0.0005
     max_ece_increase: float = 0.01
-    regime_index_symbol: str = ""
-    age_warn_days: int = 30
-    age_fail_days: int = 60
+    regime_index_symbol: str = setting_field("BUTTERQUANT_REGIME_INDEX_SYMBOL")
+    age_warn_days: int = setting_field("BUTTERQUANT_MODEL_AGE_WARN_DAYS")
+    age_fail_days: int = setting_field("BUTTERQUANT_MODEL_AGE_FAIL_DAYS")
     seed: int = 7
 
     def training_ticker_set(self) -> set[str]:
@@ -257,30 +260,30 @@ class TradingResource(ConfigurableResource):
     """
 
     data_dir: str
-    broker: str = "paper"
-    ib_host: str = "127.0.0.1"
-    ib_port: int = 7497
-    ib_client_id: int = 17
-    ib_account: str = ""
-    live_trading: bool = False
-    kill_switch: bool = False
-    initial_capital: float = 100_000.0
-    max_positions: int = 20
-    ai_track_slots: int = 10
-    max_sector_positions: int = 5
-    allocation: float = 1000.0
-    min_success_prob: float = 0.25
-    min_expected_yield: float = settings.DEFAULT_MIN_EXPECTED_YIELD
-    max_spread_pct: float = 0.25
-    min_open_interest: int = 100
-    max_capital_at_risk: float = 25_000.0
-    max_order_loss: float = 1_250.0
-    max_orders_per_day: int = 40
-    limit_concession: float = 0.25
-    paper_slippage: float = 0.25
-    reprice_steps: int = int(settings.default("BUTTERQUANT_REPRICE_STEPS"))
-    reprice_wait_seconds: float = float(settings.default("BUTTERQUANT_REPRICE_WAIT_SECONDS"))
-    exit_max_slippage: float = float(settings.default("BUTTERQUANT_EXIT_MAX_SLIPPAGE"))
+    broker: str = setting_field("BUTTERQUANT_BROKER")
+    ib_host: str = setting_field("BUTTERQUANT_IB_HOST")
+    ib_port: int = setting_field("BUTTERQUANT_IB_PORT")
+    ib_client_id: int = setting_field("BUTTERQUANT_IB_CLIENT_ID")
+    ib_account: str = setting_field("BUTTERQUANT_IB_ACCOUNT")
+    live_trading: bool = setting_field("BUTTERQUANT_LIVE_TRADING")
+    kill_switch: bool = setting_field("BUTTERQUANT_KILL_SWITCH")
+    initial_capital: float = setting_field("BUTTERQUANT_INITIAL_CAPITAL")
+    max_positions: int = setting_field("BUTTERQUANT_MAX_POSITIONS")
+    ai_track_slots: int = setting_field("BUTTERQUANT_AI_TRACK_SLOTS")
+    max_sector_positions: int = setting_field("BUTTERQUANT_MAX_SECTOR_POSITIONS")
+    allocation: float = setting_field("BUTTERQUANT_ALLOCATION")
+    min_success_prob: float = setting_field("BUTTERQUANT_MIN_SUCCESS_PROB")
+    min_expected_yield: float = setting_field("BUTTERQUANT_MIN_EXPECTED_YIELD")
+    max_spread_pct: float = setting_field("BUTTERQUANT_MAX_SPREAD_PCT")
+    min_open_interest: int = setting_field("BUTTERQUANT_MIN_OPEN_INTEREST")
+    max_capital_at_risk: float = setting_field("BUTTERQUANT_MAX_CAPITAL_AT_RISK")
+    max_order_loss: float = setting_field("BUTTERQUANT_MAX_ORDER_LOSS")
+    max_orders_per_day: int = setting_field("BUTTERQUANT_MAX_ORDERS_PER_DAY")
+    limit_concession: float = setting_field("BUTTERQUANT_LIMIT_CONCESSION")
+    paper_slippage: float = setting_field("BUTTERQUANT_PAPER_SLIPPAGE")
+    reprice_steps: int = setting_field("BUTTERQUANT_REPRICE_STEPS")
+    reprice_wait_seconds: float = setting_field("BUTTERQUANT_REPRICE_WAIT_SECONDS")
+    exit_max_slippage: float = setting_field("BUTTERQUANT_EXIT_MAX_SLIPPAGE")
 
     def order_policy(self):
         from butterquant_dagster.core.trading.order_policy import OrderPolicy
@@ -396,16 +399,14 @@ class MonitoringResource(ConfigurableResource):
     """Where reports are written, what they are compared with, and when drift is acted on."""
 
     data_dir: str
-    benchmark_symbol: str = ""
-    drift_min_hit_rate: float = float(settings.default("BUTTERQUANT_DRIFT_MIN_HIT_RATE"))
-    drift_min_accuracy: float = float(settings.default("BUTTERQUANT_DRIFT_MIN_ACCURACY"))
-    drift_significance: float = float(settings.default("BUTTERQUANT_DRIFT_SIGNIFICANCE"))
-    drift_calibration_margin: float = float(
-        settings.default("BUTTERQUANT_DRIFT_CALIBRATION_MARGIN")
-    )
-    drift_ece_warn: float = float(settings.default("BUTTERQUANT_DRIFT_ECE_WARN"))
-    drift_ece_retrain: float = float(settings.default("BUTTERQUANT_DRIFT_ECE_RETRAIN"))
-    drift_yield_margin: float = float(settings.default("BUTTERQUANT_DRIFT_YIELD_MARGIN"))
+    benchmark_symbol: str = setting_field("BUTTERQUANT_BENCHMARK_SYMBOL")
+    drift_min_hit_rate: float = setting_field("BUTTERQUANT_DRIFT_MIN_HIT_RATE")
+    drift_min_accuracy: float = setting_field("BUTTERQUANT_DRIFT_MIN_ACCURACY")
+    drift_significance: float = setting_field("BUTTERQUANT_DRIFT_SIGNIFICANCE")
+    drift_calibration_margin: float = setting_field("BUTTERQUANT_DRIFT_CALIBRATION_MARGIN")
+    drift_ece_warn: float = setting_field("BUTTERQUANT_DRIFT_ECE_WARN")
+    drift_ece_retrain: float = setting_field("BUTTERQUANT_DRIFT_ECE_RETRAIN")
+    drift_yield_margin: float = setting_field("BUTTERQUANT_DRIFT_YIELD_MARGIN")
 
     def thresholds(self):
         from butterquant_dagster.core.monitoring.drift import DriftThresholds

@@ -10,13 +10,25 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, NamedTuple
 
-# No entry whose own expected yield after costs is negative (per $1,000 at risk). A number
-# because the trading rules and resource default to it too; the table below prints it.
-DEFAULT_MIN_EXPECTED_YIELD = 0.0
+from butterquant_dagster.core.options.costs import FILL_SHARE
 
-# name -> (default, description); the default "" means unset.
-SETTINGS: dict[str, tuple[str, str]] = {
+
+class Setting(NamedTuple):
+    """One setting: its default as written in ``.env.example`` ("" means unset), what it
+    does, and the type its value is read as."""
+
+    default: str
+    description: str
+    kind: type = str
+
+
+_TRUE = ("1", "true", "yes")
+
+# name -> Setting; the one place a setting's default is written. The resources, the rules
+# and limits of core/trading, the CLI, .env.example and the README read it from here.
+_TABLE: dict[str, tuple] = {
     "BUTTERQUANT_DATA_DIR": (
         "data",
         "Data root: lake/, warehouse.duckdb, models/, reports/, dagster/ (the instance).",
@@ -29,7 +41,7 @@ SETTINGS: dict[str, tuple[str, str]] = {
         "synthetic",
         "synthetic | files | ibkr (TWS / IB Gateway: bars, and chain snapshots in market hours)",
     ),
-    "BUTTERQUANT_SEED": ("7", "Seed of the synthetic market."),
+    "BUTTERQUANT_SEED": ("7", "Seed of the synthetic market.", int),
     "BUTTERQUANT_SYNTHETIC_EPOCH": (
         "2015-01-02",
         "First session of the synthetic market's path (no data before it).",
@@ -47,11 +59,12 @@ SETTINGS: dict[str, tuple[str, str]] = {
     "BUTTERQUANT_UNIVERSE_SIZE": (
         "50",
         "First N tickers of the universe file; 0 = all; above the file = generated (synthetic).",
+        int,
     ),
     "BUTTERQUANT_UNIVERSE_SYMBOLS": ("", "Comma-separated tickers; overrides the size."),
     "BUTTERQUANT_BARS_PATH": ("", "Files source: a directory of per-ticker files or one table."),
     "BUTTERQUANT_CHAINS_PATH": ("", "Files source: option chains; modelled from bars if unset."),
-    "BUTTERQUANT_RISK_FREE_RATE": ("0.04", "Annual risk-free rate used for option models."),
+    "BUTTERQUANT_RISK_FREE_RATE": ("0.04", "Annual risk-free rate used for option models.", float),
     "BUTTERQUANT_TRAINING_TICKERS": (
         "",
         "Comma-separated tickers the probability model trains on; all when unset.",
@@ -59,75 +72,94 @@ SETTINGS: dict[str, tuple[str, str]] = {
     "BUTTERQUANT_FORCE_TRAINING": (
         "false",
         "Train even on too little data; such a model is marked forced and never promoted.",
+        bool,
     ),
     "BUTTERQUANT_BROKER": ("paper", "paper (the simulated default) | ibkr (TWS / IB Gateway)."),
     "BUTTERQUANT_IB_HOST": ("127.0.0.1", "IBKR: host of TWS or IB Gateway."),
     "BUTTERQUANT_IB_PORT": (
         "7497",
         "IBKR: API port (7497 TWS paper, 7496 TWS live, 4002/4001 Gateway).",
+        int,
     ),
     "BUTTERQUANT_IB_CLIENT_ID": (
         "17",
         "IBKR: API client id of this system (unique per connection).",
+        int,
     ),
     "BUTTERQUANT_IB_ACCOUNT": ("", "IBKR: the account id orders go to; required for live trading."),
     "BUTTERQUANT_LIVE_TRADING": (
         "false",
         "true allows a live (non-paper) IBKR account, and only BUTTERQUANT_IB_ACCOUNT.",
+        bool,
     ),
     "BUTTERQUANT_KILL_SWITCH": (
         "false",
         "true blocks every new entry (exits still go out); so does a file data/KILL_SWITCH.",
+        bool,
     ),
-    "BUTTERQUANT_MAX_POSITIONS": ("20", "Open butterfly slots (both tracks together)."),
+    "BUTTERQUANT_MAX_POSITIONS": ("20", "Open butterfly slots (both tracks together).", int),
     "BUTTERQUANT_AI_TRACK_SLOTS": (
         "10",
         "Slots of the AI track (model ranking); the rest go to the baseline track (rule measure).",
+        int,
     ),
-    "BUTTERQUANT_MAX_SECTOR_POSITIONS": ("5", "Open positions allowed in one sector."),
-    "BUTTERQUANT_ALLOCATION": ("1000", "Dollars of capital at risk allocated to one entry."),
-    "BUTTERQUANT_INITIAL_CAPITAL": ("100000", "Cash the ledger starts with."),
-    "BUTTERQUANT_MIN_SUCCESS_PROB": ("0.25", "AI track: lowest model success probability entered."),
+    "BUTTERQUANT_MAX_SECTOR_POSITIONS": ("5", "Open positions allowed in one sector.", int),
+    "BUTTERQUANT_ALLOCATION": ("1000", "Dollars of capital at risk allocated to one entry.", float),
+    "BUTTERQUANT_INITIAL_CAPITAL": ("100000", "Cash the ledger starts with.", float),
+    "BUTTERQUANT_MIN_SUCCESS_PROB": (
+        "0.25",
+        "AI track: lowest model success probability entered.",
+        float,
+    ),
     "BUTTERQUANT_MIN_EXPECTED_YIELD": (
-        f"{DEFAULT_MIN_EXPECTED_YIELD:g}",
+        "0",
         "Lowest expected yield per $1,000 after costs entered (model's on AI, rule's on "
         "baseline); below 0 would enter trades expected to lose.",
+        float,
     ),
     "BUTTERQUANT_MAX_SPREAD_PCT": (
         "0.25",
         "Widest combo bid/ask spread, as a share of mid, entered.",
+        float,
     ),
-    "BUTTERQUANT_MIN_OPEN_INTEREST": ("100", "Lowest open interest of any leg entered."),
+    "BUTTERQUANT_MIN_OPEN_INTEREST": ("100", "Lowest open interest of any leg entered.", int),
     "BUTTERQUANT_MAX_CAPITAL_AT_RISK": (
         "25000",
         "Risk check: capital at risk of all open positions.",
+        float,
     ),
     "BUTTERQUANT_MAX_ORDER_LOSS": (
         "1250",
         "Risk check: largest loss one order may carry, dollars.",
+        float,
     ),
-    "BUTTERQUANT_MAX_ORDERS_PER_DAY": ("40", "Risk check: orders sent in one session."),
+    "BUTTERQUANT_MAX_ORDERS_PER_DAY": ("40", "Risk check: orders sent in one session.", int),
     "BUTTERQUANT_LIMIT_CONCESSION": (
-        "0.25",
+        f"{FILL_SHARE:g}",
         "Share of the combo's half-spread the limit gives away from the mid (0 = quote the mid).",
+        float,
     ),
     "BUTTERQUANT_PAPER_SLIPPAGE": (
-        "0.25",
+        f"{FILL_SHARE:g}",
         "Paper broker: a buy fills when its limit reaches mid + this share of the half-spread.",
+        float,
     ),
     "BUTTERQUANT_REPRICE_STEPS": (
         "3",
         "Orders start at the mid and move this many rungs toward their target price "
         "(entries: the cost model's expected fill, never above the planned limit).",
+        int,
     ),
     "BUTTERQUANT_REPRICE_WAIT_SECONDS": (
         "20",
         "Live broker: seconds an order rests on a rung before it is repriced.",
+        float,
     ),
     "BUTTERQUANT_EXIT_MAX_SLIPPAGE": (
         "1.0",
         "Stop-loss, time-stop and retried exits end at this share of the way from the mid "
         "to the natural price (1 = natural: marketable).",
+        float,
     ),
     "BUTTERQUANT_REGIME_INDEX_SYMBOL": (
         "",
@@ -142,62 +174,82 @@ SETTINGS: dict[str, tuple[str, str]] = {
     "BUTTERQUANT_DRIFT_MIN_HIT_RATE": (
         "0.50",
         "Drift: hit rate of high-confidence predictions below this asks for a retraining.",
+        float,
     ),
     "BUTTERQUANT_DRIFT_MIN_ACCURACY": (
         "0.65",
         "Drift: accuracy (P >= 0.5 vs outcome) below this is a warning to investigate.",
+        float,
     ),
-    "BUTTERQUANT_MODEL_AGE_NOTICE_DAYS": ("14", "Health: model age that is noted."),
+    "BUTTERQUANT_MODEL_AGE_NOTICE_DAYS": ("14", "Health: model age that is noted.", int),
     "BUTTERQUANT_MODEL_AGE_WARN_DAYS": (
         "30",
         "Health: model age that asks to consider retraining.",
+        int,
     ),
     "BUTTERQUANT_DRIFT_SIGNIFICANCE": (
         "0.01",
         "Drift: significance level of the tests of realized wins (and yield) against predicted.",
+        float,
     ),
     "BUTTERQUANT_DRIFT_CALIBRATION_MARGIN": (
         "0.20",
         "Drift: relative gap of realized win rate vs mean prediction (either way) that, "
         "when significant, asks for a retraining.",
+        float,
     ),
     "BUTTERQUANT_DRIFT_ECE_WARN": (
         "0.05",
         "Drift: ECE of resolved predictions above this (and above sampling noise) warns.",
+        float,
     ),
     "BUTTERQUANT_DRIFT_ECE_RETRAIN": (
         "0.10",
         "Drift: ECE of resolved predictions above this (and above sampling noise) asks for "
         "a retraining.",
+        float,
     ),
     "BUTTERQUANT_DRIFT_YIELD_MARGIN": (
         "100",
         "Drift: gap of mean realized vs predicted yield per $1,000 (either way) that, when "
         "significant, asks for a retraining.",
+        float,
     ),
     "BUTTERQUANT_AUTOMATION_SENSORS_DEFAULT": (
         "running",
         "running | stopped: how the drift and fills sensors start when the daemon first "
         "sees them (the UI's toggle overrides it afterwards).",
     ),
-    "BUTTERQUANT_MODEL_AGE_FAIL_DAYS": ("60", "Health: model age that fails the health check."),
+    "BUTTERQUANT_MODEL_AGE_FAIL_DAYS": (
+        "60",
+        "Health: model age that fails the health check.",
+        int,
+    ),
     "BUTTERQUANT_MIN_FREE_DISK_GB": (
         "5",
         "Health: free disk under the data root below this fails.",
+        float,
     ),
-    "BUTTERQUANT_CACHE_RETENTION_DAYS": ("30", "Retention: cached downloads older than this go."),
-    "BUTTERQUANT_LOG_RETENTION_DAYS": ("90", "Retention: run logs older than this go."),
+    "BUTTERQUANT_CACHE_RETENTION_DAYS": (
+        "30",
+        "Retention: cached downloads older than this go.",
+        int,
+    ),
+    "BUTTERQUANT_LOG_RETENTION_DAYS": ("90", "Retention: run logs older than this go.", int),
     "BUTTERQUANT_HOT_STORE_LIMIT_GB": (
         "5",
         "Retention: scan history beyond this size is archived to Parquet (still queryable).",
+        float,
     ),
     "BUTTERQUANT_BACKUP_KEEP": (
         "8",
         "Retention: backups kept in data/backups; older ones go after each backup.",
+        int,
     ),
     "BUTTERQUANT_PRE_RESTORE_KEEP": (
         "2",
         "Retention: pre-restore copies (a restore's undo) kept; older ones go after a restore.",
+        int,
     ),
     "BUTTERQUANT_ALERT_WEBHOOK": (
         "",
@@ -207,13 +259,31 @@ SETTINGS: dict[str, tuple[str, str]] = {
         "300",
         "Longest a command waits for a pool slot (the ledger) held by another live run before "
         "it gives up with the run that holds it and the command that recovers.",
+        float,
     ),
 }
 
 
+SETTINGS: dict[str, Setting] = {name: Setting(*entry) for name, entry in _TABLE.items()}
+
+
 def env(name: str) -> str:
-    default, _ = SETTINGS[name]
-    return os.environ.get(name, default).strip()
+    return os.environ.get(name, SETTINGS[name].default).strip()
+
+
+def _typed(name: str, text: str) -> Any:
+    kind = SETTINGS[name].kind
+    if kind is bool:
+        return text.strip().lower() in _TRUE
+    try:
+        return kind(text)
+    except ValueError as exc:
+        raise ValueError(f"{name}={text!r}: expected {kind.__name__}") from exc
+
+
+def value(name: str) -> Any:
+    """The setting from the environment (or its default), as its type."""
+    return _typed(name, env(name))
 
 
 def data_root() -> Path:
@@ -221,10 +291,14 @@ def data_root() -> Path:
     return Path(env("BUTTERQUANT_DATA_DIR")).expanduser().resolve()
 
 
-def default(name: str) -> str:
-    """The table's default of ``name``: what the dataclasses and resources start from, so a
-    default is written once, here."""
-    return SETTINGS[name][0]
+def default(name: str) -> Any:
+    """The table's default of ``name`` as its type: what the dataclasses and resources start
+    from, so a default is written once, here."""
+    return _typed(name, SETTINGS[name].default)
+
+
+def description(name: str) -> str:
+    return SETTINGS[name].description
 
 
 SENSOR_STATUSES = ("running", "stopped")
@@ -259,7 +333,7 @@ class Settings:
     """What shapes the definitions themselves (partitions); the rest lives in resources."""
 
     partitions_start: str
-    market_source: str = "synthetic"
+    market_source: str = default("BUTTERQUANT_MARKET_SOURCE")
 
     @classmethod
     def from_env(cls) -> Settings:

@@ -29,7 +29,7 @@ from typing import Protocol
 import numpy as np
 import pandas as pd
 
-from butterquant_dagster.core import calendar
+from butterquant_dagster.core import calendar, settings
 from butterquant_dagster.core.backtest.inputs import benchmark_curve
 from butterquant_dagster.core.backtest.metrics import backtest_metrics
 from butterquant_dagster.core.backtest.result import BacktestResult, equity_curve
@@ -90,7 +90,7 @@ class ButterflyInputs(Protocol):
 
 @dataclass(frozen=True)
 class ButterflySettings:
-    initial_capital: float = 100_000.0
+    initial_capital: float = settings.default("BUTTERQUANT_INITIAL_CAPITAL")
     step_sessions: int = 21
     per_ticker: int = 3  # candidates kept per ticker in the rankings, as the scan keeps
     rules: PortfolioRules = field(default_factory=PortfolioRules)

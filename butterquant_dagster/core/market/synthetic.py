@@ -37,7 +37,7 @@ import numpy as np
 import pandas as pd
 from scipy.signal import lfilter
 
-from butterquant_dagster.core import calendar
+from butterquant_dagster.core import calendar, settings
 from butterquant_dagster.core.market.chain_model import model_chains
 from butterquant_dagster.core.market.schemas import (
     DAILY_BARS,
@@ -119,7 +119,7 @@ class Scenario:
 
 @dataclass(frozen=True)
 class SyntheticConfig:
-    seed: int = 7
+    seed: int = settings.default("BUTTERQUANT_SEED")
     epoch: dt.date = dt.date(2015, 1, 2)
     rate: float = 0.04
     max_expiry_days: int = 90

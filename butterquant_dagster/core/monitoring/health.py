@@ -153,10 +153,10 @@ def json_safe(value: Any) -> Any:
 # ----------------------------------------------------------------------------- settings
 @dataclass(frozen=True)
 class HealthThresholds:
-    model_age_notice_days: float = 14.0
-    model_age_warn_days: float = 30.0
-    model_age_fail_days: float = 60.0
-    min_free_disk_gb: float = 5.0
+    model_age_notice_days: float = settings.default("BUTTERQUANT_MODEL_AGE_NOTICE_DAYS")
+    model_age_warn_days: float = settings.default("BUTTERQUANT_MODEL_AGE_WARN_DAYS")
+    model_age_fail_days: float = settings.default("BUTTERQUANT_MODEL_AGE_FAIL_DAYS")
+    min_free_disk_gb: float = settings.default("BUTTERQUANT_MIN_FREE_DISK_GB")
 
     def __post_init__(self):
         ages = (self.model_age_notice_days, self.model_age_warn_days, self.model_age_fail_days)

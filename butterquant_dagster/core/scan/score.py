@@ -24,14 +24,14 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from butterquant_dagster.core import settings
 from butterquant_dagster.core.options.butterfly import expected_long_fly_value, prob_between
 from butterquant_dagster.core.options.money import CONTRACT_MULTIPLIER
+from butterquant_dagster.core.trading.exit_rules import exit_shares
 
 WEIGHTS = {"price_match": 0.35, "vol_edge": 0.25, "stability": 0.20, "alignment": 0.20}
 DELTA_PENALTY_POINTS = 20.0
 VOL_EDGE_SCALE = 0.10  # a 10 % vol edge moves the factor from 0.5 to 0.73
-# Stop-loss (share of max loss) and take-profit (share of max profit) by risk level.
-EXIT_RULES = {"LOW": (0.50, 0.70), "MEDIUM": (0.40, 0.60), "HIGH": (0.30, 0.50)}
 STRATEGY_NAMES = {
     "call_fly": "Long Call Butterfly",
     "put_fly": "Long Put Butterfly",
@@ -147,12 +147,7 @@ def score_candidates(
         ["HIGH", "LOW"],
         default="MEDIUM",
     )
-    stop_share = np.select(
-        [risk_level == k for k in EXIT_RULES], [v[0] for v in EXIT_RULES.values()]
-    )
-    take_share = np.select(
-        [risk_level == k for k in EXIT_RULES], [v[1] for v in EXIT_RULES.values()]
-    )
+    stop_share, take_share = exit_shares(risk_level)
     out = c.copy()
     out["forecast_price"] = forecast
     out["forecast_low"] = f["forecast_low"].to_numpy(float)
@@ -182,8 +177,10 @@ def _tags(frame: pd.DataFrame) -> pd.Series:
         "credit": frame["is_credit"],
         "iv_rich": frame["vol_edge"] > 0.73,
         "at_the_money": (frame["center"] / frame["spot"] - 1.0).abs() < 0.01,
-        "wide_spread": frame["spread_pct"] > 0.25,
-        "low_open_interest": frame["min_open_interest"] < 100,
+        # The entry floors a trader has set: a tagged candidate is one they would not enter.
+        "wide_spread": frame["spread_pct"] > settings.value("BUTTERQUANT_MAX_SPREAD_PCT"),
+        "low_open_interest": frame["min_open_interest"]
+        < settings.value("BUTTERQUANT_MIN_OPEN_INTEREST"),
         "short_dated": frame["dte"] < 14,
     }
     parts = [np.where(mask.to_numpy(bool), name + ",", "") for name, mask in rules.items()]

@@ -27,6 +27,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from butterquant_dagster.core import settings
 from butterquant_dagster.core.brokers.base import BUY, SELL
 from butterquant_dagster.core.options import costs
 
@@ -41,7 +42,7 @@ class OrderPolicy:
 
     steps: int = 3
     wait_seconds: float = 20.0
-    exit_max_slippage: float = 1.0
+    exit_max_slippage: float = settings.default("BUTTERQUANT_EXIT_MAX_SLIPPAGE")
 
     def __post_init__(self):
         if self.steps < 0:

@@ -6,28 +6,30 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from butterquant_dagster.core.options.costs import FILL_SHARE
-from butterquant_dagster.core.scan.score import EXIT_RULES
-from butterquant_dagster.core.settings import DEFAULT_MIN_EXPECTED_YIELD
+from butterquant_dagster.core.settings import default
+from butterquant_dagster.core.trading.exit_rules import EXIT_RULES
 
 AI_TRACK, BASELINE_TRACK = "ai", "baseline"
 
 
 @dataclass(frozen=True)
 class PortfolioRules:
-    max_positions: int = 20
-    ai_track_slots: int = 10
-    max_sector_positions: int = 5
-    allocation: float = 1000.0
-    min_success_prob: float = 0.25
-    min_expected_yield: float = DEFAULT_MIN_EXPECTED_YIELD  # per $1,000 at risk, after costs
-    max_spread_pct: float = 0.25
-    min_open_interest: int = 100
+    """What the portfolio may enter and when it exits; every default is the setting of the
+    field's name (``max_positions`` is ``BUTTERQUANT_MAX_POSITIONS``), described there."""
+
+    max_positions: int = default("BUTTERQUANT_MAX_POSITIONS")
+    ai_track_slots: int = default("BUTTERQUANT_AI_TRACK_SLOTS")
+    max_sector_positions: int = default("BUTTERQUANT_MAX_SECTOR_POSITIONS")
+    allocation: float = default("BUTTERQUANT_ALLOCATION")
+    min_success_prob: float = default("BUTTERQUANT_MIN_SUCCESS_PROB")
+    min_expected_yield: float = default("BUTTERQUANT_MIN_EXPECTED_YIELD")
+    max_spread_pct: float = default("BUTTERQUANT_MAX_SPREAD_PCT")
+    min_open_interest: int = default("BUTTERQUANT_MIN_OPEN_INTEREST")
     # risk level -> (stop-loss share of max loss, take-profit share of max profit)
     exit_shares: dict = field(default_factory=lambda: dict(EXIT_RULES))
     time_stop_dte: int = 7  # close when fewer calendar days than this remain
     vol_stop_rise: float = 0.30  # close when the centre's implied vol rose this much
-    limit_concession: float = FILL_SHARE  # the cost model's expected fill (core.options.costs)
+    limit_concession: float = default("BUTTERQUANT_LIMIT_CONCESSION")
 
     def slots(self, track: str) -> int:
         if track == AI_TRACK:
@@ -37,14 +39,16 @@ class PortfolioRules:
 
 @dataclass(frozen=True)
 class RiskLimits:
-    max_positions: int = 20
-    max_capital_at_risk: float = 25_000.0
-    max_order_loss: float = 1_250.0
-    max_orders_per_day: int = 40
-    kill_switch: bool = False
+    """The pre-trade risk checks' limits; defaults from the settings of the same names."""
+
+    max_positions: int = default("BUTTERQUANT_MAX_POSITIONS")
+    max_capital_at_risk: float = default("BUTTERQUANT_MAX_CAPITAL_AT_RISK")
+    max_order_loss: float = default("BUTTERQUANT_MAX_ORDER_LOSS")
+    max_orders_per_day: int = default("BUTTERQUANT_MAX_ORDERS_PER_DAY")
+    kill_switch: bool = default("BUTTERQUANT_KILL_SWITCH")
     kill_file: Path | None = None
-    live_trading: bool = False
-    live_account: str = ""
+    live_trading: bool = default("BUTTERQUANT_LIVE_TRADING")
+    live_account: str = default("BUTTERQUANT_IB_ACCOUNT")
 
     def kill_switch_on(self) -> bool:
         return self.kill_switch or (self.kill_file is not None and self.kill_file.exists())

@@ -40,12 +40,12 @@ def plan(rankings, rules):
 
 
 def test_the_floor_default_is_one_value_read_everywhere_and_never_negative():
-    default, _ = settings.SETTINGS["BUTTERQUANT_MIN_EXPECTED_YIELD"]
-    assert float(default) == settings.DEFAULT_MIN_EXPECTED_YIELD >= 0
-    assert PortfolioRules().min_expected_yield == settings.DEFAULT_MIN_EXPECTED_YIELD
+    default = settings.default("BUTTERQUANT_MIN_EXPECTED_YIELD")
+    assert default >= 0
+    assert PortfolioRules().min_expected_yield == default
     field = TradingResource.model_fields["min_expected_yield"]
-    assert field.default == settings.DEFAULT_MIN_EXPECTED_YIELD
-    assert TradingResource(data_dir="x").rules().min_expected_yield == float(default)
+    assert field.default == default
+    assert TradingResource(data_dir="x").rules().min_expected_yield == default
 
 
 def test_a_candidate_expected_to_lose_is_never_entered_under_the_default():
