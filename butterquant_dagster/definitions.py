@@ -58,8 +58,8 @@ def build_definitions(
     settings and resources (a temporary data root, another source)."""
     settings = settings or Settings.from_env()
     partitions = nyse_sessions(settings.partitions_start)
-    market_job = build_market_job(partitions, settings.market_source)
-    bars_job = build_bars_job(partitions, settings.market_source)
+    market_job = build_market_job(settings.market_source)
+    bars_job = build_bars_job(settings.market_source)
     scan_job, outcomes_job = build_scan_jobs()
     ml_jobs = build_ml_jobs()
     ml_by_name = {job.name: job for job in ml_jobs}

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import bisect
 import datetime as dt
+import warnings
 from dataclasses import dataclass
 from functools import lru_cache
 from zoneinfo import ZoneInfo
@@ -56,7 +57,13 @@ def _to_date(value: dt.date | dt.datetime | str | pd.Timestamp) -> dt.date:
 @lru_cache(maxsize=1)
 def _xnys() -> xcals.ExchangeCalendar:
     last = dt.date(dt.date.today().year + _YEARS_AHEAD, 12, 31)
-    return xcals.get_calendar("XNYS", start=CALENDAR_FIRST_DAY.isoformat(), end=last.isoformat())
+    with warnings.catch_warnings():
+        # exchange_calendars reads Series.values of tz-aware times, which pandas deprecates;
+        # the calendar it builds is unaffected, and the warning is not ours to act on.
+        warnings.filterwarnings("ignore", message="Series.values returning an ndarray")
+        return xcals.get_calendar(
+            "XNYS", start=CALENDAR_FIRST_DAY.isoformat(), end=last.isoformat()
+        )
 
 
 def calendar_bounds() -> tuple[dt.date, dt.date]:

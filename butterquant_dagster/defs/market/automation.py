@@ -4,7 +4,6 @@ import datetime as dt
 
 from dagster import (
     AssetSelection,
-    PartitionsDefinition,
     RunRequest,
     ScheduleEvaluationContext,
     SkipReason,
@@ -27,18 +26,17 @@ def market_groups(market_source: str) -> list[str]:
     return ["market", "simulation"] if market_source == "synthetic" else ["market"]
 
 
-def build_market_job(partitions: PartitionsDefinition, market_source: str):
+def build_market_job(market_source: str):
     return define_asset_job(
         MARKET_JOB,
         selection=AssetSelection.groups(*market_groups(market_source)),
-        partitions_def=partitions,
         # One market snapshot at a time (dagster.yaml limits the "market" lane to one run).
         tags={"butterquant/lane": "market"},
         description="Take the closing market snapshot (bars and option chains) of a session.",
     )
 
 
-def build_bars_job(partitions: PartitionsDefinition, market_source: str):
+def build_bars_job(market_source: str):
     groups = market_groups(market_source)
     selection = AssetSelection.assets("universe", "daily_bars")
     if "simulation" in groups:
@@ -46,7 +44,6 @@ def build_bars_job(partitions: PartitionsDefinition, market_source: str):
     return define_asset_job(
         BARS_JOB,
         selection=selection,
-        partitions_def=partitions,
         tags={"butterquant/lane": "market"},
         description=(
             "Take the daily bars (no option chains) of a range of sessions: the index history "
