@@ -3,7 +3,9 @@
 import math
 
 import pandas as pd
-from dagster import MetadataValue
+from dagster import MetadataValue, TableColumn, TableColumnConstraints, TableSchema
+
+from butterquant_dagster.core.market import schemas
 
 NOT_ENOUGH_DATA = "not enough data"
 
@@ -27,3 +29,21 @@ def markdown_table(frame: pd.DataFrame, columns: list[str] | None = None, limit:
         frame = frame[[c for c in columns if c in frame.columns]]
     shown = frame.head(limit)
     return MetadataValue.md(shown.to_markdown(index=False) if len(shown) else "(none)")
+
+
+def column_schema(schema: schemas.TableSchema) -> dict:
+    """A table's columns as the UI's column schema (type, nullability, description), from
+    the same definition the sources are conformed to, so the two cannot disagree."""
+    return {
+        "dagster/column_schema": TableSchema(
+            columns=[
+                TableColumn(
+                    name=column.name,
+                    type=column.kind,
+                    description=column.description or None,
+                    constraints=TableColumnConstraints(nullable=column.nullable),
+                )
+                for column in schema.columns
+            ]
+        )
+    }

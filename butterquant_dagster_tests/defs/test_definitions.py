@@ -104,3 +104,21 @@ def test_market_job_selects_the_market_groups(tmp_path):
     files_keys = {k.to_user_string() for k in files.asset_layer.executable_asset_keys}
     assert synthetic_keys == {"universe", "daily_bars", "option_chains", "market_truth"}
     assert files_keys == {"universe", "daily_bars", "option_chains"}
+
+
+def test_market_tables_publish_their_column_schema_from_the_one_definition():
+    """The UI's column schema of each market table is the schema its sources conform to."""
+    from butterquant_dagster.core.market import schemas
+    from butterquant_dagster.definitions import defs
+
+    for table in (
+        schemas.UNIVERSE,
+        schemas.DAILY_BARS,
+        schemas.OPTION_CHAINS,
+        schemas.MARKET_TRUTH,
+    ):
+        (spec,) = defs.get_assets_def(table.name).specs
+        published = spec.metadata["dagster/column_schema"].columns
+        assert [c.name for c in published] == table.names
+        assert [c.constraints.nullable for c in published] == [c.nullable for c in table.columns]
+        assert all(c.description for c in published), table.name

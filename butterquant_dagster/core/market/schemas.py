@@ -97,7 +97,7 @@ MARKET_TRUTH = TableSchema(
     name="market_truth",
     key=("session",),
     columns=(
-        Column("session", "date"),
+        Column("session", "date", description="NYSE session"),
         Column("regime", "str", description="bull | neutral | bear (hidden state)"),
         Column("market_return", "float", description="log return of the market factor"),
         Column("market_vol", "float", description="annualised volatility of the market factor"),
@@ -108,9 +108,9 @@ UNIVERSE = TableSchema(
     name="universe",
     key=("symbol",),
     columns=(
-        Column("symbol", "str"),
-        Column("name", "str"),
-        Column("sector", "str"),
+        Column("symbol", "str", description="ticker, e.g. AAPL or BRK.B"),
+        Column("name", "str", description="company name"),
+        Column("sector", "str", description="GICS sector, for the per-sector position limit"),
         Column("generated", "bool", description="true for synthetic-only tickers"),
     ),
 )

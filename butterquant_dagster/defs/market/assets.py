@@ -14,8 +14,15 @@ from dagster import (
     asset,
 )
 
-from butterquant_dagster.core.market.schemas import DAILY_BARS, empty
+from butterquant_dagster.core.market.schemas import (
+    DAILY_BARS,
+    MARKET_TRUTH,
+    OPTION_CHAINS,
+    UNIVERSE,
+    empty,
+)
 from butterquant_dagster.core.market.validation import BAR_RULES, CHAIN_RULES, QualityReport
+from butterquant_dagster.defs.metadata import column_schema
 from butterquant_dagster.defs.partitions import session_asset
 from butterquant_dagster.defs.quality_checks import check_specs
 from butterquant_dagster.defs.staging import finish, run_metadata, run_sessions, stage_checked
@@ -30,6 +37,7 @@ KINDS = {"python", "parquet"}
     owners=[OWNER],
     kinds={"python", "parquet"},
     io_manager_key="lake_io_manager",
+    metadata=column_schema(UNIVERSE),
     description=(
         "The tickers the system scans: symbol, name, sector. The packaged S&P 500 list or a "
         "universe file, cut to the configured size or symbols (generated tickers extend it "
@@ -55,6 +63,7 @@ def build_market_assets(partitions: PartitionsDefinition):
     @session_asset(
         partitions,
         name="daily_bars",
+        metadata=column_schema(DAILY_BARS),
         group_name="market",
         owners=[OWNER],
         kinds=KINDS,
@@ -96,6 +105,7 @@ def build_market_assets(partitions: PartitionsDefinition):
     @session_asset(
         partitions,
         name="option_chains",
+        metadata=column_schema(OPTION_CHAINS),
         group_name="market",
         owners=[OWNER],
         kinds=KINDS,
@@ -136,6 +146,7 @@ def build_market_assets(partitions: PartitionsDefinition):
     @session_asset(
         partitions,
         name="market_truth",
+        metadata=column_schema(MARKET_TRUTH),
         group_name="simulation",
         owners=[OWNER],
         kinds=KINDS,
