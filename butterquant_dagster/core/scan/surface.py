@@ -53,38 +53,60 @@ def _skew(chain: pd.DataFrame, expiry_of: pd.Series) -> pd.Series:
     return (out["P"] - out["C"]).rename("skew_25d")
 
 
+def _empty_summary() -> pd.DataFrame:
+    return pd.DataFrame({c: pd.Series(dtype=float) for c in SURFACE_COLUMNS}).assign(
+        session=pd.Series(dtype="datetime64[ns]"),
+        symbol=pd.Series(dtype=str),
+        near_dte=pd.Series(dtype=int),
+        far_dte=pd.Series(dtype=int),
+    )[SURFACE_COLUMNS]
+
+
 def surface_summary(chain: pd.DataFrame, session: dt.date) -> pd.DataFrame:
-    if chain.empty:
-        return pd.DataFrame({c: pd.Series(dtype=float) for c in SURFACE_COLUMNS}).assign(
-            session=pd.Series(dtype="datetime64[ns]"), symbol=pd.Series(dtype=str)
-        )
-    atm = _atm_by_expiry(chain)
-    rows = []
-    for symbol, group in atm.groupby("symbol", sort=True):
-        group = group.sort_values("dte")
-        dte, iv = group["dte"].to_numpy(float), group["iv"].to_numpy(float)
-        # Total variance is linear in time between expiries: interpolate it, not the vol.
-        iv30 = float(np.sqrt(np.interp(TARGET_DTE, dte, iv**2 * dte) / TARGET_DTE))
-        near = group[group["dte"] >= 7].head(1)
-        far = group.tail(1)
-        rows.append(
-            {
-                "symbol": symbol,
-                "spot": float(group["spot"].iloc[0]),
-                "iv_atm_30": iv30,
-                "iv_atm_near": float(near["iv"].iloc[0]) if len(near) else np.nan,
-                "iv_atm_far": float(far["iv"].iloc[0]),
-                "near_dte": int(near["dte"].iloc[0]) if len(near) else 0,
-                "far_dte": int(far["dte"].iloc[0]),
-                "_expiry30": group.iloc[int(np.argmin(np.abs(dte - TARGET_DTE)))]["expiry"],
-            }
-        )
-    frame = pd.DataFrame(rows)
+    """One row per ticker with at least one expiry a day or more away; a ticker whose chain
+    lists only the expiry that expires today (or nothing priced) has no surface that
+    session, and the rest of the session is summarised as usual.
+
+    Grouped operations over all tickers at once (a Python loop per ticker cost as much as
+    the whole candidate build at 500 tickers)."""
+    atm = _atm_by_expiry(chain) if not chain.empty else chain
+    if atm.empty:
+        return _empty_summary()
+    atm = atm.sort_values(["symbol", "dte"], kind="stable").reset_index(drop=True)
+    atm["w"] = atm["iv"] ** 2 * atm["dte"]  # total variance: linear in time between expiries
+    by_symbol = atm.groupby("symbol", sort=True)
+    first, last = by_symbol.head(1).set_index("symbol"), by_symbol.tail(1).set_index("symbol")
+    symbols = first.index
+    below = atm[atm["dte"] <= TARGET_DTE].groupby("symbol").tail(1).set_index("symbol")
+    above = atm[atm["dte"] >= TARGET_DTE].groupby("symbol").head(1).set_index("symbol")
+    w_lo, d_lo = below["w"].reindex(symbols), below["dte"].reindex(symbols)
+    w_hi, d_hi = above["w"].reindex(symbols), above["dte"].reindex(symbols)
+    span = (d_hi - d_lo).where(lambda d: d > 0)
+    between = (w_lo + (w_hi - w_lo) * (TARGET_DTE - d_lo) / span).fillna(w_lo)
+    # Outside the listed expiries the total variance is held at the nearest end (np.interp).
+    w30 = between.where(w_lo.notna() & w_hi.notna(), w_lo.fillna(last["w"]))
+    w30 = w30.where(w_lo.notna(), first["w"])
+    near = atm[atm["dte"] >= 7].groupby("symbol").head(1).set_index("symbol").reindex(symbols)
+    nearest_30 = (atm["dte"] - TARGET_DTE).abs().groupby(atm["symbol"]).idxmin()
+    frame = pd.DataFrame(
+        {
+            "session": pd.Timestamp(session),
+            "symbol": symbols.astype(str),
+            "spot": first["spot"].to_numpy(float),
+            "iv_atm_30": np.sqrt(w30.to_numpy(float) / TARGET_DTE),
+            "iv_atm_near": near["iv"].to_numpy(float),
+            "iv_atm_far": last["iv"].to_numpy(float),
+            "near_dte": near["dte"].fillna(0).to_numpy().astype(int),
+            "far_dte": last["dte"].to_numpy().astype(int),
+        }
+    )
     frame["term_slope"] = frame["iv_atm_far"] - frame["iv_atm_near"]
-    skew = _skew(chain, frame.set_index("symbol")["_expiry30"])
-    frame = frame.drop(columns="_expiry30").join(skew, on="symbol")
-    frame.insert(0, "session", pd.Timestamp(session))
-    return frame[SURFACE_COLUMNS]
+    expiry_30 = pd.Series(
+        atm.loc[nearest_30.reindex(symbols).to_numpy(), "expiry"].to_numpy(), index=symbols
+    )
+    frame = frame.join(_skew(chain, expiry_30), on="symbol")
+    frame["session"] = frame["session"].astype("datetime64[ns]")
+    return frame[SURFACE_COLUMNS].reset_index(drop=True)
 
 
 def iv_rank(history: pd.DataFrame, today: pd.DataFrame, *, column: str = "iv_atm_30"):
