@@ -17,6 +17,8 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from butterquant_dagster.core.trading.vocabulary import BROKER_STATUSES, WORKING_STATUSES
+
 BUY, SELL = "BUY", "SELL"
 
 
@@ -66,12 +68,12 @@ class ComboOrder:
     order_ref: str
     session: dt.date
     symbol: str
-    structure: str
+    structure: str  # a Structure (core.trading.vocabulary)
     legs: tuple[ComboLeg, ...]
     action: str
     quantity: int
     limit_price: float
-    track: str
+    track: str  # a Track
     tif: str = "DAY"
 
 
@@ -85,7 +87,7 @@ class BrokerOrder:
     action: str
     quantity: int
     limit_price: float
-    status: str  # see ORDER_STATUSES
+    status: str  # an OrderStatus of ORDER_STATUSES (core.trading.vocabulary)
     filled: int = 0
     avg_fill_price: float = 0.0
     reason: str = ""  # why it was rejected or cancelled
@@ -93,8 +95,8 @@ class BrokerOrder:
 
 
 # Statuses every adapter maps onto (IB's PendingSubmit/PreSubmitted are "submitted").
-ORDER_STATUSES = ("submitted", "partially_filled", "filled", "cancelled", "rejected")
-OPEN_STATUSES = frozenset({"submitted", "partially_filled"})
+ORDER_STATUSES = BROKER_STATUSES
+OPEN_STATUSES = WORKING_STATUSES
 
 
 @dataclass(frozen=True)
@@ -187,7 +189,7 @@ def order_ref(
     structure: str,
     legs: tuple[ComboLeg, ...],
     track: str,
-    intent: str,
+    intent: str,  # an Intent
 ) -> str:
     """A reference that is the same for the same intended trade, and differs otherwise.
 

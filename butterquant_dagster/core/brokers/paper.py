@@ -50,6 +50,8 @@ from butterquant_dagster.core.trading.combos import (
     legs_from_json,
     legs_to_json,
 )
+from butterquant_dagster.core.trading.rows import in_list, insert
+from butterquant_dagster.core.trading.vocabulary import WORKING_STATUSES, OrderStatus
 
 PAPER_ACCOUNT = "PAPER"
 STATE = """
@@ -66,6 +68,9 @@ CREATE TABLE IF NOT EXISTS executions (
 """
 
 ChainSource = Callable[[dt.date], pd.DataFrame | None]
+# Still working: ``{_WORKING_SQL}`` with the parameters ``*_WORKING``.
+_WORKING_IN, _WORKING = in_list(WORKING_STATUSES)
+_WORKING_SQL = f"status IN {_WORKING_IN}"
 
 
 class PaperBroker:
@@ -117,29 +122,34 @@ class PaperBroker:
             ).fetchone()
             if row is None:
                 (count,) = con.execute("SELECT COUNT(*) FROM orders").fetchone()
-                status, reason = "submitted", ""
+                status, reason = OrderStatus.SUBMITTED, ""
                 if math.isfinite(order.limit_price) and not _on_tick(order.limit_price):
-                    status, reason = "rejected", f"limit {order.limit_price} is not on the tick"
+                    status = OrderStatus.REJECTED
+                    reason = f"limit {order.limit_price} is not on the tick"
                 elif not math.isfinite(order.limit_price):
-                    status, reason = "rejected", "combos are sent as limit orders only"
+                    status, reason = OrderStatus.REJECTED, "combos are sent as limit orders only"
                 elif order.quantity <= 0:
-                    status, reason = "rejected", f"quantity {order.quantity} is not positive"
-                con.execute(
-                    "INSERT INTO orders VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, NULL, ?, ?)",
-                    [
-                        order.order_ref,
-                        f"P{count + 1}",
-                        order.session,
-                        order.symbol,
-                        order.structure,
-                        order.action,
-                        order.quantity,
-                        order.limit_price,
-                        legs_to_json(order.legs),
-                        status,
-                        reason,
-                        self._clock().astimezone(dt.UTC).replace(tzinfo=None),
-                    ],
+                    status = OrderStatus.REJECTED
+                    reason = f"quantity {order.quantity} is not positive"
+                insert(
+                    con,
+                    "orders",
+                    {
+                        "order_ref": order.order_ref,
+                        "broker_order_id": f"P{count + 1}",
+                        "session": order.session,
+                        "symbol": order.symbol,
+                        "structure": order.structure,
+                        "action": order.action,
+                        "quantity": order.quantity,
+                        "limit_price": order.limit_price,
+                        "legs": legs_to_json(order.legs),
+                        "status": status,
+                        "filled": 0,
+                        "avg_fill_price": None,
+                        "reason": reason,
+                        "placed_at": self._clock().astimezone(dt.UTC).replace(tzinfo=None),
+                    },
                 )
             con.execute("COMMIT")
         self._work()
@@ -149,9 +159,9 @@ class PaperBroker:
         self._work()
         with self._connect() as con:
             con.execute(
-                "UPDATE orders SET status = 'cancelled', reason = 'cancelled on request' "
-                "WHERE order_ref = ? AND status IN ('submitted', 'partially_filled')",
-                [order_ref],
+                "UPDATE orders SET status = ?, reason = 'cancelled on request' "
+                f"WHERE order_ref = ? AND {_WORKING_SQL}",
+                [OrderStatus.CANCELLED.value, order_ref, *_WORKING],
             )
         return self._order(order_ref)
 
@@ -162,9 +172,8 @@ class PaperBroker:
             raise OrderRejected(f"{order_ref}: limit {limit_price} is not a price on the tick")
         with self._connect() as con:
             con.execute(
-                "UPDATE orders SET limit_price = ? "
-                "WHERE order_ref = ? AND status IN ('submitted', 'partially_filled')",
-                [limit_price, order_ref],
+                f"UPDATE orders SET limit_price = ? WHERE order_ref = ? AND {_WORKING_SQL}",
+                [limit_price, order_ref, *_WORKING],
             )
         self._work()
         return self._order(order_ref)
@@ -184,10 +193,10 @@ class PaperBroker:
         """Today's orders and any still working, as a broker lists them."""
         self._work()
         today = self._clock().astimezone(calendar.EXCHANGE_TZ).date()
-        return self._orders("session >= ? OR status IN ('submitted', 'partially_filled')", [today])
+        return self._orders(f"session >= ? OR {_WORKING_SQL}", [today, *_WORKING])
 
     def open_orders(self) -> list[BrokerOrder]:
-        return [o for o in self.orders() if o.status in ("submitted", "partially_filled")]
+        return [o for o in self.orders() if o.status in WORKING_STATUSES]
 
     def executions(self, since: dt.datetime) -> list[Execution]:
         self._work()
@@ -232,8 +241,9 @@ class PaperBroker:
         with self._connect() as con:
             working = con.execute(
                 "SELECT order_ref, broker_order_id, session, symbol, action, quantity, "
-                "limit_price, legs, placed_at FROM orders WHERE status = 'submitted' "
-                "ORDER BY placed_at, order_ref"
+                "limit_price, legs, placed_at FROM orders WHERE status = ? "
+                "ORDER BY placed_at, order_ref",
+                [OrderStatus.SUBMITTED.value],
             ).fetchall()
         for ref, broker_id, session, symbol, action, quantity, limit, legs_text, placed in working:
             chain = self._chains(session)
@@ -243,7 +253,7 @@ class PaperBroker:
             try:
                 quote = combo_quote(chain, legs)
             except MissingQuote as exc:
-                self._finish(ref, "cancelled", f"DAY order expired: {exc}")
+                self._finish(ref, OrderStatus.CANCELLED, f"DAY order expired: {exc}")
                 continue
             if self.fills_at(action, limit, quote):
                 contracts = quantity * sum(leg.ratio for leg in legs)
@@ -255,7 +265,7 @@ class PaperBroker:
                 threshold = self.threshold(action, quote)
                 self._finish(
                     ref,
-                    "cancelled",
+                    OrderStatus.CANCELLED,
                     f"DAY order expired unfilled: limit {limit:.2f} vs fill threshold "
                     f"{threshold:.2f} (mid {quote['mid']:.2f})",
                 )
@@ -270,34 +280,35 @@ class PaperBroker:
     def _fill(self, ref, broker_id, symbol, action, quantity, price, contracts, when, legs_text):
         with self._connect() as con:
             con.execute("BEGIN TRANSACTION")
-            con.execute(
-                "INSERT INTO executions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-                "ON CONFLICT DO NOTHING",
-                [
-                    f"{broker_id}.1",
-                    ref,
-                    broker_id,
-                    symbol,
-                    action,
-                    quantity,
-                    price,
-                    float(order_fee(contracts)),
-                    when.astimezone(dt.UTC).replace(tzinfo=None),
-                    legs_text,
-                ],
+            insert(
+                con,
+                "executions",
+                {
+                    "exec_id": f"{broker_id}.1",
+                    "order_ref": ref,
+                    "broker_order_id": broker_id,
+                    "symbol": symbol,
+                    "action": action,
+                    "quantity": quantity,
+                    "price": price,
+                    "commission": float(order_fee(contracts)),
+                    "time": when.astimezone(dt.UTC).replace(tzinfo=None),
+                    "legs": legs_text,
+                },
+                on_conflict="ON CONFLICT DO NOTHING",
             )
             con.execute(
-                "UPDATE orders SET status = 'filled', filled = quantity, avg_fill_price = ? "
+                "UPDATE orders SET status = ?, filled = quantity, avg_fill_price = ? "
                 "WHERE order_ref = ?",
-                [price, ref],
+                [OrderStatus.FILLED.value, price, ref],
             )
             con.execute("COMMIT")
 
-    def _finish(self, ref: str, status: str, reason: str) -> None:
+    def _finish(self, ref: str, status: OrderStatus, reason: str) -> None:
         with self._connect() as con:
             con.execute(
                 "UPDATE orders SET status = ?, reason = ? WHERE order_ref = ?",
-                [status, reason, ref],
+                [status.value, reason, ref],
             )
 
     def _order(self, order_ref: str) -> BrokerOrder:
