@@ -25,17 +25,33 @@ from butterquant_dagster.core.brokers.base import BUY, BrokerOrder, Execution
 from butterquant_dagster.core.options.money import CONTRACT_MULTIPLIER
 from butterquant_dagster.core.storage import duckdb_files
 from butterquant_dagster.core.trading.combos import legs_from_json, legs_to_json, structure_of
+from butterquant_dagster.core.trading.rows import bindable, in_list, insert
+from butterquant_dagster.core.trading.vocabulary import (
+    UNSENT_STATUSES,
+    WORKING_STATUSES,
+    Intent,
+    OrderStatus,
+    Origin,
+    Structure,
+    Track,
+    choices,
+)
 
-SCHEMA = """
+# The comments naming a column's allowed values are generated from core.trading.vocabulary
+# (and tested against it), so the schema cannot list fewer values than the code writes. No
+# CHECK constraint: CREATE TABLE IF NOT EXISTS would give new ledgers one and leave every
+# existing ledger without, and a restore (core.storage.backup) would refuse a backup holding
+# a value added to an enum after the backup's code was written.
+SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS ledger_meta (key VARCHAR PRIMARY KEY, value VARCHAR);
 CREATE TABLE IF NOT EXISTS orders (
     order_ref VARCHAR PRIMARY KEY,
     session DATE NOT NULL,
     ticker VARCHAR NOT NULL,
     sector VARCHAR,
-    structure VARCHAR NOT NULL,
-    track VARCHAR NOT NULL,
-    intent VARCHAR NOT NULL,            -- open | close | settle
+    structure VARCHAR NOT NULL,         -- {choices(Structure)}
+    track VARCHAR NOT NULL,             -- {choices(Track)}
+    intent VARCHAR NOT NULL,            -- {choices(Intent)}
     action VARCHAR NOT NULL,            -- BUY | SELL (of the combo)
     quantity INTEGER NOT NULL,
     limit_price DOUBLE,
@@ -46,14 +62,12 @@ CREATE TABLE IF NOT EXISTS orders (
     model_version VARCHAR,
     ml_success_prob DOUBLE,
     max_profit DOUBLE, max_loss DOUBLE, risk_level VARCHAR, iv_center DOUBLE,
-    status VARCHAR NOT NULL,            -- blocked | planned | submitted | partially_filled
-                                        -- | filled | cancelled | rejected | missing_at_broker
-                                        -- | expired
+    status VARCHAR NOT NULL,            -- {choices(OrderStatus)}
     status_reason VARCHAR,
     broker_order_id VARCHAR,
     filled INTEGER NOT NULL DEFAULT 0,
     avg_fill_price DOUBLE,
-    origin VARCHAR NOT NULL,            -- local | broker (found at the broker, not ours)
+    origin VARCHAR NOT NULL,            -- {choices(Origin)} (broker: found there, not ours)
     created_at TIMESTAMP NOT NULL,
     updated_at TIMESTAMP NOT NULL
 );
@@ -81,8 +95,8 @@ CREATE TABLE IF NOT EXISTS positions (
     position_id VARCHAR PRIMARY KEY,
     ticker VARCHAR NOT NULL,
     sector VARCHAR,
-    structure VARCHAR NOT NULL,
-    track VARCHAR NOT NULL,
+    structure VARCHAR NOT NULL,         -- {choices(Structure)}
+    track VARCHAR NOT NULL,             -- {choices(Track)}
     expiry DATE NOT NULL, lower DOUBLE, center DOUBLE, upper DOUBLE, width DOUBLE,
     legs VARCHAR NOT NULL,
     entry_session DATE NOT NULL,
@@ -96,7 +110,7 @@ CREATE TABLE IF NOT EXISTS position_events (
     event_id VARCHAR PRIMARY KEY,       -- the exec_id, or settle:<position>:<session>
     position_id VARCHAR NOT NULL,
     session DATE NOT NULL,
-    kind VARCHAR NOT NULL,              -- open | close | settle
+    kind VARCHAR NOT NULL,              -- {choices(Intent)}
     quantity_change INTEGER NOT NULL,   -- combos, signed
     price DOUBLE NOT NULL,              -- per share of one combo
     fees DOUBLE NOT NULL,
@@ -124,14 +138,16 @@ SELECT p.*,
        CAST(COALESCE(SUM(e.quantity_change), 0) AS INTEGER) AS quantity,
        COALESCE(SUM(e.cash_flow), 0) AS cash_flow,
        COALESCE(SUM(e.fees), 0) AS fees,
-       MAX(e.session) FILTER (WHERE e.kind <> 'open') AS exit_session,
-       arg_max(e.reason, e.session) FILTER (WHERE e.kind <> 'open') AS exit_reason,
-       SUM(ABS(e.quantity_change) * e.price) FILTER (WHERE e.kind = 'open')
-         / NULLIF(SUM(ABS(e.quantity_change)) FILTER (WHERE e.kind = 'open'), 0) AS entry_price,
-       CAST(SUM(ABS(e.quantity_change)) FILTER (WHERE e.kind = 'open') AS INTEGER)
+       MAX(e.session) FILTER (WHERE e.kind <> '{Intent.OPEN}') AS exit_session,
+       arg_max(e.reason, e.session) FILTER (WHERE e.kind <> '{Intent.OPEN}') AS exit_reason,
+       SUM(ABS(e.quantity_change) * e.price) FILTER (WHERE e.kind = '{Intent.OPEN}')
+         / NULLIF(SUM(ABS(e.quantity_change)) FILTER (WHERE e.kind = '{Intent.OPEN}'), 0)
+         AS entry_price,
+       CAST(SUM(ABS(e.quantity_change)) FILTER (WHERE e.kind = '{Intent.OPEN}') AS INTEGER)
          AS opened_quantity,
-       SUM(ABS(e.quantity_change) * e.price) FILTER (WHERE e.kind <> 'open')
-         / NULLIF(SUM(ABS(e.quantity_change)) FILTER (WHERE e.kind <> 'open'), 0) AS exit_price
+       SUM(ABS(e.quantity_change) * e.price) FILTER (WHERE e.kind <> '{Intent.OPEN}')
+         / NULLIF(SUM(ABS(e.quantity_change)) FILTER (WHERE e.kind <> '{Intent.OPEN}'), 0)
+         AS exit_price
 FROM positions p LEFT JOIN position_events e USING (position_id)
 GROUP BY ALL;
 CREATE OR REPLACE VIEW trade_journal AS
@@ -150,6 +166,7 @@ CREATE OR REPLACE VIEW cash AS
 SELECT session, kind, position_id, event_id, cash_flow AS amount FROM position_events;
 """
 
+# The columns of ``orders`` an intended order (a planner target) fills, by the same names.
 ORDER_FIELDS = [
     "order_ref",
     "session",
@@ -178,6 +195,23 @@ ORDER_FIELDS = [
 ]
 
 
+# An equity row: the session's account value, as record_marks receives it.
+EQUITY_FIELDS = ("cash", "positions_value", "equity", "open_positions", "capital_at_risk")
+# The statuses of a close that ended (or may end) without filling its position: the planner
+# sends it again (unfilled_exits). Every status but planned (not yet sent) and filled.
+UNFILLED_EXIT_STATUSES = frozenset(
+    {
+        OrderStatus.CANCELLED,
+        OrderStatus.EXPIRED,
+        OrderStatus.REJECTED,
+        OrderStatus.MISSING_AT_BROKER,
+        OrderStatus.BLOCKED,
+        OrderStatus.SUBMITTED,
+        OrderStatus.PARTIALLY_FILLED,
+    }
+)
+
+
 class LedgerError(RuntimeError):
     """A change the ledger refuses because it would make it inconsistent."""
 
@@ -192,9 +226,11 @@ def ledger_ref(order_ref: str, broker_order_id: str) -> str:
 def _record_limit(con, order_ref: str, limit_price: float, at: dt.datetime) -> None:
     """Keep the order's repricing trail: each limit once, when the ledger first saw it."""
     if limit_price is not None and limit_price == limit_price:  # not NaN
-        con.execute(
-            "INSERT INTO order_limits VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
-            [order_ref, float(limit_price), at],
+        insert(
+            con,
+            "order_limits",
+            {"order_ref": order_ref, "limit_price": float(limit_price), "recorded_at": at},
+            on_conflict="ON CONFLICT DO NOTHING",
         )
 
 
@@ -208,9 +244,11 @@ class Ledger:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._connect() as con:
             con.execute(SCHEMA)
-            con.execute(
-                "INSERT INTO ledger_meta VALUES ('initial_capital', ?) ON CONFLICT DO NOTHING",
-                [str(float(initial_capital))],
+            insert(
+                con,
+                "ledger_meta",
+                {"key": "initial_capital", "value": str(float(initial_capital))},
+                on_conflict="ON CONFLICT DO NOTHING",
             )
 
     @contextmanager
@@ -259,36 +297,39 @@ class Ledger:
     def working_before(self, session: dt.date) -> pd.DataFrame:
         """Orders of sessions before ``session`` the ledger still sees working: the broker
         has ended them since (filled or expired) and the ledger has not heard yet."""
+        working, statuses = in_list(WORKING_STATUSES)
         return self.query(
-            "SELECT * FROM orders WHERE session < ? AND status IN ('submitted', "
-            "'partially_filled') ORDER BY session, order_ref",
-            [session],
+            f"SELECT * FROM orders WHERE session < ? AND status IN {working} "
+            "ORDER BY session, order_ref",
+            [session, *statuses],
         )
 
-    def record_intent(self, target: dict, status: str, status_reason: str = "") -> None:
+    def record_intent(self, target: dict, status: OrderStatus, status_reason: str = "") -> None:
         """Write (or re-state) an intended order before anything is sent.
 
         A re-run may turn ``blocked`` into ``planned`` (a limit was lifted) or the reverse;
         an order that reached the broker is never rewritten here.
         """
-        values = [_plain(target.get(name)) for name in ORDER_FIELDS]
         now = _now()
         with self.transaction() as con:
             existing = con.execute(
                 "SELECT status FROM orders WHERE order_ref = ?", [target["order_ref"]]
             ).fetchone()
             if existing is None:
-                con.execute(
-                    f"INSERT INTO orders ({', '.join(ORDER_FIELDS)}, status, status_reason, "
-                    "origin, created_at, updated_at) VALUES "
-                    f"({', '.join('?' * len(ORDER_FIELDS))}, ?, ?, 'local', ?, ?)",
-                    [*values, status, status_reason, now, now],
-                )
-            elif existing[0] in ("planned", "blocked"):
+                row = {name: _plain(target.get(name)) for name in ORDER_FIELDS}
+                row |= {
+                    "status": status,
+                    "status_reason": status_reason,
+                    "origin": Origin.LOCAL,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+                insert(con, "orders", row)
+            elif existing[0] in UNSENT_STATUSES:
                 con.execute(
                     "UPDATE orders SET status = ?, status_reason = ?, updated_at = ? "
                     "WHERE order_ref = ?",
-                    [status, status_reason, now, target["order_ref"]],
+                    [bindable(status), status_reason, now, target["order_ref"]],
                 )
 
     def record_broker_order(self, order: BrokerOrder, session: dt.date | None = None) -> bool:
@@ -305,53 +346,60 @@ class Ledger:
             ).fetchone()
             if existing is None:
                 legs = order.legs
-                con.execute(
-                    "INSERT INTO orders (order_ref, session, ticker, structure, track, intent, "
-                    "action, quantity, limit_price, expiry, lower, center, upper, width, legs, "
-                    "position_id, reason, status, status_reason, broker_order_id, filled, "
-                    "avg_fill_price, origin, created_at, updated_at) VALUES "
-                    "(?, ?, ?, ?, 'external', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
-                    "'broker', ?, ?)",
-                    [
-                        ref,
-                        session or now.date(),
-                        order.symbol,
-                        structure_of(legs) if legs else "unknown",
-                        "open",
-                        order.action,
-                        order.quantity,
-                        order.limit_price,
-                        *_shape(legs, None),
-                        legs_to_json(legs),
-                        ref,
-                        "found at the broker, not placed by this ledger",
-                        order.status,
-                        order.reason,
-                        order.broker_order_id,
-                        order.filled,
-                        order.avg_fill_price,
-                        now,
-                        now,
-                    ],
+                insert(
+                    con,
+                    "orders",
+                    {
+                        "order_ref": ref,
+                        "session": session or now.date(),
+                        "ticker": order.symbol,
+                        "structure": structure_of(legs) if legs else Structure.UNKNOWN,
+                        "track": Track.EXTERNAL,
+                        "intent": Intent.OPEN,
+                        "action": order.action,
+                        "quantity": order.quantity,
+                        "limit_price": order.limit_price,
+                        **_shape(legs, None),
+                        "legs": legs_to_json(legs),
+                        "position_id": ref,
+                        "reason": "found at the broker, not placed by this ledger",
+                        "status": order.status,
+                        "status_reason": order.reason,
+                        "broker_order_id": order.broker_order_id,
+                        "filled": order.filled,
+                        "avg_fill_price": order.avg_fill_price,
+                        "origin": Origin.BROKER,
+                        "created_at": now,
+                        "updated_at": now,
+                    },
                 )
                 _record_limit(con, ref, order.limit_price, now)
                 return True
             con.execute(
                 "UPDATE orders SET status = ?, status_reason = ?, broker_order_id = ?, "
                 "limit_price = ?, updated_at = ? WHERE order_ref = ?",
-                [order.status, order.reason, order.broker_order_id, order.limit_price, now, ref],
+                [
+                    bindable(order.status),
+                    order.reason,
+                    order.broker_order_id,
+                    order.limit_price,
+                    now,
+                    ref,
+                ],
             )
             _record_limit(con, ref, order.limit_price, now)
             return False
 
-    def mark_missing(self, order_ref: str, reason: str, status: str = "missing_at_broker") -> None:
+    def mark_missing(
+        self, order_ref: str, reason: str, status: OrderStatus = OrderStatus.MISSING_AT_BROKER
+    ) -> None:
         """An order of ours the broker does not list: ``missing_at_broker`` (a disagreement)
         or ``expired`` (a DAY order of an earlier session the broker has forgotten)."""
         with self.transaction() as con:
             con.execute(
                 "UPDATE orders SET status = ?, status_reason = ?, updated_at = ? "
                 "WHERE order_ref = ?",
-                [status, reason, _now(), order_ref],
+                [bindable(status), reason, _now(), order_ref],
             )
 
     # fills ----------------------------------------------------------------------------------
@@ -371,39 +419,42 @@ class Ledger:
                 return False
             ref = ledger_ref(execution.order_ref, execution.broker_order_id)
             order = _one(con, "SELECT * FROM orders WHERE order_ref = ?", [ref])
-            ghost = order is None or order["origin"] != "local"
+            ghost = order is None or order["origin"] != Origin.LOCAL
             if order is None:
                 order = _ghost_order(con, execution, session)
-            con.execute(
-                "INSERT INTO fills VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    execution.exec_id,
-                    order["order_ref"],
-                    execution.broker_order_id,
-                    session,
-                    execution.symbol,
-                    execution.action,
-                    execution.quantity,
-                    execution.price,
-                    execution.commission,
-                    execution.time.astimezone(dt.UTC).replace(tzinfo=None),
-                    ghost,
-                    _now(),
-                ],
+            insert(
+                con,
+                "fills",
+                {
+                    "exec_id": execution.exec_id,
+                    "order_ref": order["order_ref"],
+                    "broker_order_id": execution.broker_order_id,
+                    "session": session,
+                    "ticker": execution.symbol,
+                    "action": execution.action,
+                    "quantity": execution.quantity,
+                    "price": execution.price,
+                    "commission": execution.commission,
+                    "time": execution.time.astimezone(dt.UTC).replace(tzinfo=None),
+                    "ghost": ghost,
+                    "recorded_at": _now(),
+                },
             )
             _apply_fill(con, order, execution, session, ghost)
             filled, value = con.execute(
                 "SELECT SUM(quantity), SUM(quantity * price) FROM fills WHERE order_ref = ?",
                 [order["order_ref"]],
             ).fetchone()
-            status = "filled" if filled >= order["quantity"] else "partially_filled"
+            status = (
+                OrderStatus.FILLED if filled >= order["quantity"] else OrderStatus.PARTIALLY_FILLED
+            )
             con.execute(
                 "UPDATE orders SET filled = ?, avg_fill_price = ?, status = ?, updated_at = ?, "
                 "broker_order_id = COALESCE(broker_order_id, ?) WHERE order_ref = ?",
                 [
                     int(filled),
                     value / filled,
-                    status,
+                    status.value,
                     _now(),
                     execution.broker_order_id,
                     order["order_ref"],
@@ -425,10 +476,11 @@ class Ledger:
         same orders after the session's own fills were recorded.
         """
         return self.query(
-            """
+            f"""
             SELECT p.*, CAST(SUM(e.quantity_change) AS INTEGER) AS quantity,
-                   SUM(ABS(e.quantity_change) * e.price) FILTER (WHERE e.kind = 'open')
-                     / SUM(ABS(e.quantity_change)) FILTER (WHERE e.kind = 'open') AS entry_price
+                   SUM(ABS(e.quantity_change) * e.price) FILTER (WHERE e.kind = '{Intent.OPEN}')
+                     / SUM(ABS(e.quantity_change)) FILTER (WHERE e.kind = '{Intent.OPEN}')
+                     AS entry_price
             FROM positions p JOIN position_events e USING (position_id)
             WHERE e.session < ?
             GROUP BY ALL
@@ -442,22 +494,22 @@ class Ledger:
         """Positions open when ``session`` began whose latest close, sent in an earlier
         session, ended without filling them: position_id, session, status, rule (the exit
         rule that sent it, the first word of its reason)."""
+        unfilled, statuses = in_list(UNFILLED_EXIT_STATUSES)
         return self.query(
-            """
+            f"""
             WITH latest AS (
                 SELECT position_id, arg_max(order_ref, created_at) AS order_ref
                 FROM orders
-                WHERE intent = 'close' AND origin = 'local' AND session < ?
+                WHERE intent = ? AND origin = ? AND session < ?
                 GROUP BY position_id
             )
             SELECT o.position_id, o.session, o.status,
                    split_part(o.reason, ':', 1) AS rule
             FROM latest JOIN orders o USING (order_ref)
-            WHERE o.status IN ('cancelled', 'expired', 'rejected', 'missing_at_broker',
-                               'blocked', 'submitted', 'partially_filled')
+            WHERE o.status IN {unfilled}
             ORDER BY o.position_id
             """,
-            [session],
+            [Intent.CLOSE.value, Origin.LOCAL.value, session, *statuses],
         ).merge(self.positions_at_start(session)[["position_id"]], on="position_id")
 
     def open_positions(self) -> pd.DataFrame:
@@ -480,17 +532,20 @@ class Ledger:
             ).fetchone()
             if quantity == 0:
                 return False
-            con.execute(
-                "INSERT INTO position_events VALUES (?, ?, ?, 'settle', ?, ?, 0, ?, ?)",
-                [
-                    event_id,
-                    position_id,
-                    session,
-                    -int(quantity),
-                    value,
-                    quantity * value * CONTRACT_MULTIPLIER,
-                    reason,
-                ],
+            insert(
+                con,
+                "position_events",
+                {
+                    "event_id": event_id,
+                    "position_id": position_id,
+                    "session": session,
+                    "kind": Intent.SETTLE,
+                    "quantity_change": -int(quantity),
+                    "price": value,
+                    "fees": 0,
+                    "cash_flow": quantity * value * CONTRACT_MULTIPLIER,
+                    "reason": reason,
+                },
             )
             return True
 
@@ -501,31 +556,29 @@ class Ledger:
             con.execute("DELETE FROM marks WHERE session = ?", [session])
             con.execute("DELETE FROM equity WHERE session = ?", [session])
             for row in marks.itertuples(index=False):
-                con.execute(
-                    "INSERT INTO marks VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    [
-                        session,
-                        row.position_id,
-                        int(row.quantity),
-                        _plain(row.mark),
-                        _plain(row.low),
-                        _plain(row.high),
-                        _plain(row.iv_center),
-                        _plain(row.spot),
-                        _plain(row.market_value),
-                        _plain(row.unrealized_pnl),
-                    ],
+                insert(
+                    con,
+                    "marks",
+                    {
+                        "session": session,
+                        "position_id": row.position_id,
+                        "quantity": int(row.quantity),
+                        "mark": _plain(row.mark),
+                        "natural_low": _plain(row.low),
+                        "natural_high": _plain(row.high),
+                        "iv_center": _plain(row.iv_center),
+                        "spot": _plain(row.spot),
+                        "market_value": _plain(row.market_value),
+                        "unrealized_pnl": _plain(row.unrealized_pnl),
+                    },
                 )
-            con.execute(
-                "INSERT INTO equity VALUES (?, ?, ?, ?, ?, ?)",
-                [
-                    session,
-                    equity["cash"],
-                    equity["positions_value"],
-                    equity["equity"],
-                    equity["open_positions"],
-                    equity["capital_at_risk"],
-                ],
+            insert(
+                con,
+                "equity",
+                {
+                    "session": session,
+                    **{name: equity[name] for name in EQUITY_FIELDS},
+                },
             )
 
     def cash_balance(self, through: dt.date | None = None) -> float:
@@ -564,6 +617,8 @@ def _plain(value):
     """DuckDB parameters from pandas/numpy values (NaN and NaT become NULL)."""
     if value is None:
         return None
+    if isinstance(value, str):
+        return bindable(value)  # a StrEnum member as its plain value
     if isinstance(value, pd.Timestamp):
         return value.date() if value == value.normalize() else value.to_pydatetime()
     if hasattr(value, "item"):
@@ -581,12 +636,14 @@ def _one(con, sql: str, params: list) -> dict | None:
     return dict(zip([d[0] for d in cursor.description], row, strict=True))
 
 
-def _shape(legs: tuple, default_expiry: dt.date | None) -> tuple:
-    """Expiry, lower, center, upper and width of a combo known only by its legs."""
+def _shape(legs: tuple, default_expiry: dt.date | None) -> dict:
+    """Expiry, lower, center, upper and width of a combo known only by its legs, by the
+    names of the ``orders`` columns they fill."""
     expiry = min((leg.expiry for leg in legs), default=default_expiry)
     strikes = sorted({leg.strike for leg in legs})
     lower, center, upper = strikes[:3] if len(strikes) >= 3 else (None,) * 3
-    return expiry, lower, center, upper, (upper - center) if upper is not None else None
+    width = (upper - center) if upper is not None else None
+    return {"expiry": expiry, "lower": lower, "center": center, "upper": upper, "width": width}
 
 
 def _ghost_order(con, execution: Execution, session: dt.date) -> dict:
@@ -594,35 +651,33 @@ def _ghost_order(con, execution: Execution, session: dt.date) -> dict:
     ref = ledger_ref(execution.order_ref, execution.broker_order_id)
     now = _now()
     legs = execution.legs
-    expiry, lower, center, upper, width = _shape(legs, session)
     existing = _one(con, "SELECT * FROM orders WHERE order_ref = ?", [ref])
     if existing is not None:
         return existing
-    con.execute(
-        "INSERT INTO orders (order_ref, session, ticker, structure, track, intent, action, "
-        "quantity, limit_price, expiry, lower, center, upper, width, legs, position_id, reason, "
-        "status, broker_order_id, filled, origin, created_at, updated_at) VALUES "
-        "(?, ?, ?, ?, 'external', 'open', ?, ?, NULL, ?, ?, ?, ?, ?, ?, ?, ?, 'submitted', ?, 0, "
-        "'broker', ?, ?)",
-        [
-            ref,
-            session,
-            execution.symbol,
-            structure_of(legs) if legs else "unknown",
-            execution.action,
-            execution.quantity,
-            expiry,
-            lower,
-            center,
-            upper,
-            width,
-            legs_to_json(legs),
-            ref,
-            "ghost fill: an execution at the broker this system never sent",
-            execution.broker_order_id,
-            now,
-            now,
-        ],
+    insert(
+        con,
+        "orders",
+        {
+            "order_ref": ref,
+            "session": session,
+            "ticker": execution.symbol,
+            "structure": structure_of(legs) if legs else Structure.UNKNOWN,
+            "track": Track.EXTERNAL,
+            "intent": Intent.OPEN,
+            "action": execution.action,
+            "quantity": execution.quantity,
+            "limit_price": None,
+            **_shape(legs, session),
+            "legs": legs_to_json(legs),
+            "position_id": ref,
+            "reason": "ghost fill: an execution at the broker this system never sent",
+            "status": OrderStatus.SUBMITTED,
+            "broker_order_id": execution.broker_order_id,
+            "filled": 0,
+            "origin": Origin.BROKER,
+            "created_at": now,
+            "updated_at": now,
+        },
     )
     return _one(con, "SELECT * FROM orders WHERE order_ref = ?", [ref])
 
@@ -632,55 +687,51 @@ def _apply_fill(con, order: dict, execution: Execution, session: dt.date, ghost:
     sign = 1 if execution.action == BUY else -1
     cash_flow = -sign * execution.quantity * execution.price * CONTRACT_MULTIPLIER
     cash_flow -= execution.commission
-    if order["intent"] == "close":
-        kind, position_id = "close", order["position_id"]
-        reason = (order.get("reason") or "close").split(":")[0]
+    if order["intent"] == Intent.CLOSE:
+        kind, position_id = Intent.CLOSE, order["position_id"]
+        reason = (order.get("reason") or Intent.CLOSE.value).split(":")[0]
     else:
-        kind, position_id = "open", order["position_id"] or order["order_ref"]
-        reason = "open"
+        kind, position_id = Intent.OPEN, order["position_id"] or order["order_ref"]
+        reason = Intent.OPEN.value
         _ensure_position(con, order, position_id, session, ghost)
     if position_id is None:
         raise LedgerError(f"closing order {order['order_ref']} names no position")
-    con.execute(
-        "INSERT INTO position_events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [
-            execution.exec_id,
-            position_id,
-            session,
-            kind,
-            sign * execution.quantity,
-            execution.price,
-            execution.commission,
-            cash_flow,
-            reason,
-        ],
+    insert(
+        con,
+        "position_events",
+        {
+            "event_id": execution.exec_id,
+            "position_id": position_id,
+            "session": session,
+            "kind": kind,
+            "quantity_change": sign * execution.quantity,
+            "price": execution.price,
+            "fees": execution.commission,
+            "cash_flow": cash_flow,
+            "reason": reason,
+        },
     )
 
 
 def _ensure_position(con, order: dict, position_id: str, session: dt.date, ghost: bool) -> None:
     if con.execute("SELECT 1 FROM positions WHERE position_id = ?", [position_id]).fetchone():
         return
-    con.execute(
-        "INSERT INTO positions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [
-            position_id,
-            order["ticker"],
-            order.get("sector"),
-            order["structure"],
-            order["track"],
-            order.get("expiry") or session,
-            order.get("lower"),
-            order.get("center"),
-            order.get("upper"),
-            order.get("width"),
-            order["legs"],
-            session,
-            order.get("max_profit"),
-            order.get("max_loss"),
-            order.get("risk_level"),
-            order.get("iv_center"),
-            order.get("model_version"),
-            order.get("ml_success_prob"),
-            ghost,
-        ],
+    copied = ("ticker", "sector", "structure", "track", "lower", "center", "upper", "width")
+    insert(
+        con,
+        "positions",
+        {
+            "position_id": position_id,
+            **{name: order.get(name) for name in copied},
+            "expiry": order.get("expiry") or session,
+            "legs": order["legs"],
+            "entry_session": session,
+            "max_profit": order.get("max_profit"),
+            "max_loss": order.get("max_loss"),
+            "risk_level": order.get("risk_level"),
+            "iv_center_entry": order.get("iv_center"),
+            "model_version": order.get("model_version"),
+            "ml_success_prob": order.get("ml_success_prob"),
+            "ghost": ghost,
+        },
     )
