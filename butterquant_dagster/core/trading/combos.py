@@ -16,6 +16,7 @@ from butterquant_dagster.core.brokers.base import BUY, SELL, ComboLeg
 from butterquant_dagster.core.options.butterfly import STRUCTURES
 from butterquant_dagster.core.options.costs import COMBO_TICK as COMBO_TICK  # re-exported
 from butterquant_dagster.core.options.costs import fill_price
+from butterquant_dagster.core.trading.vocabulary import Structure
 
 
 class MissingQuote(LookupError):
@@ -48,8 +49,8 @@ def structure_of(legs: tuple[ComboLeg, ...]) -> str:
     signature = sorted((leg.right, leg.signed_ratio) for leg in legs)
     for name, template in STRUCTURES.items():
         if sorted((leg.right, leg.quantity) for leg in template) == signature:
-            return name
-    return "unknown"
+            return Structure(name)
+    return Structure.UNKNOWN
 
 
 def quote_legs(chain: pd.DataFrame, legs: tuple[ComboLeg, ...]) -> pd.DataFrame:

@@ -31,7 +31,6 @@ import pandas as pd
 
 from butterquant_dagster.core import calendar
 from butterquant_dagster.core.brokers.base import (
-    OPEN_STATUSES,
     Broker,
     BrokerConnectionError,
     BrokerError,
@@ -49,10 +48,22 @@ from butterquant_dagster.core.trading.order_policy import (
 )
 from butterquant_dagster.core.trading.risk import RiskState, account_problem, order_problem
 from butterquant_dagster.core.trading.rules import RiskLimits
+from butterquant_dagster.core.trading.vocabulary import (
+    BROKER_STATUSES,
+    WENT_OUT_STATUSES,
+    WORKING_STATUSES,
+    Intent,
+    OrderStatus,
+    Origin,
+)
 
-SENT_STATUSES = frozenset({"submitted", "partially_filled", "filled", "cancelled", "rejected"})
-# Every status of an order that reached (or may have reached) the broker.
-WENT_OUT = SENT_STATUSES | {"expired", "missing_at_broker"}
+# The statuses a broker reports: an order in one of them was sent (and counts against the
+# day's order limit).
+SENT_STATUSES = frozenset(BROKER_STATUSES)
+# Every status of an order that reached (or may have reached) the broker: never sent again.
+WENT_OUT = WENT_OUT_STATUSES
+# Sent in the order they go out: exits first, so a freed slot counts once its close filled.
+SENT_INTENTS = (Intent.CLOSE, Intent.OPEN)
 Checkpoint = Callable[[str, str], None]
 Pause = Callable[[float], None]
 
@@ -141,7 +152,7 @@ def collect_fills(
         checkpoint("before_recording_fill", execution.order_ref)
         if ledger.record_execution(execution, session):
             report.fills_added.append(execution.exec_id)
-            if order is None or order["origin"] != "local":
+            if order is None or order["origin"] != Origin.LOCAL:
                 report.ghost_fills.append(execution.exec_id)
         checkpoint("after_recording_fill", execution.order_ref)
 
@@ -173,12 +184,14 @@ def order_outcomes(orders: pd.DataFrame) -> dict:
     close), and the exits that did not fill (tomorrow's retries)."""
     went_out = orders.loc[orders["status"].isin(WENT_OUT)] if len(orders) else orders
     rate = {}
-    for intent in ("close", "open"):
+    for intent in SENT_INTENTS:
         sent = went_out.loc[went_out["intent"] == intent] if len(went_out) else went_out
         if len(sent):
-            rate[intent] = float((sent["status"] == "filled").mean())
+            rate[intent.value] = float((sent["status"] == OrderStatus.FILLED).mean())
     unfilled = (
-        went_out.loc[(went_out["intent"] == "close") & (went_out["status"] != "filled")]
+        went_out.loc[
+            (went_out["intent"] == Intent.CLOSE) & (went_out["status"] != OrderStatus.FILLED)
+        ]
         if len(went_out)
         else went_out
     )
@@ -194,12 +207,14 @@ def reconcile(ledger: Ledger, broker: Broker, session: dt.date) -> Reconciliatio
     known = {ledger_ref(o.order_ref, o.broker_order_id) for o in broker_orders}
     ours = ledger.orders()
     for row in ours.itertuples(index=False):
-        if row.origin != "local" or row.order_ref in known:
+        if row.origin != Origin.LOCAL or row.order_ref in known:
             continue
-        if row.status in OPEN_STATUSES:
+        if row.status in WORKING_STATUSES:
             if pd.Timestamp(row.session).date() < session:
                 ledger.mark_missing(
-                    row.order_ref, "DAY order ended; the broker no longer lists it", "expired"
+                    row.order_ref,
+                    "DAY order ended; the broker no longer lists it",
+                    OrderStatus.EXPIRED,
                 )
                 continue
             ledger.mark_missing(row.order_ref, "the broker does not know this order")
@@ -241,8 +256,8 @@ def execute_session(
         return report
     account = account_problem(broker.account(), broker.name, limits)
     state = _risk_state(ledger, session)
-    to_send = targets.loc[targets["intent"].isin(["close", "open"])] if len(targets) else targets
-    for intent in ("close", "open"):
+    to_send = targets.loc[targets["intent"].isin(SENT_INTENTS)] if len(targets) else targets
+    for intent in SENT_INTENTS:
         batch = to_send.loc[to_send["intent"] == intent].to_dict("records")
         for target in batch:
             try:
@@ -253,7 +268,7 @@ def execute_session(
                 raise  # nothing more can go out; the next run reconciles
             except (BrokerError, ValueError) as exc:
                 report.rejected[target["order_ref"]] = str(exc)
-                ledger.record_intent(target, "rejected", str(exc))
+                ledger.record_intent(target, OrderStatus.REJECTED, str(exc))
         work_orders(batch, ledger, broker, policy, pause, report, checkpoint)
         collect_fills(ledger, broker, session_start(session), report.reconciliation, checkpoint)
         state = _risk_state(ledger, session, orders_today=state.orders_today)
@@ -265,19 +280,16 @@ def _send_one(
 ) -> None:
     ref = target["order_ref"]
     existing = ledger.order(ref)
-    if existing is not None and existing["status"] in SENT_STATUSES | {
-        "missing_at_broker",
-        "expired",
-    }:
+    if existing is not None and existing["status"] in WENT_OUT:
         report.already_sent.append(ref)
         return
     problem = order_problem(target, state, limits, now, account)
     if problem:
-        ledger.record_intent(target, "blocked", problem)
+        ledger.record_intent(target, OrderStatus.BLOCKED, problem)
         report.blocked[ref] = problem
         return
     checkpoint("before_intent", ref)
-    ledger.record_intent(target, "planned")
+    ledger.record_intent(target, OrderStatus.PLANNED)
     checkpoint("after_planning", ref)
     combo = _combo(target)
     combo = replace(combo, limit_price=price_ladder(target, combo, broker, policy)[0])
@@ -287,10 +299,10 @@ def _send_one(
     checkpoint("after_accepted", ref)
     report.sent.append(ref)
     state.orders_today += 1
-    if target["intent"] == "open":
+    if target["intent"] == Intent.OPEN:
         state.open_positions += 1
         state.capital_at_risk += float(target["capital_at_risk"])
-    if acknowledgement.status == "rejected":
+    if acknowledgement.status == OrderStatus.REJECTED:
         report.rejected[ref] = acknowledgement.reason
 
 
@@ -343,7 +355,7 @@ def price_ladder(target: dict, combo: ComboOrder, broker: Broker, policy: OrderP
             quote.high,
             policy.target_share(urgent),
             policy.steps,
-            cap=planned if target["intent"] == "open" else None,
+            cap=planned if target["intent"] == Intent.OPEN else None,
         )
     except ValueError:
         return [planned]  # no usable quote: the planned limit, as the plan priced it

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from butterquant_dagster.core import settings
 from butterquant_dagster.core.brokers.base import BUY, SELL
 from butterquant_dagster.core.options import costs
+from butterquant_dagster.core.trading.vocabulary import Intent
 
 # Exits that must get out today: the loss limit, and the expiry risk of a short-dated fly.
 URGENT_EXITS = frozenset({"stop_loss", "time_stop"})
@@ -63,7 +64,7 @@ class OrderPolicy:
 def is_urgent(intent: str, reason: str) -> bool:
     """A close that must fill today: its rule (the reason's first word) is urgent."""
     rule = str(reason or "").split(":", 1)[0].strip()
-    return intent == "close" and (rule in URGENT_EXITS or rule == RETRY_PREFIX)
+    return intent == Intent.CLOSE and (rule in URGENT_EXITS or rule == RETRY_PREFIX)
 
 
 def ladder(

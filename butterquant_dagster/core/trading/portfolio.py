@@ -47,7 +47,8 @@ from butterquant_dagster.core.trading.combos import (
     legs_to_json,
     limit_price,
 )
-from butterquant_dagster.core.trading.rules import AI_TRACK, BASELINE_TRACK, PortfolioRules
+from butterquant_dagster.core.trading.rules import PortfolioRules
+from butterquant_dagster.core.trading.vocabulary import Intent, Track
 
 EXIT_PRECEDENCE = ("expiry", "retry", "stop_loss", "take_profit", "vol_stop", "time_stop")
 # Why the AI track takes nothing: ai_probabilities leaves P(win) empty without such a champion.
@@ -59,7 +60,7 @@ FLOOR_REASON = "expected yield below floor"
 TARGET_COLUMNS = [
     "session",
     "order_ref",
-    "intent",  # open | close | settle
+    "intent",  # an Intent: open | close | settle
     "track",
     "ticker",
     "sector",
@@ -174,6 +175,7 @@ def plan_exits(marked: pd.DataFrame, session: dt.date, rules: PortfolioRules) ->
             continue
         legs = legs_of(row.ticker, row.structure, row.expiry, row.lower, row.center, row.upper)
         settle = reason == "expiry"
+        intent = Intent.SETTLE if settle else Intent.CLOSE
         if not settle and not row.marked:
             continue  # time stop with no quote: nothing to price the close at
         limit = (
@@ -190,9 +192,9 @@ def plan_exits(marked: pd.DataFrame, session: dt.date, rules: PortfolioRules) ->
                     row.structure,
                     legs,
                     row.track,
-                    "settle" if settle else "close",
+                    intent,
                 ),
-                "intent": "settle" if settle else "close",
+                "intent": intent,
                 "track": row.track,
                 "ticker": row.ticker,
                 "sector": getattr(row, "sector", ""),
@@ -266,7 +268,7 @@ def eligible_entries(
     rows = ranked.copy()
     if "ticker" not in rows:
         rows["ticker"] = rows["symbol"]  # scan candidates name the underlying "symbol"
-    if track == AI_TRACK:
+    if track == Track.AI:
         # P(win) is present only from a champion that passed its gates (ai_probabilities);
         # the model's expected yield ranks only when its own gates passed, otherwise the
         # track ranks by P(win) and its yield floor judges the rule's ev_per_1000.
@@ -326,13 +328,13 @@ def plan_entries(
         track: rules.slots(track) - int((held["track"] == track).sum())
         if len(held)
         else rules.slots(track)
-        for track in (AI_TRACK, BASELINE_TRACK)
+        for track in (Track.AI, Track.BASELINE)
     }
     queues = {track: list(candidates[track].itertuples(index=False)) for track in free}
     position = dict.fromkeys(free, 0)
     rows = []
     while any(free[t] > 0 and position[t] < len(queues[t]) for t in free):
-        for track in (AI_TRACK, BASELINE_TRACK):
+        for track in (Track.AI, Track.BASELINE):
             while free[track] > 0 and position[track] < len(queues[track]):
                 row = queues[track][position[track]]
                 position[track] += 1
@@ -362,8 +364,8 @@ def _entry(session, row, track, sector, chain, rules) -> dict | None:
     limit = limit_price(BUY, quote["mid"], quote["low"], quote["high"], rules.limit_concession)
     return {
         "session": session,
-        "order_ref": order_ref(session, row.ticker, row.structure, legs, track, "open"),
-        "intent": "open",
+        "order_ref": order_ref(session, row.ticker, row.structure, legs, track, Intent.OPEN),
+        "intent": Intent.OPEN,
         "track": track,
         "ticker": row.ticker,
         "sector": sector,
@@ -385,10 +387,10 @@ def _entry(session, row, track, sector, chain, rules) -> dict | None:
             + (
                 f"model expected yield {row.track_value:+.0f} per $1,000, P(win) "
                 f"{row.ml_success_prob:.2f}"
-                if track == AI_TRACK and row.ai_ranked_by == AI_BY_YIELD
+                if track == Track.AI and row.ai_ranked_by == AI_BY_YIELD
                 else f"P(win) {row.ml_success_prob:.2f} (yield model not validated), rule "
                 f"expected {row.track_value:+.0f} per $1,000"
-                if track == AI_TRACK
+                if track == Track.AI
                 else f"rule score {row.score:.1f}, expected {row.track_value:+.0f} per $1,000"
             )
         ),
@@ -398,7 +400,7 @@ def _entry(session, row, track, sector, chain, rules) -> dict | None:
         "ml_success_prob": getattr(row, "ml_success_prob", np.nan),
         "ml_expected_roi": getattr(row, "ml_expected_roi", np.nan),
         "score": row.score,
-        "model_version": getattr(row, "model_version", "none") if track == AI_TRACK else "rule",
+        "model_version": getattr(row, "model_version", "none") if track == Track.AI else "rule",
         "legs": legs_to_json(legs),
     }
 
@@ -425,7 +427,7 @@ def plan_session(
     still_held = marked.loc[~marked["position_id"].isin(exits["position_id"])]
     per_track, passed = {}, {}
     baseline_by = baseline_measure(rankings)
-    for track, source in ((AI_TRACK, rankings), (BASELINE_TRACK, candidates)):
+    for track, source in ((Track.AI, rankings), (Track.BASELINE, candidates)):
         chosen, reasons = eligible_entries(source, track, rules, baseline_by=baseline_by)
         per_track[track] = chosen
         passed[track] = reasons.value_counts().to_dict()
@@ -460,7 +462,7 @@ def entry_notes(
     plan must say it was empty on purpose (plan_session's sources and floors)."""
     notes = []
     baseline_by = baseline_measure(rankings)
-    for track, source in ((AI_TRACK, rankings), (BASELINE_TRACK, candidates)):
+    for track, source in ((Track.AI, rankings), (Track.BASELINE, candidates)):
         if rules.slots(track) <= 0:
             continue
         if not len(source):
