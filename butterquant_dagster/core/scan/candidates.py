@@ -625,7 +625,3 @@ def _skip_frame(skips: dict | None, *, with_session: bool) -> pd.DataFrame:
     return pd.DataFrame(
         {k: skips[k] for k in columns}, index=pd.RangeIndex(len(skips["count"])), copy=False
     )
-
-
-def drop_internal(candidates: pd.DataFrame) -> pd.DataFrame:
-    return candidates.drop(columns=[c for c in candidates.columns if c.startswith("_")])

@@ -117,10 +117,6 @@ def limit_price(action: str, mid: float, low: float, high: float, concession: fl
     return fill_price(action, mid, low, high, concession)
 
 
-def session_date(value) -> dt.date:
-    return pd.Timestamp(value).date()
-
-
 def legs_to_json(legs: tuple[ComboLeg, ...]) -> str:
     return json.dumps(
         [
