@@ -14,7 +14,7 @@ Per candidate, from its ticker's signals (``core.scan.signals``) and its own pri
 − 20 × delta_penalty``, clipped to 0..100. The ranking does not rely on the score alone: it
 uses the expected value per $1,000 at risk after costs under the forecast distribution (a
 lognormal at the forecast price with the forecast volatility), the score breaking ties.
-docs/scan_score.md documents each factor and threshold.
+docs/scan.md ("Rule score") documents each factor and threshold.
 """
 
 from __future__ import annotations
