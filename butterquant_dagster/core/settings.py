@@ -87,6 +87,11 @@ _TABLE: dict[str, tuple] = {
         int,
     ),
     "BUTTERQUANT_IB_ACCOUNT": ("", "IBKR: the account id orders go to; required for live trading."),
+    "BUTTERQUANT_IB_CLIENT": (
+        "auto",
+        "IBKR: API client library: auto (ib_async when installed, else ib_insync) | ib_async "
+        "| ib_insync.",
+    ),
     "BUTTERQUANT_LIVE_TRADING": (
         "false",
         "true allows a live (non-paper) IBKR account, and only BUTTERQUANT_IB_ACCOUNT.",
