@@ -1,5 +1,6 @@
 """Every repository path the code's docstrings and comments, the README and the docs name
 exists: a renamed module or a doc that was never written is caught here, not by a reader.
+And the README's UI section lists the asset graph's groups and assets as the code has them.
 
 Three kinds of reference are checked:
 
@@ -19,6 +20,8 @@ import re
 from pathlib import Path
 
 import pytest
+
+from butterquant_dagster_tests.defs.helpers import make_defs
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = "butterquant_dagster"
@@ -141,3 +144,18 @@ def test_every_named_repository_path_exists():
 )
 def test_a_missing_path_is_reported(text, expected):
     assert broken_references(text, ROOT / "README.md") == expected
+
+
+def _readme_ui_groups(readme: str) -> dict[str, set[str]]:
+    """The README's "The UI" table: group -> the assets its row names."""
+    section = readme.split("\n## The UI\n", 1)[1].split("\n## ", 1)[0]
+    rows = re.findall(r"^\| `(\w+)` \| ([^|]+) \|", section, re.MULTILINE)
+    return {group: set(re.findall(r"`(\w+)`", assets)) for group, assets in rows}
+
+
+def test_the_readme_ui_section_lists_every_asset_group_and_its_assets(tmp_path):
+    groups: dict[str, set[str]] = {}
+    for spec in make_defs(tmp_path).resolve_all_asset_specs():
+        groups.setdefault(spec.group_name, set()).add(spec.key.to_user_string())
+    assert len(groups) >= 9
+    assert _readme_ui_groups((ROOT / "README.md").read_text(encoding="utf-8")) == groups
