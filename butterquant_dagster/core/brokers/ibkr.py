@@ -1,10 +1,11 @@
 """Interactive Brokers (TWS or IB Gateway) behind the :class:`~.base.Broker` protocol.
 
-ib_insync speaks the socket protocol; this module adds what a trading system must not get
-wrong on top of it: a clear error when nothing listens, reconnection, pacing below IB's limit
-of 50 messages a second (IB disconnects clients that exceed it), every leg qualified to a conId
-before an order exists, request errors raised instead of answered with empty lists, and IB's
-per-leg reports folded back into the combos the strategy trades.
+The IB API client (ib_async, or ib_insync: :mod:`.ib_client` picks) speaks the socket
+protocol; this module adds what a trading system must not get wrong on top of it: a clear error
+when nothing listens, reconnection, pacing below IB's limit of 50 messages a second (IB
+disconnects clients that exceed it), every leg qualified to a conId before an order exists,
+request errors raised instead of answered with empty lists, and IB's per-leg reports folded
+back into the combos the strategy trades.
 
 How IB reports a combo (BAG) order, which :meth:`IBKRBroker.executions` relies on:
 
@@ -26,7 +27,8 @@ How IB reports a combo (BAG) order, which :meth:`IBKRBroker.executions` relies o
 - a combo's fill price per share is IB's quote convention: a credit is a negative limit and a
   negative fill price; closing sends the same BAG with action SELL (IB reverses each leg).
 
-Use one instance from one thread: ib_insync runs its event loop in the calling thread.
+Use one instance from one thread: the client runs its event loop in the calling thread. Open it
+with ``with``: the connection is closed on leaving the block, never by garbage collection.
 """
 
 from __future__ import annotations
@@ -43,11 +45,7 @@ from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from typing import Any, TypeVar
 
-from ib_insync import IB, Contract, ExecutionFilter, LimitOrder, Option, Stock
-from ib_insync import ComboLeg as IBComboLeg
-from ib_insync.util import UNSET_DOUBLE
-from ib_insync.wrapper import RequestError
-
+from butterquant_dagster.core.brokers import ib_client
 from butterquant_dagster.core.brokers.base import (
     BUY,
     SELL,
@@ -62,6 +60,7 @@ from butterquant_dagster.core.brokers.base import (
     Execution,
     OrderRejected,
 )
+from butterquant_dagster.core.brokers.ib_client import UNSET_DOUBLE
 from butterquant_dagster.core.settings import env
 
 log = logging.getLogger(__name__)
@@ -161,9 +160,9 @@ class WhatIf:
 class Pacer:
     """Spaces requests at least ``1/per_second`` apart (0 turns pacing off).
 
-    IB allows 50 messages a second and disconnects a client above it; ib_insync's own throttle
-    sits at 45, so ours, below that, keeps the whole connection under the limit with room for
-    the messages ib_insync sends by itself.
+    IB allows 50 messages a second and disconnects a client above it; the client's own throttle
+    (ib_insync's and ib_async's alike) sits at 45, so ours, below that, keeps the whole
+    connection under the limit with room for the messages the client sends by itself.
     """
 
     def __init__(self, per_second: float, clock: Callable[[], float] = time.monotonic) -> None:
@@ -217,7 +216,10 @@ class IBKRBroker:
         self.combo_tick = combo_tick
         self.poll_interval = poll_interval
         self._pacer = Pacer(max_requests_per_second)
-        self._ib: IB | None = None
+        # the IB client module (ib_async or ib_insync), chosen once per broker
+        self._api = ib_client.load()
+        self.client = ib_client.describe(self._api)
+        self._ib: Any = None
         self._session = _Session()
         self._con_ids: dict[tuple[str, dt.date, float, str], int] = {}
         self._contracts: dict[int, tuple[str, dt.date, float, str]] = {}
@@ -245,7 +247,7 @@ class IBKRBroker:
             self._ib.disconnect()
             self._ib = None
 
-    def _connected(self) -> IB:
+    def _connected(self) -> Any:
         """The connection, made on first use and remade after a loss, with backoff."""
         ib = self._ib
         if ib is not None:
@@ -273,7 +275,7 @@ class IBKRBroker:
                 failure = exc
                 log.warning("IB connect attempt %d failed: %r", attempt + 1, exc)
                 continue
-            except RequestError as exc:  # TWS answered, then refused a setup request
+            except self._api.RequestError as exc:  # TWS answered, then refused a setup request
                 ib.disconnect()
                 raise BrokerConnectionError(
                     f"TWS at {self.host}:{self.port} refused to set up the session: "
@@ -281,6 +283,13 @@ class IBKRBroker:
                 ) from exc
             self._ib = ib
             self._session.link_down = self._session.stale = False
+            log.info(
+                "IB connected to %s:%s as client id %d with %s",
+                self.host,
+                self.port,
+                self.client_id,
+                self.client,
+            )
             try:
                 self._check_account(ib.managedAccounts())
             except BrokerError:
@@ -289,8 +298,8 @@ class IBKRBroker:
             return ib
         raise self._connect_error(failure)
 
-    def _new_ib(self) -> IB:
-        ib = IB()
+    def _new_ib(self) -> Any:
+        ib = self._api.IB()
         ib.RaiseRequestErrors = True  # an error is an exception, never an empty list
         ib.RequestTimeout = self.request_timeout
         ib.errorEvent += self._on_error
@@ -329,13 +338,13 @@ class IBKRBroker:
             self._session.stale = outcome == "resubscribe"
             log.warning("IB %d: TWS reconnected to IB: %s", code, message)
 
-    def _resubscribe(self, ib: IB) -> None:
-        """After 1101 TWS dropped our subscriptions: renew the account stream ib_insync keeps."""
+    def _resubscribe(self, ib: Any) -> None:
+        """After 1101 TWS dropped our subscriptions: renew the account stream the client keeps."""
         self._session.stale = False
         account = self.account_id or (ib.managedAccounts() or [""])[0]
         self._call("resubscribe account updates", lambda ib: ib.reqAccountUpdates(account))
 
-    def _call(self, what: str, request: Callable[[IB], T], *, retry: bool = True) -> T:
+    def _call(self, what: str, request: Callable[[Any], T], *, retry: bool = True) -> T:
         """One paced request; IB's failures become BrokerErrors. Reads (``retry``) are sent
         once more on a fresh connection when the old one turns out to be dead."""
         ib = self._connected()
@@ -344,7 +353,7 @@ class IBKRBroker:
             _serve(ib, wait)
         try:
             return request(ib)
-        except RequestError as exc:
+        except self._api.RequestError as exc:
             raise error_for(exc.code, exc.message, what) or BrokerError(
                 f"{what}: IB error {exc.code}: {exc.message}"
             ) from exc
@@ -388,11 +397,15 @@ class IBKRBroker:
             paper=account_id.startswith("DU"),
             net_liquidation=_number(summary.get("NetLiquidation")),
             cash=_number(summary.get("TotalCashValue")),
-            extra={"managed_accounts": managed, "account_type": summary.get("AccountType", "")},
+            extra={
+                "managed_accounts": managed,
+                "account_type": summary.get("AccountType", ""),
+                "ib_client": self.client,
+            },
         )
 
     def option_params(self, symbol: str) -> OptionParams:
-        stock = Stock(symbol, "SMART", "USD")
+        stock = self._api.Stock(symbol, "SMART", "USD")
         try:
             self._call(f"stock {symbol}", lambda ib: ib.qualifyContracts(stock))
         except OrderRejected as exc:  # no order here: a plain broker error
@@ -420,7 +433,7 @@ class IBKRBroker:
         key = (leg.symbol, leg.expiry, float(leg.strike), leg.right)
         if key in self._con_ids:
             return self._con_ids[key]
-        option = Option(
+        option = self._api.Option(
             symbol=leg.symbol,
             lastTradeDateOrContractMonth=f"{leg.expiry:%Y%m%d}",
             strike=float(leg.strike),
@@ -437,25 +450,25 @@ class IBKRBroker:
         self._contracts[option.conId] = key
         return option.conId
 
-    def _bag(self, order: ComboOrder) -> Contract:
+    def _bag(self, order: ComboOrder) -> Any:
         """The combo as IB trades it; every leg has a conId before any order exists."""
         legs = [
-            IBComboLeg(
+            self._api.ComboLeg(
                 conId=self._qualify(leg), ratio=leg.ratio, action=leg.action, exchange="SMART"
             )
             for leg in order.legs
         ]
-        return Contract(
+        return self._api.Contract(
             secType="BAG", symbol=order.symbol, currency="USD", exchange="SMART", comboLegs=legs
         )
 
-    def _limit_order(self, order: ComboOrder) -> LimitOrder:
+    def _limit_order(self, order: ComboOrder) -> Any:
         if order.action not in (BUY, SELL) or order.quantity <= 0:
             raise OrderRejected(
                 f"{order.order_ref}: invalid action/quantity {order.action} {order.quantity}"
             )
         limit = to_tick(order.limit_price, self.combo_tick, order.action)
-        ib_order = LimitOrder(order.action, order.quantity, limit, tif=order.tif or "DAY")
+        ib_order = self._api.LimitOrder(order.action, order.quantity, limit, tif=order.tif or "DAY")
         ib_order.orderRef = order.order_ref
         if self.account_id:
             ib_order.account = self.account_id
@@ -549,7 +562,7 @@ class IBKRBroker:
             lost=f"the connection to TWS was lost while cancelling {order_ref}",
             timeout=f"no confirmation of the cancel of {order_ref}",
         )
-        if refusals():  # ib_insync marks the trade cancelled on any error: ask IB instead
+        if refusals():  # the client marks the trade cancelled on any error: ask IB instead
             now = [o for o in self.orders() if o.order_ref == order_ref]
             if not now or now[-1].status in ("submitted", "partially_filled"):
                 raise BrokerError(f"IB refused to cancel {order_ref}: {refusals()[-1]}")
@@ -686,7 +699,7 @@ class IBKRBroker:
     def executions(self, since: dt.datetime) -> list[Execution]:
         since = since if since.tzinfo else since.replace(tzinfo=dt.UTC)
         since = since.astimezone(dt.UTC)
-        flt = ExecutionFilter(time=f"{since:%Y%m%d-%H:%M:%S}", acctCode=self.account_id)
+        flt = self._api.ExecutionFilter(time=f"{since:%Y%m%d-%H:%M:%S}", acctCode=self.account_id)
         fills = self._call("executions", lambda ib: ib.reqExecutions(flt))
         self._learn_contracts(fills)
         known = {f.execution.execId: f for f in self._ib.fills()} if self._ib else {}
@@ -818,15 +831,16 @@ def _int_setting(name: str) -> int:
         raise BrokerError(f"{name}={value!r} is not a whole number") from None
 
 
-def _serve(ib: IB, seconds: float) -> None:
-    """Run the event loop for a while. ib_insync cancels whatever runs when the socket drops
+def _serve(ib: Any, seconds: float) -> None:
+    """Run the event loop for a while. The client cancels whatever runs when the socket drops
     and raises ConnectionError from it; callers look at the connection themselves."""
     with contextlib.suppress(ConnectionError):
         ib.sleep(seconds)
 
 
 def _ensure_event_loop() -> None:
-    """ib_insync runs the calling thread's event loop; worker threads have none by default."""
+    """ib_insync runs the calling thread's event loop, and worker threads have none by default
+    (ib_async makes one itself; setting it here first is harmless)."""
     try:
         asyncio.get_event_loop_policy().get_event_loop()
     except RuntimeError:

@@ -1,5 +1,6 @@
 """The Interactive Brokers market source: daily bars and live option-chain snapshots from
-TWS or IB Gateway through ``ib_insync``.
+TWS or IB Gateway through the IB API client :mod:`~butterquant_dagster.core.brokers.ib_client`
+picks (``ib_async`` when installed, else ``ib_insync``).
 
 ``IBKRMarketSource`` implements the
 :class:`~butterquant_dagster.core.market.source.MarketSource` protocol. What it relies on,
@@ -10,7 +11,9 @@ and why:
   second connection with an id already in use, and the broker connects with the setting
   itself, so market data and order routing can be connected at the same time. Nothing
   listening is a :class:`MarketDataError` that says to start TWS/IB Gateway and enable the
-  API on that port.
+  API on that port. A connection the source makes lasts one ``bars`` or ``chains`` call (or
+  the ``with`` block around several) and is closed when it ends, errors included: never left
+  open for garbage collection to close, so TWS does not keep a dead client id.
 - **Bars.** One ``reqHistoricalData`` per ticker, daily ``TRADES`` bars in regular trading
   hours (IB's trade bars are split-adjusted: our ``close``), and, unless ``adjusted=False``,
   a second request for ``ADJUSTED_LAST`` (split- and dividend-adjusted; IB accepts it only
@@ -47,7 +50,7 @@ and why:
 - **Pacing.** IB allows about 50 messages a second and a limited number of simultaneous
   market-data lines (100 on a default account). Every request goes through a throttle
   with a minimum interval per message (``min_interval``, 1/40 s), contracts are qualified
-  and quoted in batches of ``batch_size``, and waiting uses ``ib.sleep`` so ``ib_insync``
+  and quoted in batches of ``batch_size``, and waiting uses ``ib.sleep`` so the client
   keeps processing messages.
 
 Attributes after a call: ``warnings`` (what was dropped, filled or converted) and
@@ -57,7 +60,9 @@ usable quote).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import logging
 import math
 import time
 from collections import deque
@@ -68,6 +73,7 @@ import numpy as np
 import pandas as pd
 
 from butterquant_dagster.core import calendar
+from butterquant_dagster.core.brokers import ib_client
 from butterquant_dagster.core.market.files import expiry_kind
 from butterquant_dagster.core.market.files.completion import _rescale
 from butterquant_dagster.core.market.schemas import DAILY_BARS, OPTION_CHAINS, conform, empty
@@ -75,12 +81,14 @@ from butterquant_dagster.core.market.source import MarketDataError
 from butterquant_dagster.core.market.validation import CHAIN_RULES, QualityPolicy
 from butterquant_dagster.core.options import black_scholes as bs
 
+log = logging.getLogger(__name__)
+
 SOURCE = "ibkr"
 # The broker connects with BUTTERQUANT_IB_CLIENT_ID; market data uses the next id.
 CLIENT_ID_OFFSET = 1
 LIVE = 1  # IB market data type: 1 live, 2 frozen, 3 delayed, 4 delayed frozen
 _IV_RULE = next(rule for rule in CHAIN_RULES if rule.name == "implied_vol_plausible")
-# Values IB (or ib_insync) leaves in a field it did not compute.
+# Values IB (or its API client) leaves in a field it did not compute.
 _NOT_COMPUTED = (-1.0, -2.0)
 _UNSET = 1e100  # IB's UNSET_DOUBLE is sys.float_info.max
 
@@ -181,10 +189,11 @@ class IBKRMarketSource:
         sleep: Callable[[float], Any] | None = None,
         monotonic: Callable[[], float] = time.monotonic,
     ):
-        """``ib`` is an ``ib_insync.IB`` (connected or not) or a factory returning one;
-        it is connected on first use when it is not. ``clock`` returns the current instant
-        as an aware datetime (UTC by default); it decides which sessions have closed and
-        whether the market is open. ``sleep`` defaults to ``ib.sleep``."""
+        """``ib`` is an ``IB`` of the IB client (connected or not) or a factory returning
+        one; it is connected on first use when it is not, and a connection made here is
+        closed at the end of the call that made it (see :meth:`_connection`). ``clock``
+        returns the current instant as an aware datetime (UTC by default); it decides which
+        sessions have closed and whether the market is open. ``sleep`` defaults to ``ib.sleep``."""
         if "symbol" not in universe.columns:
             raise ValueError(f"the universe needs a symbol column; found {list(universe.columns)}")
         symbols = universe["symbol"].astype(str).str.strip().str.upper().tolist()
@@ -217,6 +226,9 @@ class IBKRMarketSource:
         self._ib: Any = None if is_factory else ib
         self._ready = False
         self._owns_connection = False
+        self._api: Any = None  # the IB client module, loaded on first use
+        self._calls = 0  # bars/chains calls under way
+        self._held = 0  # ``with`` blocks around them
         self._ib_errors: deque[tuple[int, str, str]] = deque(maxlen=200)
         self._user_sleep = sleep
         self.throttle = Throttle(min_interval, self._sleep, monotonic)
@@ -246,9 +258,7 @@ class IBKRMarketSource:
         if ib_factory is None:
 
             def ib_factory():
-                import ib_insync
-
-                return ib_insync.IB()
+                return ib_client.load().IB()
 
         return cls(
             ib_factory,
@@ -261,6 +271,18 @@ class IBKRMarketSource:
         )
 
     # ------------------------------------------------------------------ connection
+    @property
+    def api(self) -> Any:
+        """The IB client module (ib_async or ib_insync) whose contracts the source builds."""
+        if self._api is None:
+            self._api = ib_client.load()
+        return self._api
+
+    @property
+    def client(self) -> str:
+        """``"ib_async 2.1.0"``: the IB client in use, for logs and metadata."""
+        return ib_client.describe(self.api)
+
     @property
     def ib(self) -> Any:
         """The IB connection, connected (read-only) on first use."""
@@ -303,24 +325,50 @@ class IBKRMarketSource:
                 f"{self.port}, and check that no other connection uses that client id"
             )
         self._owns_connection = True
+        log.info(
+            "ibkr market data: connected to %s as client id %d (read-only) with %s",
+            where,
+            self.client_id,
+            self.client,
+        )
 
     def close(self) -> None:
-        """Disconnect, if this source made the connection."""
+        """Disconnect, if this source made the connection; a factory's IB is dropped too,
+        so the next call starts from a fresh one."""
         if self._ib is None:
             return
         error_event = getattr(self._ib, "errorEvent", None)
         if self._ready and error_event is not None:
             error_event -= self._on_ib_error
-        if self._owns_connection:
-            self._ib.disconnect()
-            self._owns_connection = False
         self._ready = False
+        if self._owns_connection:
+            self._owns_connection = False
+            self._ib.disconnect()
+        if self._factory is not None:
+            self._ib = None
 
     def __enter__(self) -> IBKRMarketSource:
+        """Keep one connection across the calls inside the block; closed when it ends."""
+        self._held += 1
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.close()
+        self._held -= 1
+        if not self._held:
+            self.close()
+
+    @contextlib.contextmanager
+    def _connection(self):
+        """Scope of one ``bars``/``chains`` call: a connection it opens is closed when the
+        outermost call ends (or its ``with`` block does), whatever happened. The market
+        assets call the source without ``with``; this is what closes their connection."""
+        self._calls += 1
+        try:
+            yield
+        finally:
+            self._calls -= 1
+            if not self._calls and not self._held:
+                self.close()
 
     def _on_ib_error(self, req_id: int, code: int, message: str, contract: Any = None) -> None:
         symbol = getattr(contract, "symbol", "") or ""
@@ -371,6 +419,10 @@ class IBKRMarketSource:
         without a bar on a requested session inside its history, is an error; sessions
         before a ticker's first bar (not listed yet) are skipped with a warning.
         """
+        with self._connection():
+            return self._bars(sessions)
+
+    def _bars(self, sessions: list[dt.date]) -> pd.DataFrame:
         wanted = sorted({self._require_session(day, "bars") for day in sessions})
         if not wanted:
             return empty(DAILY_BARS)
@@ -400,6 +452,10 @@ class IBKRMarketSource:
 
     def chains(self, session: dt.date) -> pd.DataFrame:
         """OPTION_CHAINS rows of a live snapshot taken now, during ``session``'s hours."""
+        with self._connection():
+            return self._chains(session)
+
+    def _chains(self, session: dt.date) -> pd.DataFrame:
         day = self._require_session(session, "chains")
         close = self._require_open(day)
         self.skipped_tickers, self.skip_reasons = [], {}
@@ -496,9 +552,7 @@ class IBKRMarketSource:
     def _ticker_bars(
         self, symbol: str, wanted: list[dt.date], duration: str, span: str
     ) -> pd.DataFrame:
-        from ib_insync import Stock
-
-        contract = Stock(ib_symbol(symbol), "SMART", "USD")
+        contract = self.api.Stock(ib_symbol(symbol), "SMART", "USD")
         bars = self._bar_frame(self._history(symbol, contract, "TRADES", duration, span) or [])
         if bars.empty:
             raise MarketDataError(
@@ -551,10 +605,8 @@ class IBKRMarketSource:
 
     # ------------------------------------------------------------------ chains
     def _underlying(self, symbol: str, day: dt.date) -> tuple[Any, float]:
-        from ib_insync import Stock
-
         session = f"session {day}"
-        stock = Stock(ib_symbol(symbol), "SMART", "USD")
+        stock = self.api.Stock(ib_symbol(symbol), "SMART", "USD")
         qualified = self._call(
             "qualifyContracts", symbol, session, lambda: self.ib.qualifyContracts(stock)
         )
@@ -591,8 +643,6 @@ class IBKRMarketSource:
 
     def _ticker_chain(self, symbol: str, day: dt.date) -> tuple[pd.DataFrame, str | None]:
         """The ticker's quote rows, or a reason why it has none."""
-        from ib_insync import Option
-
         stock, spot = self._underlying(symbol, day)
         chain = self._option_chain(symbol, stock, day)
         if chain is None:
@@ -610,7 +660,7 @@ class IBKRMarketSource:
                 f"±{self.strike_width:.0%} of {spot:g}"
             )
         candidates = [
-            Option(
+            self.api.Option(
                 stock.symbol,
                 expiry,
                 strike,
