@@ -13,18 +13,18 @@ import importlib
 import json
 import math
 import os
-import shutil
 import signal
 import sys
 import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from butterquant_dagster.commands._instance import prepare_instance
 from butterquant_dagster.core import calendar, progress, settings
 from butterquant_dagster.core.storage.duckdb_files import CorruptDatabase
+from butterquant_dagster.run_errors import error_text
 
 EXIT_OK, EXIT_RUN_FAILED, EXIT_BAD_INPUT = 0, 1, 2
-_REPO_INSTANCE_CONFIG = Path(__file__).resolve().parents[1] / "dagster.yaml"
 DEMO_SESSIONS = 252  # a year of market data
 DEMO_SCAN_SESSIONS = 100  # the last ~5 months are scanned; the older ~2 months settle
 DEMO_TRADE_SESSIONS = 20  # the last four weeks are traded end to end on the paper broker
@@ -55,59 +55,6 @@ class RunSummary:
 
 
 # ----------------------------------------------------------------------------- plumbing
-def prepare_instance(*, clear_stale: bool = True):
-    """The project's Dagster instance under the data root (created on first use), with the
-    runs whose process is gone cleared: a killed command must never block the next one."""
-    home = Path(os.environ.get("DAGSTER_HOME") or settings.dagster_home())
-    home.mkdir(parents=True, exist_ok=True)
-    os.environ["DAGSTER_HOME"] = str(home)
-    with instance_lock(home):
-        config = home / "dagster.yaml"
-        if not config.exists() and _REPO_INSTANCE_CONFIG.exists():
-            shutil.copyfile(_REPO_INSTANCE_CONFIG, config)
-        instance = _instance_without_log_capture(home)
-    if not clear_stale:
-        return instance
-    from butterquant_dagster import runs
-
-    for info in runs.clear_stale(instance):
-        print(
-            f"butterquant: cleared {info.describe()}: marked failed, its pool slots freed",
-            file=sys.stderr,
-        )
-    return instance
-
-
-def instance_lock(home: Path):
-    """Held while the instance is opened. Opening creates its SQLite storages on first use,
-    and two processes creating them at once (two commands started together on a new data
-    root) leave a run database that no later command can open ("more than one head")."""
-    from butterquant_dagster.core.storage.file_lock import exclusive_lock
-
-    return exclusive_lock(home / ".instance.lock")
-
-
-def _instance_without_log_capture(home: Path):
-    """The instance of ``home`` with compute-log capture off for the command's own runs.
-
-    Capture starts two ``tail -F`` processes per run (and a watcher) and redirects the
-    process's stdout and stderr into files; a killed command leaves them behind, and the
-    command's own messages to the terminal would go through them. The run's structured log
-    (the UI's) is unaffected. ``InstanceRef.from_dir(overrides=)`` is not exported by Dagster;
-    it is what ``DagsterInstance.get()`` does, with one override.
-    """
-    from dagster import DagsterInstance
-    from dagster._core.instance.ref import InstanceRef
-
-    overrides = {
-        "compute_logs": {
-            "module": "dagster._core.storage.noop_compute_log_manager",
-            "class": "NoOpComputeLogManager",
-        }
-    }
-    return DagsterInstance.from_ref(InstanceRef.from_dir(str(home), overrides=overrides))
-
-
 class _ProgressBar:
     """One updating line per task on a terminal; plain lines when piped."""
 
@@ -130,17 +77,6 @@ class _ProgressBar:
             self._last[task] = done
             self.stream.write(f"{task}: {done}/{total} sessions ({label})\n")
             self.stream.flush()
-
-
-def error_text(error) -> str:
-    """The message a person can act on: Dagster wraps the domain error in its own; unwrap."""
-    messages = []
-    while error is not None:
-        text = error.message.strip()
-        if not text.startswith("dagster._core.errors.DagsterExecutionStepExecutionError"):
-            messages.append(text)
-        error = error.cause
-    return "\n".join(messages) or "unknown error"
 
 
 def _session_range(start: str, end: str) -> list[dt.date]:
@@ -200,10 +136,6 @@ def materialize(
     (``first`` None: a job of unpartitioned assets); ``run_config`` configures its ops."""
     instance = prepare_instance()
     from dagster import DagsterEventType
-    from dagster._core.storage.tags import (
-        ASSET_PARTITION_RANGE_END_TAG,
-        ASSET_PARTITION_RANGE_START_TAG,
-    )
 
     from butterquant_dagster import runs, supervisor
     from butterquant_dagster.definitions import build_definitions
@@ -215,14 +147,7 @@ def materialize(
             instance,
             job,
             tags={
-                **(
-                    {
-                        ASSET_PARTITION_RANGE_START_TAG: first.isoformat(),
-                        ASSET_PARTITION_RANGE_END_TAG: last.isoformat(),
-                    }
-                    if first
-                    else {}
-                ),
+                **(runs.partition_range_tags(first.isoformat(), last.isoformat()) if first else {}),
                 # Who runs it: a later command can tell when this process is gone.
                 **runs.launch_tags(),
             },

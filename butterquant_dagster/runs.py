@@ -37,6 +37,12 @@ IN_PROGRESS = [
 FINISHED = {DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED}
 RECOVERY_COMMAND = "butterquant runs --clear-stale"
 
+# The run tags by which one run materializes a range of partitions: Dagster's documented
+# protocol for such runs (the launchpad sets them with "Edit tags"); the constants Dagster
+# itself names them by are not part of its public API.
+PARTITION_RANGE_START_TAG = "dagster/asset_partition_range_start"
+PARTITION_RANGE_END_TAG = "dagster/asset_partition_range_end"
+
 
 def launch_tags() -> dict[str, str]:
     """The tags that let a later process tell whether this one is still alive."""
@@ -47,6 +53,11 @@ def launch_tags() -> dict[str, str]:
         TAG_PID: str(me.pid),
         TAG_PID_STARTED: me.started,
     }
+
+
+def partition_range_tags(first: str, last: str) -> dict[str, str]:
+    """The tags of one run over the partitions ``first`` .. ``last`` (keys, inclusive)."""
+    return {PARTITION_RANGE_START_TAG: first, PARTITION_RANGE_END_TAG: last}
 
 
 def launcher_of(tags: dict[str, str]) -> ProcessIdentity | None:

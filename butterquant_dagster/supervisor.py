@@ -26,6 +26,8 @@ import time
 import uuid
 from dataclasses import dataclass
 
+from dagster import DagsterExecutionInterruptedError
+
 from butterquant_dagster import runs
 
 POLL_SECONDS = 0.25
@@ -49,8 +51,6 @@ def _interrupt_thread(thread: threading.Thread) -> None:
     ``PyThreadState_SetAsyncExc`` delivers the exception at the worker's next bytecode, where
     Dagster handles it as an interruption (the run ends CANCELED when it is marked canceling).
     """
-    from dagster._core.errors import DagsterExecutionInterruptedError
-
     ctypes.pythonapi.PyThreadState_SetAsyncExc(
         ctypes.c_ulong(thread.ident), ctypes.py_object(DagsterExecutionInterruptedError)
     )

@@ -153,7 +153,7 @@ def instance_state(root: Path) -> dict:
     """Unfinished runs and held pool slots in the instance of ``root``."""
     from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
 
-    from butterquant_dagster.cli import instance_lock
+    from butterquant_dagster.commands._instance import instance_lock
 
     home = root / "dagster"
     home.mkdir(parents=True, exist_ok=True)

@@ -5,12 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from dagster import DagsterInstance, Definitions
-from dagster._core.storage.tags import (
-    ASSET_PARTITION_RANGE_END_TAG,
-    ASSET_PARTITION_RANGE_START_TAG,
-)
 
-from butterquant_dagster.cli import error_text
 from butterquant_dagster.core.settings import Settings
 from butterquant_dagster.definitions import build_definitions
 from butterquant_dagster.defs.lake_io_manager import LakeIOManager
@@ -22,6 +17,8 @@ from butterquant_dagster.resources import (
     ScanResource,
     TradingResource,
 )
+from butterquant_dagster.run_errors import error_text
+from butterquant_dagster.runs import partition_range_tags
 
 
 def make_defs(
@@ -63,7 +60,7 @@ def run_market(defs: Definitions, first: str, last: str, instance=None, job_name
     job = defs.resolve_job_def(job_name)
     return job.execute_in_process(
         instance=instance or DagsterInstance.ephemeral(),
-        tags={ASSET_PARTITION_RANGE_START_TAG: first, ASSET_PARTITION_RANGE_END_TAG: last},
+        tags=partition_range_tags(first, last),
         raise_on_error=False,
     )
 

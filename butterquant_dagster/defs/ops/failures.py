@@ -11,7 +11,6 @@ import datetime as dt
 
 from dagster import DefaultSensorStatus, RunFailureSensorContext, run_failure_sensor
 
-from butterquant_dagster.cli import error_text
 from butterquant_dagster.core import settings
 from butterquant_dagster.core.monitoring.run_failures import (
     first_line,
@@ -19,6 +18,7 @@ from butterquant_dagster.core.monitoring.run_failures import (
     record_failure,
 )
 from butterquant_dagster.resources import LakeResource
+from butterquant_dagster.run_errors import error_text
 
 WEBHOOK_TIMEOUT_SECONDS = 10.0
 
