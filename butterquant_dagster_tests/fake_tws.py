@@ -1,7 +1,9 @@
 """A fake TWS / IB Gateway: a TCP server on 127.0.0.1 speaking the IB API socket protocol.
 
-Tests of the IBKR adapter run the real ``ib_insync`` client against it, so ib_insync's own
-handshake, encoder, decoder and bookkeeping are exercised unchanged; only the far end is fake.
+Tests of the IBKR adapter run a real IB client against it - ``ib_insync`` and ``ib_async``,
+each in turn (the :func:`ib_client` fixture) - so the client's own handshake, encoder, decoder
+and bookkeeping are exercised unchanged; only the far end is fake. ib_async asks for up to
+v178 and takes the fake's 176, so both clients write and read the same layouts here.
 
 Protocol. The client opens with ``API\\0`` and a length-prefixed ``v<min>..<max>``; the fake
 answers server version 176 (``SERVER_VERSION``), the highest ib_insync 0.9.86 asks for
@@ -33,13 +35,16 @@ What it models (all state lives in the server object, so it survives client reco
   reqAccountUpdates(+Multi), reqCurrentTime, reqIds, reqManagedAccts;
 - orders and fills of "someone else" (:meth:`FakeTWS.place_external`), system errors on demand
   (:meth:`FakeTWS.send_error`, e.g. 1100/1101/1102) and :meth:`FakeTWS.drop_connection`;
-- a record of every request with its arrival time (``received``) and of every order placed
-  (``placed``), so tests can assert pacing and "no second order".
+- daily bars for reqHistoricalData (:meth:`FakeTWS.add_bars`; the same bars for every
+  whatToShow), error 162 for a symbol without bars; reqMarketDataType is accepted and ignored;
+- a record of every request with its arrival time (``received``), of every order placed
+  (``placed``), and of every connection the client itself closed (``hangups``, client ids),
+  so tests can assert pacing, "no second order" and "the connection was closed, not dropped".
 
-What it does not model: market data, prices that move (fills happen at once, at the limit or a
-scripted price), order modification, TWS's own request pacing and its disconnect on overload,
-master-client-id rules (every client sees every execution), executions from earlier days, FA
-allocations, and timing (messages go out as soon as the request is read).
+What it does not model: live market data (quotes, greeks), prices that move (fills happen at
+once, at the limit or a scripted price), order modification, TWS's own request pacing and its
+disconnect on overload, master-client-id rules (every client sees every execution), executions
+from earlier days, FA allocations, and timing (messages go out as soon as the request is read).
 """
 
 from __future__ import annotations
@@ -54,6 +59,8 @@ import threading
 import time
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
+
+import pytest
 
 SERVER_VERSION = 176
 BAG_CON_ID = 28812380  # the conId IB reports for every combo (BAG) contract
@@ -273,6 +280,8 @@ class FakeTWS:
         self.modified: list[dict] = []  # every placeOrder that modified a live order
         self.what_ifs: list[dict] = []
         self.received: list[tuple[float, int, list[str]]] = []  # (monotonic time, msg id, fields)
+        self.hangups: list[int | None] = []  # client ids of connections the client closed
+        self.bars: dict[str, list[tuple]] = {}  # symbol -> (date, open, high, low, close, volume)
         self.now = lambda: dt.datetime.now(UTC)
         self._lock = threading.RLock()
         self._next_order_id = 1
@@ -292,6 +301,7 @@ class FakeTWS:
             8: lambda conn, f: conn.queue(9, 1, self._next_order_id),
             9: self._contract_details,
             16: lambda conn, f: self._open_orders(conn, everyone=True),
+            20: self._historical_data,
             17: lambda conn, f: conn.queue(15, 1, ",".join(self.accounts)),
             49: lambda conn, f: conn.queue(49, 1, int(self.now().timestamp())),
             61: self._positions,
@@ -362,6 +372,11 @@ class FakeTWS:
             for strike in strikes:
                 for right in ("C", "P"):
                     self.add_option(symbol, expiry, strike, right)
+
+    def add_bars(self, symbol: str, rows: list[tuple]) -> None:
+        """Daily bars of ``symbol``: (date, open, high, low, close, volume) each."""
+        with self._lock:
+            self.bars[symbol] = sorted(rows)
 
     def _add(self, listed: Listed) -> Listed:
         with self._lock:
@@ -459,6 +474,9 @@ class FakeTWS:
             while True:
                 fields = self._read_message(conn)
                 if fields is None:
+                    with self._lock:
+                        if not conn.closed:  # the client hung up; the fake did not drop it
+                            self.hangups.append(conn.client_id)
                     return
                 with self._lock:
                     if conn.closed:
@@ -561,6 +579,21 @@ class FakeTWS:
             1, c.symbol if option else "", "STK" if option else "", "32", c.expiry, "",
             1, 1, 1,  # minSize, sizeIncrement, suggestedSizeIncrement
         ]  # fmt: skip
+
+    def _historical_data(self, conn: _Conn, f: list[str]) -> None:
+        """reqHistoricalData at v176: 20, reqId, the 12 contract fields, includeExpired,
+        endDateTime, barSize, duration, useRTH, whatToShow, formatDate, ...; answered with
+        every bar of the symbol in one historicalData message (17, no version field)."""
+        req_id, symbol = f[1], f[3]
+        rows = self.bars.get(symbol)
+        if not rows:
+            conn.error(req_id, 162, "Historical Market Data Service error message:HMDS query "
+                       "returned no data")  # fmt: skip
+            return
+        fields: list = [17, req_id, f"{rows[0][0]:%Y%m%d}", f"{rows[-1][0]:%Y%m%d}", len(rows)]
+        for day, open_, high, low, close, volume in rows:
+            fields += [f"{day:%Y%m%d}", open_, high, low, close, volume, close, 1]
+        conn.queue(*fields)
 
     def _sec_def_opt_params(self, conn: _Conn, f: list[str]) -> None:
         req_id, symbol, con_id = f[1], f[2], int(f[5] or 0)
@@ -989,7 +1022,31 @@ def _parse_place_order(f: list[str]) -> dict:
     return p
 
 
-__all__ = ["BAG_CON_ID", "SERVER_VERSION", "FakeOrder", "FakeTWS", "Listed", "Plan"]
+__all__ = [
+    "BAG_CON_ID",
+    "IB_CLIENTS",
+    "SERVER_VERSION",
+    "FakeOrder",
+    "FakeTWS",
+    "Listed",
+    "Plan",
+    "ib_client",
+    "make_broker",
+]
+
+IB_CLIENTS = ("ib_async", "ib_insync")
+
+
+@pytest.fixture(params=IB_CLIENTS)
+def ib_client(request, monkeypatch) -> str:
+    """Each IB client in turn, forced through BUTTERQUANT_IB_CLIENT: the environment, so a
+    subprocess a test starts inherits it too. Both are runtime dependencies, so a missing one
+    fails here rather than skipping half the suite. (Shared through core/conftest.py.)"""
+    from butterquant_dagster.core.brokers import ib_client as seam
+
+    monkeypatch.setenv(seam.SETTING, request.param)
+    assert seam.load().__name__ == request.param
+    return request.param
 
 
 def make_broker(fake: FakeTWS, **options):

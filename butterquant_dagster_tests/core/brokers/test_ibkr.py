@@ -1,8 +1,10 @@
-"""The IBKR adapter end to end: the real ib_insync client against the fake TWS."""
+"""The IBKR adapter end to end: a real IB client against the fake TWS, once with ib_async and
+once with ib_insync (the ``ib_client`` fixture forces each through BUTTERQUANT_IB_CLIENT)."""
 
 from __future__ import annotations
 
 import datetime as dt
+import importlib
 import socket
 import time
 
@@ -65,7 +67,7 @@ def wait_for(predicate, timeout: float = 2.0) -> bool:
 
 
 @pytest.fixture
-def tws():
+def tws(ib_client):
     with FakeTWS() as fake:
         fake.add_chain("AAPL", [EXPIRY], STRIKES)
         yield fake
@@ -280,7 +282,7 @@ def test_connection_dropped_before_the_ack_raises_then_reconciles(tws, broker):
     assert len(tws.placed) == 1
 
 
-def test_nothing_listening_says_what_to_do():
+def test_nothing_listening_says_what_to_do(ib_client):
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -446,7 +448,7 @@ def test_a_configured_account_tws_does_not_manage_is_refused(tws):
     assert tws.placed == []
 
 
-def test_a_live_account_is_not_paper_and_orders_carry_it():
+def test_a_live_account_is_not_paper_and_orders_carry_it(ib_client):
     with FakeTWS(accounts=("U7654321",)) as fake:
         fake.add_chain("AAPL", [EXPIRY], STRIKES)
         with make_broker(fake, account="U7654321") as b:
@@ -526,7 +528,27 @@ def test_connects_lazily_and_closes(tws):
     with b:
         b.positions()
         assert tws.connections == 1
-    assert wait_for(lambda: tws.connections == 0)
+    # the client hung up (not the fake), while ``b`` is still referenced: no GC involved
+    assert wait_for(lambda: tws.hangups == [17])
+    assert tws.connections == 0 and b._ib is None
+
+
+def test_the_with_block_closes_the_connection_when_its_body_fails(tws):
+    b = make_broker(tws)
+    with pytest.raises(OrderRejected), b:
+        b.account()
+        b.place_combo(combo((leg(999, "C", BUY), leg(1000, "C", SELL)), 1.0))  # unknown leg
+    assert wait_for(lambda: tws.hangups == [17])
+    assert tws.connections == 0
+
+
+def test_the_broker_speaks_through_the_chosen_client(tws, broker, ib_client):
+    account = broker.account()
+
+    assert broker.client.split() == [ib_client, importlib.import_module(ib_client).__version__]
+    assert account.extra["ib_client"] == broker.client
+    assert type(broker._ib).__module__ == f"{ib_client}.ib"
+    assert tws.requests(71)  # startApi: a real handshake with the fake, not a stub
 
 
 def test_the_fake_reports_combo_fills_as_ib_does(tws, broker):

@@ -1,8 +1,9 @@
 """The ledger and ``execute_session`` against the real IBKR adapter, end to end.
 
-The real ledger (DuckDB) and the real :class:`IBKRBroker` (ib_insync) talk to the fake TWS over
-a socket, so "sent once", "recorded once" and "the ledger equals the broker" are checked
-between the ledger and what the fake exchange itself received and executed.
+The real ledger (DuckDB) and the real :class:`IBKRBroker` (with ib_async, then ib_insync: the
+``ib_client`` fixture) talk to the fake TWS over a socket, so "sent once", "recorded once" and
+"the ledger equals the broker" are checked between the ledger and what the fake exchange itself
+received and executed.
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ class Desk:
 
 
 @pytest.fixture
-def desk(tmp_path):
+def desk(tmp_path, ib_client):
     chain = make_chain(SESSION, SPOTS)
     rankings = make_rankings(
         SESSION,
@@ -417,7 +418,7 @@ def test_five_runs_send_each_order_once(desk):
     assert len(desk.ledger.fills()) == 3 and len(desk.ledger.orders()) == 3
 
 
-def test_nothing_listening_names_the_port_and_leaves_nothing_sent(tmp_path):
+def test_nothing_listening_names_the_port_and_leaves_nothing_sent(tmp_path, ib_client):
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]  # free once the probe closes: nothing listens there
