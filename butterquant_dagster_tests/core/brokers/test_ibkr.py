@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import importlib
 import socket
+import threading
 import time
 
 import pytest
@@ -297,6 +298,35 @@ def test_nothing_listening_says_what_to_do(ib_client):
     assert f"start TWS/IB Gateway and enable the API on port {port}" in text
     assert "Configure > API > Settings" in text
     assert time.monotonic() - started < 2.0
+
+
+def test_a_handshake_that_never_completes_leaves_no_socket_open(ib_client):
+    """TWS accepting TCP with the API off: each attempt times out, and the client closes its
+    socket then and there (the silent server reads EOF), not when the broker is collected."""
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        server.settimeout(3.0)
+        port = server.getsockname()[1]
+        b = IBKRBroker(port=port, connect_attempts=2, backoff_base=0.01, connect_timeout=0.3)
+        accepted: list[socket.socket] = []
+
+        def accept() -> None:
+            for _ in range(2):
+                accepted.append(server.accept()[0])
+
+        thread = threading.Thread(target=accept, daemon=True)
+        thread.start()
+        with pytest.raises(BrokerConnectionError, match="did not complete the API handshake"):
+            b.account()
+        thread.join(timeout=3.0)
+
+        assert len(accepted) == 2
+        for peer in accepted:
+            with peer:
+                peer.settimeout(2.0)
+                while peer.recv(4096):  # the client's hello, then EOF once it hung up
+                    pass
 
 
 def test_a_second_connection_with_the_same_client_id_is_refused(tws, broker):
