@@ -47,6 +47,7 @@ from butterquant_dagster.core.trading.combos import (
     legs_to_json,
     limit_price,
 )
+from butterquant_dagster.core.trading.exit_rules import exit_shares
 from butterquant_dagster.core.trading.rules import PortfolioRules
 from butterquant_dagster.core.trading.vocabulary import Intent, Track
 
@@ -142,8 +143,9 @@ def _spots(chain: pd.DataFrame) -> dict:
 
 def exit_reasons(marked: pd.DataFrame, rules: PortfolioRules) -> pd.Series:
     """The exit reason of each marked position ("" to hold), by EXIT_PRECEDENCE."""
-    stop = marked["risk_level"].map(lambda r: rules.exit_shares.get(r, (0.4, 0.6))[0])
-    take = marked["risk_level"].map(lambda r: rules.exit_shares.get(r, (0.4, 0.6))[1])
+    stop_share, take_share = exit_shares(marked["risk_level"], rules.exit_shares)
+    stop = pd.Series(stop_share, index=marked.index)
+    take = pd.Series(take_share, index=marked.index)
     pnl = marked["pnl_per_share"]
     vol_rise = marked["iv_center"] / marked["iv_center_entry"] - 1.0
     eps = 1e-9  # a threshold hit to the cent counts, whatever the float rounding

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from butterquant_dagster.core import calendar
 from butterquant_dagster.core.brokers.base import Account
 from butterquant_dagster.core.trading.rules import RiskLimits
+from butterquant_dagster.core.trading.vocabulary import Intent
 
 
 @dataclass
@@ -106,7 +107,7 @@ def order_problem(
         account,
         session_problem(now, target["session"]),
         price_problem(target),
-        entry_problem(target, state, limits) if target["intent"] == "open" else None,
+        entry_problem(target, state, limits) if target["intent"] == Intent.OPEN else None,
     ):
         if problem:
             return problem

@@ -8,8 +8,9 @@ from pathlib import Path
 
 from butterquant_dagster.core.settings import default
 from butterquant_dagster.core.trading.exit_rules import EXIT_RULES
+from butterquant_dagster.core.trading.vocabulary import Track
 
-AI_TRACK, BASELINE_TRACK = "ai", "baseline"
+AI_TRACK, BASELINE_TRACK = Track.AI, Track.BASELINE
 
 
 @dataclass(frozen=True)
