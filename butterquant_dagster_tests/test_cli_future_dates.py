@@ -8,7 +8,7 @@ import datetime as dt
 import pytest
 
 from butterquant_dagster.cli import EXIT_BAD_INPUT, main
-from butterquant_dagster.commands import sessions
+from butterquant_dagster.commands import _dates
 from butterquant_dagster.core import calendar
 from butterquant_dagster.core.storage.lake import Lake
 
@@ -19,7 +19,7 @@ LATEST = "2025-03-31"
 
 @pytest.fixture
 def root(isolated_env, monkeypatch):
-    monkeypatch.setattr(sessions, "now", lambda: NOW)
+    monkeypatch.setattr(_dates, "now", lambda: NOW)
     return isolated_env
 
 
@@ -49,9 +49,9 @@ def test_a_session_that_has_not_closed_is_refused_the_same_way(root, capsys, arg
 
 
 def test_a_closed_session_and_a_weekend_after_it_pass_the_check(root):
-    assert sessions.require_closed(dt.date(2025, 3, 31), "--date") == dt.date(2025, 3, 31)
+    assert _dates.require_closed(dt.date(2025, 3, 31), "--date") == dt.date(2025, 3, 31)
     # Saturday after the latest close at Saturday noon: no session in between is open.
     at_saturday = dt.datetime(2025, 4, 5, 12, 0, tzinfo=calendar.EXCHANGE_TZ)
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(sessions, "now", lambda: at_saturday)
-        assert sessions.require_closed(dt.date(2025, 4, 5), "--end") == dt.date(2025, 4, 5)
+        patch.setattr(_dates, "now", lambda: at_saturday)
+        assert _dates.require_closed(dt.date(2025, 4, 5), "--end") == dt.date(2025, 4, 5)

@@ -19,7 +19,8 @@ import pytest
 from dagster import DagsterRun, DagsterRunStatus
 
 from butterquant_dagster import runs
-from butterquant_dagster.cli import EXIT_OK, main, prepare_instance
+from butterquant_dagster.cli import EXIT_OK, main
+from butterquant_dagster.commands._instance import prepare_instance
 from butterquant_dagster.core import processes
 from butterquant_dagster_tests.cli_processes import instance_state, run, start, wait_until
 

@@ -12,7 +12,11 @@ import argparse
 import json
 from pathlib import Path
 
-from butterquant_dagster import cli
+from butterquant_dagster.commands._args import positive_int
+from butterquant_dagster.commands._dates import require_closed_text
+from butterquant_dagster.commands._errors import EXIT_OK, CliError
+from butterquant_dagster.commands._materialize import materialize
+from butterquant_dagster.commands._output import emit, report_failure
 from butterquant_dagster.core import settings
 from butterquant_dagster.core.backtest.result import DEFAULT_WINDOW_SESSIONS, STRATEGIES
 
@@ -66,7 +70,7 @@ def add_parser(sub) -> None:
     )
     parser.add_argument(
         "--step-sessions",
-        type=cli._positive_int,
+        type=positive_int,
         default=21,
         help="sessions per walk-forward step; models retrain at each (default 21)",
     )
@@ -82,7 +86,6 @@ def add_parser(sub) -> None:
 
 def cmd_backtest(args) -> int:
     # Imported here: the models and the charts are heavy, and every command builds the parser.
-    from butterquant_dagster.commands.sessions import require_closed_text
     from butterquant_dagster.core.backtest.inputs import (
         BacktestInputError,
         check_request,
@@ -101,7 +104,7 @@ def cmd_backtest(args) -> int:
         parse_date(args.end_date, "--end-date")
         request = check_request(lake, args.strategy, tickers, args.start_date, args.end_date)
     except BacktestInputError as exc:
-        raise cli.CliError(str(exc)) from exc
+        raise CliError(str(exc)) from exc
     run_config = {
         "ops": {
             "backtest": {
@@ -117,19 +120,19 @@ def cmd_backtest(args) -> int:
             }
         }
     }
-    summary = cli.materialize(
+    summary = materialize(
         BACKTEST_JOB, None, None, show_progress=not args.json, run_config=run_config
     )
     if not summary.success:
-        return cli._report_failure(summary, args.json)
+        return report_failure(summary, args.json)
     report = (
         settings.data_root()
         / REPORT_DIR
         / f"{request.strategy}-{request.start.isoformat()}-{request.end.isoformat()}.json"
     )
     result = json.loads(Path(report).read_text())
-    cli._print({"run_id": summary.run_id, **result}, args.json, _lines(result, summary.run_id))
-    return cli.EXIT_OK
+    emit({"run_id": summary.run_id, **result}, args.json, _lines(result, summary.run_id))
+    return EXIT_OK
 
 
 def _lines(result: dict, run_id: str) -> list[str]:

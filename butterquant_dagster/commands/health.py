@@ -10,7 +10,9 @@ from __future__ import annotations
 import datetime as dt
 import os
 
-from butterquant_dagster import cli
+from butterquant_dagster.commands._errors import EXIT_OK, EXIT_RUN_FAILED, CliError
+from butterquant_dagster.commands._instance import prepare_instance
+from butterquant_dagster.commands._output import emit
 from butterquant_dagster.core import settings
 
 
@@ -38,19 +40,19 @@ def cmd_health(args) -> int:
     try:
         thresholds = HealthThresholds.from_settings()
     except ValueError as exc:
-        raise cli.CliError(str(exc)) from exc
+        raise CliError(str(exc)) from exc
     report = collect_report(
         settings.data_root(),
         now(),
         broker=settings.env("BUTTERQUANT_BROKER"),
         ib_host=settings.env("BUTTERQUANT_IB_HOST"),
         ib_port=settings.env("BUTTERQUANT_IB_PORT"),
-        instance=cli.prepare_instance(),
+        instance=prepare_instance(),
         environ=os.environ,
         thresholds=thresholds,
     )
-    cli._print(report.to_dict(), args.json, report_lines(report))
-    return cli.EXIT_OK if report.healthy else cli.EXIT_RUN_FAILED
+    emit(report.to_dict(), args.json, report_lines(report))
+    return EXIT_OK if report.healthy else EXIT_RUN_FAILED
 
 
 def report_lines(report) -> list[str]:

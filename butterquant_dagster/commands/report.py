@@ -8,52 +8,30 @@ from __future__ import annotations
 
 import datetime as dt
 
-from butterquant_dagster.core import settings
+from butterquant_dagster.commands._dates import latest_closed, require_session
+from butterquant_dagster.commands._errors import EXIT_OK
+from butterquant_dagster.commands._output import emit, report_failure
+from butterquant_dagster.commands._reports import write_report
 from butterquant_dagster.core.monitoring.periods import PERIODS
 
 
-def report_key(period: str, session: dt.date) -> str:
-    from butterquant_dagster.core.monitoring.report_inputs import week_label
-
-    if period == "weekly":
-        return week_label(session)
-    if period == "monthly":
-        return f"{session:%Y-%m}"
-    return session.isoformat()
-
-
 def report_session(text: str | None) -> dt.date:
-    """--date, else the latest session that has closed."""
-    from butterquant_dagster import cli
-    from butterquant_dagster.commands.sessions import latest_closed
-
-    return cli._require(text) if text else latest_closed()  # _require refuses an open one
-
-
-def write_report(period: str, session: dt.date, *, show_progress: bool):
-    """Run the period's report job for ``session``; the run summary and the page's path."""
-    from butterquant_dagster import cli
-    from butterquant_dagster.core.monitoring.reports import report_path
-    from butterquant_dagster.defs.monitoring.automation import REPORT_JOBS
-
-    summary = cli.materialize(REPORT_JOBS[period], session, session, show_progress=show_progress)
-    return summary, report_path(settings.data_root(), period, report_key(period, session))
+    """--date (a session that has closed), else the latest session that has closed."""
+    return require_session(text) if text else latest_closed()
 
 
 def cmd_report(args) -> int:
-    from butterquant_dagster import cli
-
     session = report_session(args.date)
     summary, path = write_report(args.period, session, show_progress=not args.json)
     if not summary.success:
-        return cli._report_failure(summary, args.json)
-    cli._print(
+        return report_failure(summary, args.json)
+    emit(
         {"period": args.period, "session": session.isoformat(), "path": str(path),
          "run_id": summary.run_id},
         args.json,
         [f"{args.period} report of {session} written to {path} (run {summary.run_id})"],
     )  # fmt: skip
-    return cli.EXIT_OK
+    return EXIT_OK
 
 
 def add_parser(sub) -> None:

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import json
 
-from butterquant_dagster import cli
+from butterquant_dagster.commands._errors import EXIT_OK, CliError
+from butterquant_dagster.commands._instance import prepare_instance
 
 
 def add_parser(sub) -> None:
@@ -41,14 +42,14 @@ def add_parser(sub) -> None:
 def cmd_runs(args) -> int:
     from butterquant_dagster import runs
 
-    instance = cli.prepare_instance(clear_stale=False)  # listed first, cleared if asked
+    instance = prepare_instance(clear_stale=False)  # listed first, cleared if asked
     cleared = []
     for run_id in args.clear:
         info = runs.run_info(instance, run_id)
         if info is None:
-            raise cli.CliError(f"no run {run_id} in the instance")
+            raise CliError(f"no run {run_id} in the instance")
         if info.alive:
-            raise cli.CliError(
+            raise CliError(
                 f"{info.describe()} is alive: stop it (kill {info.launcher.pid}) and retry"
             )
         runs.mark_failed(instance, run_id, "Marked failed by hand (`butterquant runs --clear`).")
@@ -76,7 +77,7 @@ def cmd_runs(args) -> int:
         print(json.dumps(payload, indent=2, default=str))
     else:
         print("\n".join(lines))
-    return cli.EXIT_OK
+    return EXIT_OK
 
 
 def _slots_by_run(instance) -> dict[str, list[str]]:

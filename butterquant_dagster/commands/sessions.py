@@ -1,52 +1,34 @@
-"""The one rule every date-taking command applies: a session that has not closed is refused.
-
-A session has no closing snapshot until its close has passed in New York, so nothing may be
-computed for it; every command says so the same way, with exit 2 (bad input), naming the
-date and the latest closed session, before any run starts.
-"""
+"""``butterquant sessions --start D --end D``: the NYSE sessions of a range, early closes
+marked."""
 
 from __future__ import annotations
 
-import datetime as dt
-
+from butterquant_dagster.commands._dates import session_range
+from butterquant_dagster.commands._errors import EXIT_OK
+from butterquant_dagster.commands._output import emit
 from butterquant_dagster.core import calendar
 
 
-def now() -> dt.datetime:
-    """The commands' instant (tests replace it to stand at a fixed time)."""
-    return dt.datetime.now(dt.UTC)
+def add_parser(sub) -> None:
+    sessions = sub.add_parser(
+        "sessions",
+        help="list NYSE sessions in a date range",
+        description="NYSE sessions and early closes in [start, end].",
+    )
+    sessions.add_argument("--start", required=True, help="first date, YYYY-MM-DD")
+    sessions.add_argument("--end", required=True, help="last date, YYYY-MM-DD")
+    sessions.add_argument("--json", action="store_true", help="print the result as JSON")
+    sessions.set_defaults(handler=cmd_sessions)
 
 
-def latest_closed() -> dt.date:
-    return calendar.latest_completed_session(now())
-
-
-def not_closed_message(what: str, day: dt.date) -> str:
-    return f"{what} {day} has not closed yet; the latest closed NYSE session is {latest_closed()}"
-
-
-def require_closed(day: dt.date, what: str) -> dt.date:
-    """``day`` (any date) when every session up to it has closed; else the CLI's bad input."""
-    from butterquant_dagster import cli
-
-    latest = latest_closed()
-    if day > latest:
-        try:
-            pending = calendar.next_session(latest)
-        except calendar.CalendarError:
-            pending = day
-        if pending <= day:
-            raise cli.CliError(not_closed_message(what, day))
-    return day
-
-
-def require_closed_text(text: str | None, what: str) -> None:
-    """As ``require_closed`` for a YYYY-MM-DD option (None or unparsable: left to the
-    command's own parsing, which names the format)."""
-    if not text:
-        return
-    try:
-        day = dt.date.fromisoformat(text)
-    except ValueError:
-        return
-    require_closed(day, what)
+def cmd_sessions(args) -> int:
+    days = session_range(args.start, args.end)
+    early = {e.session for e in calendar.early_closes(days[0], days[-1])}
+    rows = [{"session": d.isoformat(), "early_close": d in early} for d in days]
+    emit(
+        {"sessions": rows, "count": len(rows)},
+        args.json,
+        [f"{r['session']}{'  (early close 13:00)' if r['early_close'] else ''}" for r in rows]
+        + [f"{len(rows)} sessions"],
+    )
+    return EXIT_OK

@@ -8,7 +8,7 @@ past the blocking checks nor reach the rest of the machine. Refusals exit 2.
 
 from __future__ import annotations
 
-from butterquant_dagster import cli
+from butterquant_dagster.commands._errors import EXIT_OK, CliError
 from butterquant_dagster.core import settings
 
 
@@ -35,20 +35,20 @@ def cmd_sql(args) -> int:
     try:
         check_read_only(args.query)
     except ReadOnlyQueryError as exc:
-        raise cli.CliError(str(exc)) from exc
+        raise CliError(str(exc)) from exc
     lake = Lake(settings.data_root())
     with lake.connect_read_only() as db:
         try:
             frame = db.execute(args.query).fetchdf()
         except duckdb.PermissionException as exc:
-            raise cli.CliError(
+            raise CliError(
                 f"butterquant sql reads only the lake's views (files under {lake.directory} "
                 f"and {lake.archive_directory}): {exc}"
             ) from exc
         except Exception as exc:  # duckdb raises many error types; all are bad input here
-            raise cli.CliError(f"query failed: {exc}") from exc
+            raise CliError(f"query failed: {exc}") from exc
     if args.json:
         print(frame.to_json(orient="records", date_format="iso", indent=2))
     else:
         print(frame.to_string(index=False, max_rows=args.max_rows))
-    return cli.EXIT_OK
+    return EXIT_OK

@@ -12,6 +12,7 @@ import pytest
 from dagster import DagsterInstance
 
 from butterquant_dagster import cli
+from butterquant_dagster.commands._materialize import materialize
 from butterquant_dagster.core.backtest.metrics import BENCHMARK_METRIC_NAMES, METRIC_NAMES
 from butterquant_dagster.defs.backtest import assets as backtest_assets
 from butterquant_dagster.defs.scan.automation import SCAN_JOB
@@ -94,7 +95,7 @@ def scanned(tmp_path_factory):
         with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet):
             assert cli.main(["backfill", "--start", HISTORY[0], "--end", HISTORY[1]]) == 0
         first, last = (dt.date.fromisoformat(d) for d in SCANNED)
-        assert cli.materialize(SCAN_JOB, first, last, show_progress=False).success
+        assert materialize(SCAN_JOB, first, last, show_progress=False).success
         yield root
 
 

@@ -9,6 +9,7 @@ import pytest
 from dagster import DagsterInstance
 
 from butterquant_dagster.cli import EXIT_BAD_INPUT, EXIT_OK, build_parser, main
+from butterquant_dagster.commands._models import contiguous_blocks
 from butterquant_dagster.core import calendar
 from butterquant_dagster.core.ml.regime import first_bar_session_needed
 from butterquant_dagster.core.storage.lake import Lake
@@ -152,11 +153,9 @@ def test_dotenv_in_the_working_directory_configures_the_cli(tmp_path, monkeypatc
 
 
 def test_contiguous_blocks_split_at_gaps():
-    from butterquant_dagster.cli import _contiguous_blocks
-
     keys = ["2025-07-01", "2025-07-02", "2025-07-03", "2025-07-07", "2025-07-09"]
     # July 4th is a holiday: the 3rd and the 7th are consecutive sessions; the 8th is missing.
-    assert _contiguous_blocks(keys) == [
+    assert contiguous_blocks(keys) == [
         (dt.date(2025, 7, 1), dt.date(2025, 7, 7)),
         (dt.date(2025, 7, 9), dt.date(2025, 7, 9)),
     ]
