@@ -23,7 +23,7 @@ from butterquant_dagster.core.ml.features import (
     feature_matrix,
     ticker_context,
 )
-from butterquant_dagster.core.ml.probability import _classifier, train
+from butterquant_dagster.core.ml.probability import _classifier, calibration_splits, train
 from butterquant_dagster.core.scan.pipeline import scan_session
 from butterquant_dagster.core.scan.signals import ticker_signals
 from butterquant_dagster.core.scan.surface import surface_summary
@@ -59,7 +59,11 @@ def bench_inference() -> None:
     # Labels only shape the trees; timing does not depend on their quality.
     y = rng.uniform(size=len(x)) < np.clip(scored["prob_profit_rn"].to_numpy(), 0.02, 0.9)
     sample = rng.choice(len(x), size=min(40_000, len(x)), replace=False)
-    model = _classifier(7).fit(x[sample], y[sample].astype(int))
+    # The production model's shape: calibration folds grouped by (ticker, expiry).
+    groups = (scored["symbol"].astype(str) + "|" + scored["expiry"].astype(str)).to_numpy()
+    labels = y[sample].astype(int)
+    splits = calibration_splits(groups[sample], labels, 7)
+    model = _classifier(7, splits).fit(x[sample], labels)
     session = onnx_export.session(onnx_export.export(model, x.shape[1]))
     sklearn_s = _best(lambda: model.predict_proba(x))
     onnx_s = _best(lambda: onnx_export.run(session, x))
