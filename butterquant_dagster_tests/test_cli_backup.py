@@ -5,11 +5,11 @@ from __future__ import annotations
 import errno
 import json
 import os
+import uuid
 from pathlib import Path
 
 import pandas as pd
 from dagster import DagsterInstance, DagsterRun, DagsterRunStatus
-from dagster._core.utils import make_new_run_id
 
 from butterquant_dagster.cli import EXIT_BAD_INPUT, EXIT_OK, main
 from butterquant_dagster.core.storage import backup as backup_module
@@ -81,7 +81,7 @@ def test_restore_names_a_corrupted_file_and_restores_nothing(isolated_env, capsy
 def test_restore_waits_for_runs_in_progress_unless_forced(isolated_env, capsys):
     _data(isolated_env)
     path = _backup(capsys)
-    run_id = make_new_run_id()
+    run_id = str(uuid.uuid4())
     DagsterInstance.get().add_run(
         DagsterRun(job_name="execution_job", run_id=run_id, status=DagsterRunStatus.STARTED)
     )
