@@ -68,11 +68,16 @@ def stage_checked(
 
 
 def run_metadata(sessions: list[dt.date], source) -> dict[str, object]:
+    """What the run read, including what the source dropped or converted on the way (a
+    vendor file's no-quote rows, say): nothing leaves the data silently."""
+    warnings = list(getattr(source, "warnings", None) or [])
     return {
         "sessions": len(sessions),
         "first_session": str(sessions[0]),
         "last_session": str(sessions[-1]),
         "source": source.name,
+        "source_warnings": len(warnings),
+        **({"source_warning_lines": "\n".join(warnings[:50])} if warnings else {}),
     }
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pandas as pd
 import pytest
 
@@ -174,3 +176,52 @@ def test_holiday_and_weekend_are_not_partitions(tmp_path, bad_key):
     partitions = defs.resolve_assets_def("daily_bars").partitions_def
     assert not partitions.has_partition_key(bad_key)
     assert partitions.has_partition_key("2025-07-03")
+
+
+def test_vendor_no_quote_rows_do_not_block_the_run(tmp_path, real_bars_dir, real_universe_file):
+    """A vendor chain file whose second session lists contracts with bid = ask = 0: both
+    sessions are published, and the run's metadata counts what the source dropped (such
+    rows used to fail quote_prices_valid and block every session of the run)."""
+    from butterquant_dagster_tests.core.market.test_files import hand_made_chain
+
+    days = [dt.date(2008, 10, 14), dt.date(2008, 10, 15)]
+    frames = []
+    for day in days:
+        made = hand_made_chain(day)
+        frames.append(
+            pd.DataFrame(
+                {
+                    "date": day.isoformat(),
+                    "act_symbol": "NVDA",
+                    "expiration": made["listed"].astype(str),
+                    "strike": made["strike"],
+                    "call_put": made["right"],
+                    # Quoted prices: at least a cent bid, two cents wide.
+                    "bid": made["bid"].clip(lower=0.01).round(2),
+                    "ask": made["ask"].clip(lower=made["bid"].clip(lower=0.01) + 0.02).round(2),
+                }
+            )
+        )
+    no_quote = frames[1].iloc[:2].assign(strike=[30.0, 31.0], bid=0.0, ask=0.0)
+    chains = tmp_path / "vendor.csv"
+    pd.concat([*frames, no_quote], ignore_index=True).to_csv(chains, index=False)
+    defs = make_defs(
+        tmp_path / "root",
+        partitions_start="1999-01-04",
+        source="files",
+        bars_path=str(real_bars_dir),
+        chains_path=str(chains),
+        universe_file=str(real_universe_file),
+        universe_symbols="NVDA",
+    )
+    result = run_market(defs, days[0].isoformat(), days[1].isoformat())
+    assert result.success, failure_messages(result)
+    lake = Lake(tmp_path / "root")
+    assert lake.partitions("option_chains") == [d.isoformat() for d in days]
+    published = lake.read("option_chains", [days[1].isoformat()])
+    assert not ((published["bid"] == 0) & (published["ask"] == 0)).any()
+    materializations = result.asset_materializations_for_node("option_chains")
+    assert len(materializations) == len(days)
+    warned = {m.metadata["source_warnings"].value for m in materializations}
+    lines = materializations[-1].metadata["source_warning_lines"].value
+    assert warned == {1} and "dropped 2 no-quote row(s)" in lines

@@ -771,3 +771,25 @@ def test_tickers_without_enough_history_get_no_chain():
     # A ticker without a bar on the session (YHOO's file outlives the others) is skipped too.
     assert set(source.chains(dt.date(2015, 6, 1))["symbol"]) == {"YHOO"}
     assert source.skipped_tickers == ["NVDA", "ORCL"]
+
+
+def test_vendor_no_quote_rows_are_dropped_with_a_count(tmp_path):
+    """bid = ask = 0 is a contract nobody quoted: dropped at the source and counted in its
+    warnings; a zero bid with an ask is a one-sided quote and stays."""
+    frame = pd.DataFrame(
+        {
+            "date": SESSION.isoformat(),
+            "act_symbol": "NVDA",
+            "expiration": "2008-11-21",
+            "strike": [6.0, 7.0, 8.0, 9.0],
+            "call_put": "Call",
+            "bid": [1.0, 0.0, 0.0, 0.0],
+            "ask": [1.1, 0.0, 0.05, 0.0],
+        }
+    )
+    path = write(frame, tmp_path / "vendor.csv")
+    source = FileMarketSource(universe("NVDA"), FIXTURES, path)
+    chain = source.chains(SESSION)
+    assert chain["strike"].tolist() == [6.0, 8.0]
+    assert chain["bid"].tolist() == [1.0, 0.0]
+    assert f"{SESSION}: dropped 2 no-quote row(s) (bid = ask = 0) of 4" in source.warnings

@@ -121,6 +121,7 @@ class FileMarketSource:
         assert self.chains_path is not None
         rows = _session_quotes(self.chains_path, session, self._warn)
         rows = rows.loc[rows["symbol"].isin(self.symbols)].reset_index(drop=True)
+        rows = self._without_no_quote_rows(rows, session)
         if rows.empty:
             return empty(OPTION_CHAINS)
         return _complete(
@@ -132,6 +133,23 @@ class FileMarketSource:
             closes=lambda: self._underlying_closes(session),
             warn=self._warn,
         )
+
+    def _without_no_quote_rows(self, rows: pd.DataFrame, session: dt.date) -> pd.DataFrame:
+        """Vendors list contracts nobody quoted at the close as bid = ask = 0. Such a row is
+        no price at all (a zero bid with an ask is a one-sided quote and stays), so it is
+        dropped here with a warning that counts it, instead of failing the price check and
+        with it every session of the run (docs/data_formats.md, "No-quote rows")."""
+        bid = pd.to_numeric(rows["bid"], errors="coerce")
+        ask = pd.to_numeric(rows["ask"], errors="coerce")
+        no_quote = (bid == 0) & (ask == 0)
+        if no_quote.any():
+            self._warn(
+                [
+                    f"{session}: dropped {int(no_quote.sum())} no-quote row(s) (bid = ask = 0) "
+                    f"of {len(rows)}"
+                ]
+            )
+        return rows.loc[~no_quote].reset_index(drop=True)
 
     def _volatility_state(self, session: dt.date) -> pd.DataFrame:
         day = self._require(session, self.bars_path)
