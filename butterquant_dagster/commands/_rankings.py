@@ -11,15 +11,10 @@ from butterquant_dagster.core.scan.ev_reliability import (
     with_calibrated_ev,
     with_per_1000,
 )
+from butterquant_dagster.core.scan.score import RANKED_BUTTERFLY
 
 COLUMNS = [
-    "rank",
-    "ticker",
-    "strategy",
-    "expiry",
-    "lower",
-    "center",
-    "upper",
+    *RANKED_BUTTERFLY,
     "cost",
     "max_loss",
     "score",

@@ -27,6 +27,7 @@ from butterquant_dagster.core.monitoring.reports import (
     WeeklyReportInputs,
 )
 from butterquant_dagster.core.scan import ev_reliability
+from butterquant_dagster.core.scan.score import RANKED_BUTTERFLY
 from butterquant_dagster.core.storage.lake import Lake
 from butterquant_dagster.core.trading.execution import order_outcomes
 from butterquant_dagster.core.trading.ledger import Ledger
@@ -37,13 +38,7 @@ IMPORTANCE_WEEKS = 12  # the weekly report's feature-importance trend
 ACCURACY_MONTHS = 12  # the monthly report's accuracy-by-regime trend
 TOP_RANKINGS = 20
 RANKING_SHOWN = [
-    "rank",
-    "ticker",
-    "strategy",
-    "expiry",
-    "lower",
-    "center",
-    "upper",
+    *RANKED_BUTTERFLY,
     "score",
     "ev_per_1000",
     "ml_success_prob",

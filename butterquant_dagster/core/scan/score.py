@@ -32,6 +32,9 @@ from butterquant_dagster.core.trading.exit_rules import exit_shares
 WEIGHTS = {"price_match": 0.35, "vol_edge": 0.25, "stability": 0.20, "alignment": 0.20}
 DELTA_PENALTY_POINTS = 20.0
 VOL_EDGE_SCALE = 0.10  # a 10 % vol edge moves the factor from 0.5 to 0.73
+# The columns that name a ranked butterfly wherever a ranking is shown (CLI, UI, reports);
+# each view adds the figures it shows after them.
+RANKED_BUTTERFLY = ["rank", "ticker", "strategy", "expiry", "lower", "center", "upper"]
 STRATEGY_NAMES = {
     "call_fly": "Long Call Butterfly",
     "put_fly": "Long Put Butterfly",

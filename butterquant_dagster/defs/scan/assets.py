@@ -28,7 +28,7 @@ from butterquant_dagster.core.scan import ev_reliability
 from butterquant_dagster.core.scan.invariants import CANDIDATE_RULES, listed_strikes
 from butterquant_dagster.core.scan.outcomes import OutcomeError, sample_for_outcomes, settle
 from butterquant_dagster.core.scan.pipeline import scan_session
-from butterquant_dagster.core.scan.score import rank, recommend
+from butterquant_dagster.core.scan.score import RANKED_BUTTERFLY, rank, recommend
 from butterquant_dagster.core.scan.signals import ticker_signals
 from butterquant_dagster.core.scan.surface import surface_summary
 from butterquant_dagster.defs.partitions import session_asset, trailing_keys
@@ -98,13 +98,7 @@ RANKING_COLUMNS = [
 
 
 TOP_SHOWN_COLUMNS = [
-    "rank",
-    "ticker",
-    "strategy",
-    "expiry",
-    "lower",
-    "center",
-    "upper",
+    *RANKED_BUTTERFLY,
     "cost",
     "max_loss",
     "score",
