@@ -1,18 +1,23 @@
 """``butterquant analyze --tickers T,...``: the signal ensemble's buy / hold / sell decisions
 with the market regime, as JSON (or the portfolio system's export with ``--portfolio``),
-analysing the session through Dagster first when the lake lacks its decisions."""
+analysing the session through Dagster first when the lake lacks its decisions.
+
+Every ticker with a decision is printed; each one without is named on stderr with why and
+the setting that adds it to the universe, and the command then exits 2."""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import sys
 
 from butterquant_dagster.commands._data import lake
 from butterquant_dagster.commands._dates import require_session
-from butterquant_dagster.commands._errors import EXIT_OK, CliError
+from butterquant_dagster.commands._errors import EXIT_BAD_INPUT, EXIT_OK, CliError
 from butterquant_dagster.commands._materialize import materialize
 from butterquant_dagster.commands._output import report_failure
 from butterquant_dagster.core import calendar
+from butterquant_dagster.core.market.universe import missing_tickers
 
 REGIME_FIELDS = ("market_regime", "regime_confidence", "p_bear", "p_neutral", "p_bull")
 
@@ -41,7 +46,6 @@ def add_parser(sub) -> None:
 
 
 def cmd_analyze(args) -> int:
-    from butterquant_dagster.core.ml.ensemble import decisions_json, portfolio_export
     from butterquant_dagster.defs.ml.automation import ANALYSIS_JOB
 
     session = (
@@ -56,12 +60,34 @@ def cmd_analyze(args) -> int:
         if not summary.success:
             return report_failure(summary, False)
     decisions = store.read("trading_decisions", [key])
-    tickers = [t.strip().upper() for t in args.tickers.split(",") if t.strip()]
-    unknown = sorted(set(tickers) - set(decisions["symbol"]))
-    if unknown:
-        raise CliError(
-            f"no decision for {unknown} on {key} (not in the universe, or too little price history)"
+    tickers = list(dict.fromkeys(t.strip().upper() for t in args.tickers.split(",") if t.strip()))
+    if not tickers:
+        raise CliError(f"--tickers names no ticker: {args.tickers!r}")
+    missing = missing_tickers(
+        tickers,
+        set(decisions["symbol"]),
+        list(store.read("universe")["symbol"]) if "universe" in store.tables() else [],
+        what=f"decision on {key}",
+        backfill=_backfill_command(store, key),
+    )
+    tickers = [t for t in tickers if t not in missing.reasons]
+    if tickers:
+        _print_decisions(args, store, session, decisions, tickers)
+    if missing.reasons:
+        print(
+            f"butterquant: error: no decision on {key} for "
+            f"{len(missing.reasons)} of {len(tickers) + len(missing.reasons)} ticker(s):",
+            file=sys.stderr,
         )
+        print("\n".join(missing.lines()), file=sys.stderr)
+        return EXIT_BAD_INPUT
+    return EXIT_OK
+
+
+def _print_decisions(args, store, session, decisions, tickers: list[str]) -> None:
+    from butterquant_dagster.core.ml.ensemble import decisions_json, portfolio_export
+
+    key = session.isoformat()
     chosen = decisions[decisions["symbol"].isin(tickers)]
     regime = store.read("market_regime", [key]).iloc[0]
     regime_fields = {k: regime[k] for k in REGIME_FIELDS}
@@ -75,10 +101,16 @@ def cmd_analyze(args) -> int:
             prices={t: float(closes[t]) for t in chosen["symbol"]},
         )
         print(json.dumps(export, indent=2, default=str))
-        return EXIT_OK
+        return
     payload = decisions_json(chosen, regime_fields)
     if not args.show_reasoning:
         for decision in payload["decisions"].values():
             decision.pop("reasoning", None)
     print(json.dumps(payload, indent=2, default=str))
-    return EXIT_OK
+
+
+def _backfill_command(store, key: str) -> str:
+    """The backfill that loads a ticker's history up to ``key`` over the lake's sessions."""
+    sessions = [s for s in store.partitions("daily_bars") if s <= key]
+    start = sessions[0] if sessions else key
+    return f"butterquant backfill --start {start} --end {key}"

@@ -2,19 +2,21 @@
 ``backtest`` asset through Dagster (so the run, its metadata and chart are in the UI) and
 print its figures.
 
-Exit codes: 0 done, 1 the run failed, 2 bad input (unknown tickers, bad dates, a window
-whose sessions were never scanned or analysed: the message names what to run).
+Exit codes: 0 done, 1 the run failed, 2 bad input (unknown tickers, each named with the
+setting that adds it to the universe; bad dates; a window whose sessions were never scanned
+or analysed: the message names what to run).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from butterquant_dagster.commands._args import positive_int
 from butterquant_dagster.commands._dates import require_closed_text
-from butterquant_dagster.commands._errors import EXIT_OK, CliError
+from butterquant_dagster.commands._errors import EXIT_BAD_INPUT, EXIT_OK, CliError
 from butterquant_dagster.commands._materialize import materialize
 from butterquant_dagster.commands._output import emit, report_failure
 from butterquant_dagster.core import settings
@@ -99,6 +101,10 @@ def cmd_backtest(args) -> int:
     require_closed_text(args.end_date, "--end-date")
     lake = Lake(settings.data_root())
     tickers = [t for t in (args.tickers or "").split(",") if t.strip()]
+    if args.tickers is not None and not tickers:
+        raise CliError(f"--tickers names no ticker: {args.tickers!r}")
+    if _unknown_tickers(lake, tickers, args.end_date):
+        return EXIT_BAD_INPUT
     try:
         parse_date(args.start_date, "--start-date")  # named as the user typed it
         parse_date(args.end_date, "--end-date")
@@ -133,6 +139,35 @@ def cmd_backtest(args) -> int:
     result = json.loads(Path(report).read_text())
     emit({"run_id": summary.run_id, **result}, args.json, _lines(result, summary.run_id))
     return EXIT_OK
+
+
+def _unknown_tickers(lake, tickers: list[str], end: str | None) -> bool:
+    """Whether any requested ticker is outside the lake's universe; each is named on stderr
+    with why and the setting that adds it (as `analyze` does)."""
+    from butterquant_dagster.core.market.universe import missing_tickers
+
+    if not tickers or "universe" not in lake.tables():
+        return False  # no universe: check_request says what to run
+    universe = [str(s) for s in lake.read("universe")["symbol"]]
+    sessions = lake.partitions("daily_bars")
+    last = end or (sessions[-1] if sessions else None)
+    backfill = (
+        f"butterquant backfill --start {sessions[0]} --end {last}"
+        if sessions and last
+        else "butterquant backfill"
+    )
+    missing = missing_tickers(
+        tickers, set(universe), universe, what="backtest data", backfill=backfill
+    )
+    if not missing.reasons:
+        return False
+    asked = len({t.strip().upper() for t in tickers})
+    print(
+        f"butterquant: error: {len(missing.reasons)} of {asked} ticker(s) not in the universe:",
+        file=sys.stderr,
+    )
+    print("\n".join(missing.lines()), file=sys.stderr)
+    return True
 
 
 def _lines(result: dict, run_id: str) -> list[str]:

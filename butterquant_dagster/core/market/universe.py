@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 import re
 import string
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
@@ -127,3 +128,100 @@ def select_universe(
     )
     combined = pd.concat([base, generated], ignore_index=True)
     return conform(combined, UNIVERSE, origin="universe selection")
+
+
+_ADD_BELOW = "the universe file has it: add it with the setting below"
+
+
+@dataclass(frozen=True)
+class MissingTickers:
+    """Why requested tickers are missing: ``reasons`` one sentence per ticker (in the order
+    requested), ``fix`` the one setting line that adds those the universe file has (None
+    when there are none)."""
+
+    reasons: dict[str, str]
+    fix: str | None = None
+
+    def lines(self) -> list[str]:
+        lines = [f"  {symbol}: {reason}" for symbol, reason in self.reasons.items()]
+        if self.fix:
+            added = [s for s, r in self.reasons.items() if r.endswith(_ADD_BELOW)]
+            lines.append(f"  to add {', '.join(added)}: {self.fix}")
+        return lines
+
+
+def missing_tickers(
+    requested: list[str],
+    available: set[str] | list[str],
+    universe: list[str],
+    *,
+    what: str = "data",
+    backfill: str = "butterquant backfill",
+    universe_file: str | None = None,
+    universe_size: int | None = None,
+    universe_symbols: list[str] | None = None,
+) -> MissingTickers:
+    """Why each of ``requested`` (upper-cased) is not among ``available``, naming the
+    setting that adds it to the universe.
+
+    ``universe`` is the universe the lake was built with (its ``universe`` asset, in its
+    order); the ``universe_*`` arguments are the current settings (read from the
+    environment when None). ``what`` names what a ticker lacks ("decision on 2026-12-04"),
+    ``backfill`` the command that then loads its history.
+    """
+    from butterquant_dagster.core import settings
+
+    if universe_file is None:
+        universe_file = settings.env("BUTTERQUANT_UNIVERSE_FILE")
+    if universe_size is None:
+        universe_size = settings.value("BUTTERQUANT_UNIVERSE_SIZE")
+    if universe_symbols is None:
+        text = settings.env("BUTTERQUANT_UNIVERSE_SYMBOLS")
+        universe_symbols = [s.strip().upper() for s in text.split(",") if s.strip()]
+    available, known = set(available), set(universe)
+    origin = universe_file or f"the packaged S&P 500 file {DEFAULT_UNIVERSE_FILE}"
+    try:
+        in_file: set[str] | None = set(read_universe_file(universe_file or None)["symbol"])
+    except (UniverseError, OSError, ValueError):
+        in_file = None  # an unreadable file: the hint names the setting, without a verdict
+    configured = set(universe_symbols)
+    if configured:
+        scope = "the tickers of BUTTERQUANT_UNIVERSE_SYMBOLS"
+    elif universe_size and universe_size < len(in_file or ()):
+        scope = f"the first {universe_size} of {origin}, BUTTERQUANT_UNIVERSE_SIZE={universe_size}"
+    else:
+        scope = origin
+    reasons: dict[str, str] = {}
+    to_add: list[str] = []
+    for raw in requested:
+        symbol = raw.strip().upper()
+        if not symbol or symbol in available or symbol in reasons:
+            continue
+        if not _SYMBOL_PATTERN.match(symbol):
+            reasons[symbol] = "not a ticker symbol (letters, optionally a class suffix as in BRK.B)"
+        elif symbol in known:
+            reasons[symbol] = (
+                f"in the universe but has no {what}: too little price history before it "
+                "(backfill earlier sessions with `butterquant backfill`)"
+            )
+        elif symbol in configured:
+            reasons[symbol] = (
+                "BUTTERQUANT_UNIVERSE_SYMBOLS lists it, but the lake's universe was built "
+                f"before: run `{backfill}`"
+            )
+        elif in_file is not None and symbol not in in_file:
+            reasons[symbol] = (
+                f"not in the universe file ({origin}): add a row `{symbol},<name>,<sector>` to "
+                "a universe CSV and point BUTTERQUANT_UNIVERSE_FILE at it"
+            )
+        else:
+            to_add.append(symbol)
+            reasons[symbol] = f"not in the {len(known)}-ticker universe ({scope}); {_ADD_BELOW}"
+    fix = None
+    if to_add:
+        listed = ",".join([*universe, *to_add])
+        fix = f"BUTTERQUANT_UNIVERSE_SYMBOLS={listed}" + (
+            "" if configured else " (or BUTTERQUANT_UNIVERSE_SIZE=0 for the whole file)"
+        )
+        fix += f" in .env or the environment, then `{backfill}`"
+    return MissingTickers(reasons, fix)
