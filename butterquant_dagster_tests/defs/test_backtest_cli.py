@@ -48,7 +48,7 @@ def small_lake(isolated_env, monkeypatch) -> Path:
 @pytest.mark.parametrize(
     ("arguments", "message"),
     [
-        (["--tickers", "AAA,ZZZ"], "['ZZZ'] are not in the universe"),
+        (["--tickers", "AAA,ZZZ"], "1 of 2 ticker(s) not in the universe:\n  ZZZ: not in"),
         (["--start-date", "2025-02-31"], "--start-date must be a date YYYY-MM-DD"),
         (["--end-date", "tomorrow"], "--end-date must be a date YYYY-MM-DD, got 'tomorrow'"),
         (["--start-date", "2025-02-07", "--end-date", "2025-02-03"], "is after the end date"),
