@@ -228,13 +228,14 @@ def test_models_list_json(root, capsys):
 
 def test_positions_json(root, capsys):
     result = _json(["positions", "--json"], capsys)
-    assert set(result) == {"open_positions", "cash", "equity", "positions"}
+    assert set(result) == {"open_positions", "cash", "equity", "account", "positions"}
     assert result["open_positions"] == 0 and result["positions"] == []
 
 
 def test_journal_json(root, capsys):
     result = _json(["journal", "--json"], capsys)
-    assert {"trades", "win_rate", "total_pnl", "yield_per_1000"} <= set(result)
+    assert {"trades", "win_rate", "total_pnl", "realized_pnl", "yield_per_1000"} <= set(result)
+    assert {"account", "equity", "max_drawdown"} <= set(result)
     assert result["trades"] == []
 
 

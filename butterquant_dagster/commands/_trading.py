@@ -36,23 +36,29 @@ def pd_date(value) -> str:
     return pd.Timestamp(value).date().isoformat()
 
 
-def journal_lines(figures: dict) -> list[str]:
-    """The track record of the journal's ``summary`` figures: overall, per track, exits."""
+def journal_lines(figures: dict, account=None) -> list[str]:
+    """The track record of the journal's ``summary`` figures: overall, per track, exits; the
+    P/L there is the closed trades' (realized). With ``account`` (a
+    ``core.trading.account.AccountView``) the account's value and its realized, unrealized
+    and total P/L and drawdown follow, the figures ``positions`` and the reports show."""
+    from butterquant_dagster.core.trading.account import signed_dollars
+
+    account_lines = account.lines() if account is not None else []
     if not figures["trades"]:
-        return ["journal: no closed trades yet"]
+        return ["journal: no closed trades yet", *account_lines]
+    # Without the account, the drawdown of the equity rows given to summary (older callers).
+    drawdown = figures.get("max_drawdown") if account is None else None
     lines = [
         f"journal: {figures['trades']} closed trades, win rate {figures['win_rate']:.1%}, "
-        f"P/L ${figures['total_pnl']:+,.2f}, yield {figures['yield_per_1000']:+.0f} per $1,000"
-        + (
-            f", max drawdown {figures['max_drawdown']:.2%}"
-            if figures.get("max_drawdown") is not None
-            else ""
-        )
+        f"realized P/L {signed_dollars(figures['total_pnl'])} (closed trades), "
+        f"yield {figures['yield_per_1000']:+.0f} per $1,000"
+        + (f", max drawdown {drawdown:.2%}" if drawdown is not None else "")
     ]
     for track, numbers in figures.get("by_track", {}).items():
         lines.append(
             f"  {track:8} {numbers['trades']} trades, win rate {numbers['win_rate']:.1%}, "
-            f"P/L ${numbers['total_pnl']:+,.2f}, yield {numbers['yield_per_1000']:+.0f} per $1,000"
+            f"realized P/L {signed_dollars(numbers['total_pnl'])}, "
+            f"yield {numbers['yield_per_1000']:+.0f} per $1,000"
         )
     lines.append(f"  exits: {figures.get('by_exit_reason', {})}")
-    return lines
+    return lines + account_lines

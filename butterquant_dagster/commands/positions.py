@@ -1,15 +1,26 @@
-"""``butterquant positions``: the open positions with their latest marks, and the cash."""
+"""``butterquant positions``: the account (value, cash, realized and unrealized P/L) at the
+latest marked close and the open positions behind it, with their marks."""
 
 from __future__ import annotations
+
+import pandas as pd
 
 from butterquant_dagster.commands._data import trading
 from butterquant_dagster.commands._errors import EXIT_OK
 from butterquant_dagster.commands._output import emit
 from butterquant_dagster.commands._trading import pd_date
+from butterquant_dagster.core.trading.account import (
+    HELD,
+    account_view,
+    dollars,
+    position_marks,
+    signed_dollars,
+)
 
 COLUMNS = [
     "position_id", "ticker", "structure", "track", "expiry", "lower", "center", "upper",
-    "quantity", "entry_session", "entry_price", "mark", "unrealized_pnl", "marked_on",
+    "quantity", "entry_session", "entry_price", "mark", "market_value", "unrealized_pnl",
+    "marked_on", "status",
 ]  # fmt: skip
 
 
@@ -21,25 +32,34 @@ def add_parser(sub) -> None:
 
 def cmd_positions(args) -> int:
     ledger = trading().ledger()
-    held = ledger.open_positions()
-    marks = ledger.query(
-        "SELECT position_id, arg_max(mark, session) AS mark, max(session) AS marked_on, "
-        "arg_max(unrealized_pnl, session) AS unrealized_pnl FROM marks GROUP BY 1"
-    )
-    rows = held.merge(marks, on="position_id", how="left")[COLUMNS]
-    equity = ledger.equity()
+    account = account_view(ledger)
+    rows = position_marks(ledger, account)
+    # A position opened since the close is listed with what is held now.
+    rows["quantity"] = rows["quantity"].where(rows["status"] == HELD, rows["quantity_now"])
+    rows = rows[COLUMNS]
+    held = rows.loc[rows["status"] == HELD]
     result = {
-        "open_positions": len(rows),
-        "cash": ledger.cash_balance(),
-        "equity": float(equity["equity"].iloc[-1]) if len(equity) else None,
+        "open_positions": account.open_positions,
+        "cash": account.cash,
+        "equity": account.account_value,
+        "account": account.to_dict(),
         "positions": rows.to_dict(orient="records"),
     }
-    lines = [f"{len(rows)} open positions; cash ${result['cash']:,.2f}"]
+    at_risk = account.capital_at_risk
+    lines = [
+        *account.lines(),
+        f"{len(held)} open positions"
+        + (f", capital at risk {dollars(at_risk)}" if at_risk else "")
+        + " (P/L: marked value minus cost, fees included)",
+    ]
     for row in rows.itertuples(index=False):
+        mark = "not marked" if pd.isna(row.mark) else f"mark {row.mark:+.2f}"
+        pnl = "" if pd.isna(row.unrealized_pnl) else f" P/L {signed_dollars(row.unrealized_pnl)}"
+        status = "" if row.status == HELD else f" ({row.status} the close)"
         lines.append(
             f"  {row.ticker:6} {row.structure:9} {row.track:8} x{row.quantity} "
             f"{row.lower:g}/{row.center:g}/{row.upper:g} exp {pd_date(row.expiry)} "
-            f"entry {row.entry_price:+.2f} mark {row.mark:+.2f} P/L {row.unrealized_pnl:+,.0f}"
+            f"entry {row.entry_price:+.2f} {mark}{pnl}{status}"
         )
     emit(result, args.json, lines)
     return EXIT_OK

@@ -97,9 +97,17 @@ def test_execute_without_the_previous_scan_names_it(isolated_env, capsys):
 def test_positions_json_on_an_empty_ledger(isolated_env, capsys):
     assert main(["positions", "--json"]) == EXIT_OK
     result = strict_json(capsys.readouterr().out)
-    assert result == {"open_positions": 0, "cash": 100_000.0, "equity": None, "positions": []}
+    account = result.pop("account")
+    assert result == {"open_positions": 0, "cash": 100_000.0, "equity": 100_000.0, "positions": []}
+    assert account["as_of"] is None and account["account_value"] == 100_000.0
+    assert account["realized_pnl"] == account["unrealized_pnl"] == account["total_pnl"] == 0.0
     assert main(["positions"]) == EXIT_OK
-    assert "0 open positions; cash $100,000.00" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert (
+        "account (no session marked yet): value $100,000.00 = cash $100,000.00 "
+        "+ open positions $0.00 (marked)"
+    ) in out
+    assert "0 open positions" in out
 
 
 def test_journal_json_on_an_empty_ledger(isolated_env, capsys):

@@ -111,7 +111,7 @@ class AccountView:
 
     def lines(self) -> list[str]:
         """The account for a terminal, every figure named for what it is."""
-        when = f"at the close of {self.as_of}" if self.as_of else "never marked"
+        when = f"at the close of {self.as_of}" if self.as_of else "(no session marked yet)"
         lines = [
             f"account {when}: value {dollars(self.account_value)} = cash "
             f"{dollars(self.cash)} + open positions {dollars(self.positions_value)} (marked)",
