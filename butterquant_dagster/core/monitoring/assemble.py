@@ -7,7 +7,6 @@ import datetime as dt
 
 import pandas as pd
 
-from butterquant_dagster.core import calendar
 from butterquant_dagster.core.monitoring import sources
 from butterquant_dagster.core.monitoring.drift import DriftReport, DriftThresholds, drift_report
 from butterquant_dagster.core.monitoring.performance import (
@@ -16,6 +15,7 @@ from butterquant_dagster.core.monitoring.performance import (
     performance_report,
 )
 from butterquant_dagster.core.storage.lake import Lake
+from butterquant_dagster.core.trading.account import equity_curve
 from butterquant_dagster.core.trading.ledger import Ledger
 
 BENCHMARK_LOOKBACK_DAYS = 10  # the base close before a period that starts on a holiday week
@@ -24,24 +24,12 @@ BENCHMARK_LOOKBACK_DAYS = 10  # the base close before a period that starts on a 
 def ledger_history(ledger: Ledger, through: dt.date) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The journal and the equity curve as they stood at ``through``'s close.
 
-    The curve starts the session before the first mark with the ledger's opening cash, so
-    the first session's fees and marks count in its P/L and return like any other's.
+    The curve is the account's (``core.trading.account.equity_curve``): it starts the
+    session before the first mark with the ledger's opening cash, so the first session's
+    fees and marks count in its P/L and return like any other's, and the reports' P/L and
+    drawdown are the figures ``positions`` and ``journal`` show.
     """
-    journal = ledger.journal(through=through)
-    equity = ledger.equity()
-    if len(equity):
-        equity = equity.loc[pd.to_datetime(equity["session"]).dt.date <= through]
-    if len(equity):
-        first = pd.Timestamp(equity["session"].min()).date()
-        opening = {column: 0.0 for column in equity.columns}
-        opening |= {
-            "session": pd.Timestamp(calendar.previous_session(first)),
-            "cash": ledger.initial_capital,
-            "equity": ledger.initial_capital,
-        }
-        equity = pd.concat([pd.DataFrame([opening]), equity], ignore_index=True)
-        equity["session"] = pd.to_datetime(equity["session"])
-    return journal, equity.reset_index(drop=True)
+    return ledger.journal(through=through), equity_curve(ledger, through)
 
 
 def performance(

@@ -29,6 +29,7 @@ from butterquant_dagster.core.monitoring.reports import (
 from butterquant_dagster.core.scan import ev_reliability
 from butterquant_dagster.core.scan.score import RANKED_BUTTERFLY
 from butterquant_dagster.core.storage.lake import Lake
+from butterquant_dagster.core.trading.account import AccountView, account_view
 from butterquant_dagster.core.trading.execution import order_outcomes
 from butterquant_dagster.core.trading.ledger import Ledger
 from butterquant_dagster.core.trading.portfolio import entry_notes
@@ -65,6 +66,11 @@ class ReportContext:
         return assemble.performance(
             self.store, self.ledger, start, end, benchmark_symbol=self.benchmark_symbol
         )
+
+    def account(self, session: dt.date) -> AccountView:
+        """The account at ``session``'s close: the figures ``positions`` and ``journal``
+        show, from the same function."""
+        return account_view(self.ledger, session)
 
     def drift(self, through: dt.date):
         return assemble.drift(self.store, self.ledger, self.champion, through, self.thresholds)
@@ -121,6 +127,7 @@ def daily_inputs(
         else None,
         drift=drift,
         notes=[*execution_notes(orders), *_entry_notes(context, session)],
+        account=context.account(session),
     )
 
 
@@ -183,6 +190,7 @@ def weekly_inputs(context: ReportContext, session: dt.date) -> WeeklyReportInput
         ranking_reliability=ev_reliability.report_frames(settled),
         baseline_choice=f"{choice.measure}: {choice.why}",
         notes=[f"sessions {start} to {end}"],
+        account=context.account(end),
     )
 
 
@@ -208,6 +216,7 @@ def monthly_inputs(
         runs=runs,
         run_failures=run_failures,
         notes=[f"sessions {start} to {end}"],
+        account=context.account(end),
     )
 
 

@@ -31,6 +31,7 @@ from butterquant_dagster.core.monitoring import html, plots
 from butterquant_dagster.core.monitoring.drift import DriftReport
 from butterquant_dagster.core.monitoring.html import Html, Tile
 from butterquant_dagster.core.monitoring.performance import NOT_ENOUGH_DATA, PerformanceReport
+from butterquant_dagster.core.trading.account import AccountView, dollars
 
 TITLE_PREFIX = "butterquant"
 TOP_RANKINGS = 20
@@ -114,6 +115,8 @@ class DailyReportInputs:
     ``orders``: intent, track, ticker, structure, quantity, limit_price, status, reason.
     ``rankings``: the session's ranked candidates, best first (the top ones are shown).
     ``session_performance`` is the session alone, ``performance`` the track record to date.
+    ``account``: the account at the session's close (``core.trading.account.account_view``),
+    the figures ``positions`` and ``journal`` show.
     """
 
     period: ClassVar[str] = "daily"
@@ -134,6 +137,7 @@ class DailyReportInputs:
     open_positions: pd.DataFrame | None = None
     drift: DriftReport | None = None
     notes: list[str] = field(default_factory=list)
+    account: AccountView | None = None
 
     @property
     def key(self) -> str:
@@ -162,6 +166,7 @@ class WeeklyReportInputs:
     ranking_reliability: Mapping[str, pd.DataFrame] | None = None
     baseline_choice: str | None = None
     notes: list[str] = field(default_factory=list)
+    account: AccountView | None = None  # at the week's last session's close
 
     @property
     def key(self) -> str:
@@ -189,6 +194,7 @@ class MonthlyReportInputs:
     runs: pd.DataFrame | None = None
     run_failures: pd.DataFrame | None = None
     notes: list[str] = field(default_factory=list)
+    account: AccountView | None = None  # at the month's last session's close
 
     @property
     def key(self) -> str:
@@ -254,20 +260,78 @@ def _drift_lines(drift: DriftReport | None) -> list[object]:
     return [head, *(f"drift: {reason}" for reason in drift.reasons)]
 
 
+# What each P/L figure is, printed under it wherever it is shown.
+REALIZED_HINT = "closed trades, after fees"
+UNREALIZED_HINT = "open positions, marked"
+TOTAL_HINT = "realized + unrealized"
+
+
+def _pnl_tiles(figures: Mapping) -> list[Tile]:
+    return [
+        Tile("Realized P/L", figures.get("realized_pnl"), "dollars", hint=REALIZED_HINT),
+        Tile("Unrealized P/L", figures.get("unrealized_pnl"), "dollars", hint=UNREALIZED_HINT),
+        Tile("Total P/L", figures.get("total_pnl"), "dollars", hint=TOTAL_HINT),
+    ]
+
+
 def _performance_tiles(report: PerformanceReport | None, heading: str, extra=()) -> Html:
     figures = _figures(report)
     return html.tiles(
         [
-            Tile("Trades", figures.get("trades"), "count"),
+            Tile("Trades", figures.get("trades"), "count", hint="closed"),
             Tile("Win rate", figures.get("win_rate"), "percent"),
             Tile("Yield per $1,000", figures.get("yield_per_1000"), "dollars"),
-            Tile("Total P/L", figures.get("total_pnl"), "dollars"),
+            *_pnl_tiles(figures),
             Tile("Max drawdown", figures.get("max_drawdown"), "percent"),
             Tile("Sharpe", figures.get("sharpe"), "ratio"),
             *extra,
         ],
         heading,
     )
+
+
+def account_heading(account: AccountView | None) -> str:
+    if account is None or account.as_of is None:
+        return "Account (no session marked yet)"
+    return f"Account at the close of {account.as_of}"
+
+
+def _account_tiles(account: AccountView | None) -> Html:
+    """The account as ``positions`` and ``journal`` show it: value = cash + marked open
+    positions; total P/L since the start = realized + unrealized."""
+    if account is None:
+        return html.not_enough_data("account")
+    return html.tiles(
+        [
+            Tile("Account value", account.account_value, "dollars", hint="cash + positions"),
+            Tile("Cash", account.cash, "dollars"),
+            Tile(
+                "Open positions",
+                account.positions_value,
+                "dollars",
+                hint=f"{account.open_positions} marked at the close",
+            ),
+            Tile("Realized P/L", account.realized_pnl, "dollars", hint=REALIZED_HINT),
+            Tile("Unrealized P/L", account.unrealized_pnl, "dollars", hint=UNREALIZED_HINT),
+            Tile(
+                "Total P/L",
+                account.total_pnl,
+                "dollars",
+                hint=f"{TOTAL_HINT}, since {dollars(account.initial_capital)}",
+            ),
+            Tile(
+                "Max drawdown",
+                account.max_drawdown,
+                "percent",
+                hint="of the account value, from the start",
+            ),
+        ],
+        account_heading(account),
+    )
+
+
+def _account_notes(account: AccountView | None) -> list[str]:
+    return [f"account: {note}" for note in account.notes] if account is not None else []
 
 
 def _equity(report: PerformanceReport | None) -> pd.DataFrame | None:
@@ -388,6 +452,7 @@ def _daily_performance(inputs: DailyReportInputs) -> Html:
     open_count = None if inputs.open_positions is None else len(inputs.open_positions)
     return html.section(
         "3. Performance",
+        _account_tiles(inputs.account),
         _performance_tiles(inputs.session_performance, "This session"),
         _performance_tiles(
             inputs.performance, "To date", [Tile("Open positions", open_count, "count")]
@@ -417,7 +482,10 @@ def render_daily(inputs: DailyReportInputs) -> str:
             _daily_decisions(inputs),
             _daily_performance(inputs),
             _notes_section(
-                _drift_lines(inputs.drift), dict.fromkeys(performance_notes), inputs.notes
+                _drift_lines(inputs.drift),
+                _account_notes(inputs.account),
+                dict.fromkeys(performance_notes),
+                inputs.notes,
             ),
         ],
         subtitle=f"Session {inputs.key} · {_generated(inputs.generated_at)}",
@@ -545,6 +613,7 @@ def render_weekly(inputs: WeeklyReportInputs) -> str:
         [
             html.section(
                 "The week's performance",
+                _account_tiles(inputs.account),
                 _performance_tiles(report, "This week"),
                 html.image(plots.pnl_histogram(pnl), "P/L per closed trade"),
             ),
@@ -578,18 +647,21 @@ def render_weekly(inputs: WeeklyReportInputs) -> str:
             _calibration(inputs.drift),
             _ranking_reliability(inputs),
             _feature_trend(inputs.feature_importance),
-            _notes_section(report.notes if report else [], inputs.notes),
+            _notes_section(
+                _account_notes(inputs.account), report.notes if report else [], inputs.notes
+            ),
         ],
         subtitle=f"Week {inputs.key}{span} · {_generated(inputs.generated_at)}",
     )
 
 
 # ------------------------------------------------------------------------------ monthly
-def _versus_benchmark(report: PerformanceReport | None) -> Html:
+def _versus_benchmark(report: PerformanceReport | None, account: AccountView | None) -> Html:
     figures = _figures(report)
     symbol = figures.get("benchmark_symbol") or "benchmark"
     return html.section(
         "Performance vs benchmark",
+        _account_tiles(account),
         html.tiles(
             [
                 Tile("Total return", figures.get("total_return"), "percent"),
@@ -606,7 +678,7 @@ def _versus_benchmark(report: PerformanceReport | None) -> Html:
                 Tile("Trades", figures.get("trades"), "count"),
                 Tile("Win rate", figures.get("win_rate"), "percent"),
                 Tile("Yield per $1,000", figures.get("yield_per_1000"), "dollars"),
-                Tile("Total P/L", figures.get("total_pnl"), "dollars"),
+                *_pnl_tiles(figures),
                 Tile("Profit factor", figures.get("profit_factor"), "ratio"),
                 Tile("Average days held", figures.get("avg_days_held"), "ratio"),
             ],
@@ -720,13 +792,15 @@ def render_monthly(inputs: MonthlyReportInputs) -> str:
     return html.document(
         _title("monthly", inputs.key),
         [
-            _versus_benchmark(report),
+            _versus_benchmark(report, inputs.account),
             _track_test(report),
             html.section("By month", _table(_breakdown(report, "month"), "by month")),
             _accuracy_trend(inputs.accuracy_by_regime),
             _drift_section(inputs.drift),
             _reliability(inputs),
-            _notes_section(report.notes if report else [], inputs.notes),
+            _notes_section(
+                _account_notes(inputs.account), report.notes if report else [], inputs.notes
+            ),
         ],
         subtitle=f"Month {inputs.key} · {_generated(inputs.generated_at)}",
     )
@@ -818,7 +892,27 @@ def key_figures(report) -> dict:
             f"key_figures: cannot summarize a {type(report).__name__}; expected report inputs, "
             "a PerformanceReport or a DriftReport"
         )
+    if isinstance(report, DailyReportInputs | WeeklyReportInputs | MonthlyReportInputs):
+        out |= _account_figures(report.account)
     return {key: _json_safe(value) for key, value in out.items()}
+
+
+ACCOUNT_KEYS = ("account_value", "cash", "positions_value", "realized_pnl", "unrealized_pnl")
+
+
+def _account_figures(account: AccountView | None) -> dict:
+    """The account's figures under names of their own: ``account_total_pnl`` is since the
+    start, where a report's ``total_pnl`` is its period's."""
+    if account is None:
+        return dict.fromkeys(
+            ("account_as_of", *ACCOUNT_KEYS, "account_total_pnl", "account_max_drawdown")
+        )
+    return {
+        "account_as_of": account.as_of,
+        **{k: getattr(account, k) for k in ACCOUNT_KEYS},
+        "account_total_pnl": account.total_pnl,
+        "account_max_drawdown": account.max_drawdown,
+    }
 
 
 # ------------------------------------------------------------------------------ files

@@ -27,6 +27,7 @@ from butterquant_dagster.core.monitoring.reports import (
     report_path,
     write_report,
 )
+from butterquant_dagster.core.trading.account import AccountView
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 DATA_URI = 'src="data:image/png;base64,'
@@ -84,6 +85,8 @@ def performance_report() -> PerformanceReport:
             "win_rate": 0.625,
             "yield_per_1000": 41.27,
             "total_pnl": 12345.678,
+            "realized_pnl": 10000.0,
+            "unrealized_pnl": 2345.678,
             "max_drawdown": 0.0832,
             "sharpe": 1.2345,
             "sortino": 1.9,
@@ -156,9 +159,34 @@ def drift_report(status: str = "WARN") -> DriftReport:
     )
 
 
+ACCOUNT = AccountView(
+    as_of=dt.date(2026, 11, 20),
+    initial_capital=100_000.0,
+    cash=104_892.0,
+    positions_value=7_453.678,
+    account_value=112_345.678,
+    realized_pnl=10_000.0,
+    unrealized_pnl=2_345.678,
+    total_pnl=12_345.678,
+    max_drawdown=0.0832,
+    open_positions=3,
+    capital_at_risk=2_000.0,
+    closed_trades=40,
+    cash_now=104_892.0,
+    notes=("2 ledger event(s) after the close of 2026-11-20 are not in these figures",),
+)
+
+
 def daily_inputs() -> DailyReportInputs:
     session = performance_report()
-    session.figures = {"trades": 2, "win_rate": 0.5, "yield_per_1000": 12.5, "total_pnl": -75.25}
+    session.figures = {
+        "trades": 2,
+        "win_rate": 0.5,
+        "yield_per_1000": 12.5,
+        "total_pnl": -75.25,
+        "realized_pnl": -50.0,
+        "unrealized_pnl": -25.25,
+    }
     return DailyReportInputs(
         session=SESSION,
         generated_at=GENERATED,
@@ -228,6 +256,7 @@ def daily_inputs() -> DailyReportInputs:
         ),
         drift=drift_report(),
         notes=["paper broker; no live orders"],
+        account=ACCOUNT,
     )
 
 
@@ -326,6 +355,14 @@ def test_daily_report_shows_every_section_with_formatted_figures():
     assert images(page) == 1
     # Only the session's own drawdown and Sharpe (one session has none) are missing.
     assert text.count(NOT_ENOUGH_DATA) == 2
+    # The account, each P/L named for what it is.
+    assert "Account at the close of 2026-11-20" in text
+    for figure in ("$112,345.68", "$104,892.00", "$7,453.68", "$10,000.00", "$2,345.68"):
+        assert figure in text, figure
+    for label in ("Realized P/L", "Unrealized P/L", "Total P/L", "Account value"):
+        assert label in text
+    assert "closed trades, after fees" in text and "realized + unrealized" in text
+    assert "account: 2 ledger event(s) after the close of 2026-11-20" in text
 
 
 def test_daily_report_with_empty_inputs_says_not_enough_data():
@@ -459,11 +496,16 @@ def test_key_figures_are_json_safe_and_none_when_unknown():
     assert figures["session_pnl"] == pytest.approx(-75.25)
     assert figures["open_positions"] == 3 and figures["orders"] == 2
     assert figures["health"] == "WARN" and figures["drift_status"] == "WARN"
+    assert figures["account_as_of"] == "2026-11-20"
+    assert figures["account_value"] == pytest.approx(112_345.678)
+    assert figures["realized_pnl"] == 10_000.0 and figures["unrealized_pnl"] == 2_345.678
+    assert figures["account_total_pnl"] == figures["total_pnl"]
 
     empty = key_figures(DailyReportInputs(session=SESSION, generated_at=GENERATED))
     json.dumps(empty)
     assert empty["win_rate"] is None and empty["open_positions"] is None
     assert empty["health"] is None
+    assert empty["account_value"] is None and empty["account_as_of"] is None
 
     monthly = key_figures(monthly_inputs())
     assert monthly["run_success_rate"] == pytest.approx(23 / 24)
