@@ -13,6 +13,12 @@ import numpy as np
 import pandas as pd
 
 SESSIONS_PER_YEAR = 252
+# Session returns an annualized ratio (Sharpe, Sortino) needs before it is shown: about a
+# quarter of sessions. The standard error of an annualized Sharpe from n daily returns is
+# about sqrt(252 / n) (Lo, 2002): +-3.5 from 20 sessions, where a -13 is noise; +-2 from 60.
+# Below it the ratio is None and a report prints "not enough data".
+MIN_RATIO_SESSIONS = 60
+FLAT_RETURNS_SD = 1e-12
 
 
 def _values(series) -> np.ndarray:
@@ -52,29 +58,41 @@ def total_return(equity) -> float | None:
     return float(values[-1] / values[0] - 1.0)
 
 
-def sharpe_ratio(returns, risk_free_annual: float = 0.0) -> float | None:
+def enough_for_ratios(returns, min_sessions: int = MIN_RATIO_SESSIONS) -> bool:
+    """Whether ``returns`` has the finite session returns an annualized ratio needs."""
+    return len(_values(returns)) >= max(2, min_sessions)
+
+
+def sharpe_ratio(
+    returns, risk_free_annual: float = 0.0, *, min_sessions: int = MIN_RATIO_SESSIONS
+) -> float | None:
     """Annualized mean excess return over its standard deviation (sample, ddof=1).
 
-    ``None`` with fewer than two returns or no variation: a flat line has no Sharpe.
+    ``None`` with fewer than ``min_sessions`` returns (:data:`MIN_RATIO_SESSIONS`; at
+    least two) or no variation: a flat line has no Sharpe.
     """
     r = _values(returns) - risk_free_annual / SESSIONS_PER_YEAR
-    if len(r) < 2:
+    if not enough_for_ratios(r, min_sessions):
         return None
     sd = float(np.std(r, ddof=1))
-    if sd == 0.0 or not math.isfinite(sd):
+    # Equal returns leave a rounding residue (1e-18), not zero: no variation all the same.
+    if not math.isfinite(sd) or sd <= FLAT_RETURNS_SD:
         return None
     return float(np.mean(r) / sd * math.sqrt(SESSIONS_PER_YEAR))
 
 
-def sortino_ratio(returns, risk_free_annual: float = 0.0) -> float | None:
+def sortino_ratio(
+    returns, risk_free_annual: float = 0.0, *, min_sessions: int = MIN_RATIO_SESSIONS
+) -> float | None:
     """Annualized mean excess return over the downside deviation.
 
     Downside deviation is the root mean square of the returns below zero over *all*
-    returns (Sortino & Price's target semideviation with target 0). ``None`` when there is
-    no downside at all (the ratio is unbounded, not a number to print).
+    returns (Sortino & Price's target semideviation with target 0). ``None`` with fewer
+    than ``min_sessions`` returns, or when there is no downside at all (the ratio is
+    unbounded, not a number to print).
     """
     r = _values(returns) - risk_free_annual / SESSIONS_PER_YEAR
-    if len(r) < 2:
+    if not enough_for_ratios(r, min_sessions):
         return None
     downside = np.sqrt(np.mean(np.minimum(r, 0.0) ** 2))
     if downside == 0.0:

@@ -282,10 +282,10 @@ def _curve_figures(curve: pd.DataFrame, notes: list[str]) -> dict:
         "sharpe": metrics.sharpe_ratio(returns),
         "sortino": metrics.sortino_ratio(returns),
     }
-    if len(returns) < 2:
+    if not metrics.enough_for_ratios(returns):
         notes.append(
-            f"{NOT_ENOUGH_DATA}: sharpe, sortino need at least 2 session returns, "
-            f"the curve has {len(returns)}"
+            f"{NOT_ENOUGH_DATA}: sharpe, sortino need at least "
+            f"{metrics.MIN_RATIO_SESSIONS} session returns, the curve has {len(returns)}"
         )
     else:
         if figures["sharpe"] is None:
@@ -397,6 +397,11 @@ def _benchmark_figures(frame: pd.DataFrame, benchmark, notes: list[str]) -> dict
         )
         return dict.fromkeys(BENCHMARK_FIGURES)
     known = values[np.isfinite(values)]
+    if not metrics.enough_for_ratios(metrics.session_returns(known)):
+        notes.append(
+            f"{NOT_ENOUGH_DATA}: benchmark_sharpe needs at least {metrics.MIN_RATIO_SESSIONS} "
+            f"session returns, the benchmark has {max(len(known) - 1, 0)}"
+        )
     return {
         "benchmark_return": metrics.total_return(known),
         "benchmark_max_drawdown": metrics.max_drawdown(known),

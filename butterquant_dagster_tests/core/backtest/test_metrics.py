@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 
 from butterquant_dagster.core.backtest.metrics import (
@@ -13,6 +14,8 @@ from butterquant_dagster.core.backtest.metrics import (
     backtest_metrics,
     win_rate_of_days,
 )
+from butterquant_dagster.core.monitoring import metrics as track
+from butterquant_dagster.core.monitoring.metrics import MIN_RATIO_SESSIONS
 
 # Returns +10 %, -10 %, 0 %, +10 %; a position is held at the first two closes only.
 EQUITY = [100.0, 110.0, 99.0, 99.0, 108.9]
@@ -26,9 +29,8 @@ def test_every_figure_matches_the_hand_computation():
     assert set(figures) == {*METRIC_NAMES, *BENCHMARK_METRIC_NAMES}
     assert figures["total_return"] == pytest.approx(0.089)
     assert figures["max_drawdown"] == pytest.approx(0.1)  # 110 -> 99
-    # mean 0.025, sample variance 0.0275 / 3, downside sqrt(0.01 / 4) = 0.05
-    assert figures["sharpe_ratio"] == pytest.approx(0.025 / math.sqrt(0.0275 / 3) * math.sqrt(252))
-    assert figures["sortino_ratio"] == pytest.approx(0.025 / 0.05 * math.sqrt(252))
+    # Four returns are too few for an annualized ratio (MIN_RATIO_SESSIONS): not enough data.
+    assert figures["sharpe_ratio"] is None and figures["sortino_ratio"] is None
     assert figures["win_rate_of_trades"] == pytest.approx(0.5)
     assert figures["profit_factor"] == pytest.approx(80.0 / 30.0)
     assert figures["trades"] == 4
@@ -65,3 +67,16 @@ def test_without_a_losing_trade_there_is_no_profit_factor():
     assert figures["profit_factor"] is None
     assert figures["win_rate_of_trades"] == 1.0
     assert "benchmark_total_return" not in figures
+
+
+def test_the_ratios_use_the_track_record_formulas_once_there_are_enough_sessions():
+    # The four returns repeated: mean 0.025, sample variance ~0.0275 / 3, downside 0.05.
+    equity = [100.0]
+    for step in [0.1, -0.1, 0.0, 0.1] * (MIN_RATIO_SESSIONS // 4 + 1):
+        equity.append(equity[-1] * (1 + step))
+    figures = backtest_metrics(equity, [False] * len(equity), TRADE_PNL)
+    returns = track.session_returns(equity)
+    assert len(returns) >= MIN_RATIO_SESSIONS
+    sd = float(np.std(returns, ddof=1))
+    assert figures["sharpe_ratio"] == pytest.approx(returns.mean() / sd * math.sqrt(252))
+    assert figures["sortino_ratio"] == pytest.approx(0.025 / 0.05 * math.sqrt(252))

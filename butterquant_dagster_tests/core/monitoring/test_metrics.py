@@ -32,16 +32,39 @@ def test_sharpe_and_sortino_by_hand():
     mean = (0.01 - 0.02 + 0.03) / 3
     sd = math.sqrt(((0.01 - mean) ** 2 + (-0.02 - mean) ** 2 + (0.03 - mean) ** 2) / 2)
     downside = math.sqrt((0.02**2) / 3)  # only -0.02 is below 0, over all three returns
-    assert metrics.sharpe_ratio(returns) == pytest.approx(mean / sd * math.sqrt(252))
-    assert metrics.sharpe_ratio(returns) == pytest.approx(4.2052, abs=1e-4)
-    assert metrics.sortino_ratio(returns) == pytest.approx(mean / downside * math.sqrt(252))
-    assert metrics.sortino_ratio(returns) == pytest.approx(9.1652, abs=1e-4)
+    # Three returns are far below the reports' minimum: the formula is checked on its own.
+    sharpe = metrics.sharpe_ratio(returns, min_sessions=2)
+    assert sharpe == pytest.approx(mean / sd * math.sqrt(252))
+    assert sharpe == pytest.approx(4.2052, abs=1e-4)
+    sortino = metrics.sortino_ratio(returns, min_sessions=2)
+    assert sortino == pytest.approx(mean / downside * math.sqrt(252))
+    assert sortino == pytest.approx(9.1652, abs=1e-4)
+
+
+def test_ratios_need_the_minimum_of_sessions():
+    """20 sessions of a losing account gave an annualized Sharpe of -13.47: noise, not a
+    figure. Below MIN_RATIO_SESSIONS returns the ratios are None ("not enough data")."""
+    short = [-0.004, 0.001, -0.006, 0.002] * 5  # 20 session returns
+    assert metrics.sharpe_ratio(short, min_sessions=2) < -5  # what used to be printed
+    assert metrics.sharpe_ratio(short) is None
+    assert metrics.sortino_ratio(short) is None
+    assert not metrics.enough_for_ratios(short)
+    enough = short * (metrics.MIN_RATIO_SESSIONS // len(short) + 1)
+    enough = enough[: metrics.MIN_RATIO_SESSIONS]
+    assert metrics.enough_for_ratios(enough)
+    assert metrics.sharpe_ratio(enough) == pytest.approx(
+        metrics.sharpe_ratio(enough, min_sessions=2)
+    )
+    assert metrics.sortino_ratio(enough) is not None
+    assert metrics.sharpe_ratio(enough[:-1]) is None  # one short of the minimum
+    # NaN returns do not count towards it.
+    assert metrics.sharpe_ratio([*enough[:-1], float("nan")]) is None
 
 
 def test_ratios_that_do_not_exist_are_none():
-    assert metrics.sharpe_ratio([0.01]) is None  # one return has no spread
-    assert metrics.sharpe_ratio([0.01, 0.01, 0.01]) is None  # a flat line
-    assert metrics.sortino_ratio([0.01, 0.02]) is None  # no downside: unbounded
+    assert metrics.sharpe_ratio([0.01], min_sessions=1) is None  # one return has no spread
+    assert metrics.sharpe_ratio([0.01] * 100) is None  # a flat line
+    assert metrics.sortino_ratio([0.01, 0.02] * 50) is None  # no downside: unbounded
 
 
 def test_profit_factor_is_gross_profit_over_gross_loss():

@@ -10,9 +10,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from butterquant_dagster.core.monitoring.metrics import MIN_RATIO_SESSIONS
 from butterquant_dagster.core.monitoring.performance import (
     BREAKDOWN_COLUMNS,
     MIN_TRACK_TRADES,
+    NOT_ENOUGH_DATA,
     benchmark_closes,
     breakdown,
     performance_report,
@@ -140,11 +142,12 @@ def test_curve_figures_start_at_the_base_session():
     assert list(report.equity["equity"]) == curve
     # Peak 10100 then 10050; peak 10200 then 10150: the larger fall is 50/10100.
     assert report.figures["max_drawdown"] == pytest.approx(50 / 10100)
-    returns = np.array(curve[1:]) / np.array(curve[:-1]) - 1
-    sharpe = returns.mean() / returns.std(ddof=1) * math.sqrt(252)
-    assert report.figures["sharpe"] == pytest.approx(sharpe)
-    downside = math.sqrt(np.mean(np.minimum(returns, 0) ** 2))
-    assert report.figures["sortino"] == pytest.approx(returns.mean() / downside * math.sqrt(252))
+    # Four session returns: too few for an annualized ratio, and the notes say so.
+    assert report.figures["sharpe"] is None and report.figures["sortino"] is None
+    assert (
+        f"{NOT_ENOUGH_DATA}: sharpe, sortino need at least {MIN_RATIO_SESSIONS} session "
+        "returns, the curve has 4"
+    ) in report.notes
     # Exposure: capital at risk over equity, averaged over the period's sessions only.
     exposure = np.mean([1000 / 10100, 1000 / 10050, 500 / 10200, 500 / 10150])
     assert report.figures["exposure"] == pytest.approx(exposure)
@@ -160,7 +163,23 @@ def test_benchmark_is_bought_with_the_base_equity():
     assert list(report.equity["benchmark"]) == pytest.approx(
         [10000 * c / 50 for c in (50, 51, 49, 52, 55)]
     )
-    assert figures["benchmark_sharpe"] is not None
+    assert figures["benchmark_sharpe"] is None  # four returns
+    assert any(n.startswith(f"{NOT_ENOUGH_DATA}: benchmark_sharpe") for n in report.notes)
+
+
+def test_ratios_of_a_long_enough_curve():
+    """With MIN_RATIO_SESSIONS returns the curve's Sharpe and Sortino are the formulas'."""
+    sessions = pd.bdate_range("2025-01-02", periods=MIN_RATIO_SESSIONS + 1)
+    steps = np.resize([0.004, -0.002, 0.001, -0.001], MIN_RATIO_SESSIONS)
+    values = 10000.0 * np.cumprod(np.concatenate([[1.0], 1 + steps]))
+    equity = pd.DataFrame({"session": sessions, "equity": values, "capital_at_risk": 0.0})
+    report = performance_report(_journal().iloc[0:0], equity, start=None, end=None)
+    returns = values[1:] / values[:-1] - 1
+    sharpe = returns.mean() / returns.std(ddof=1) * math.sqrt(252)
+    assert report.figures["sharpe"] == pytest.approx(sharpe)
+    downside = math.sqrt(np.mean(np.minimum(returns, 0) ** 2))
+    assert report.figures["sortino"] == pytest.approx(returns.mean() / downside * math.sqrt(252))
+    assert not any("sharpe" in note for note in report.notes)
 
 
 def test_breakdowns_by_track_month_and_regime():
