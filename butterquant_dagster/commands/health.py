@@ -2,7 +2,9 @@
 
 The same checks as the ``system_health`` asset, read straight from the data root, the
 environment and the instance's run history, so it works with no daemon running and on an
-empty data root. Exit 0 when healthy (WARN and NOTICE included), 1 when a check FAILs.
+empty data root. The headline says healthy (OK and NOTICE only), needs attention (a WARN:
+the daily run still goes, but something should be done soon) or NOT HEALTHY (a FAIL). Exit
+0 unless a check FAILs, then 1.
 """
 
 from __future__ import annotations
@@ -60,7 +62,7 @@ def report_lines(report) -> list[str]:
 
     statuses = [check.status for check in report.checks]
     tally = ", ".join(f"{statuses.count(s)} {s}" for s in reversed(STATUSES) if s in statuses)
-    verdict = "healthy" if report.healthy else "NOT HEALTHY"
+    verdict = report.verdict
     width = max(len(check.name) for check in report.checks)
     lines = [
         f"butterquant health: {verdict} ({tally}) at {report.generated_at:%Y-%m-%d %H:%M %Z}",

@@ -58,6 +58,7 @@ YIELD_MODEL = "butterfly_expected_yield"
 ENSEMBLE_PREFIX = "signal_ensemble_"
 ENSEMBLE_REGIMES = ("bull", "neutral", "bear")
 REGIME_TABLE = "regime_model"
+MARKET_REGIME_TABLE = "market_regime"
 REQUIRED_MODEL_METADATA = ("training_date", "training_samples")
 
 DATA_DIRECTORIES = ("lake", "models", "dagster", "reports", "backups")
@@ -108,8 +109,19 @@ class HealthReport:
 
     @property
     def healthy(self) -> bool:
-        """WARN and NOTICE still let the daily run go ahead; only a FAIL does not."""
+        """WARN and NOTICE still let the daily run go ahead; only a FAIL does not (the
+        :attr:`verdict` still says a WARN needs attention)."""
         return all(check.status != FAIL for check in self.checks)
+
+    @property
+    def status(self) -> str:
+        """The worst status of the checks: OK, NOTICE, WARN (act soon) or FAIL."""
+        return _worst(check.status for check in self.checks)
+
+    @property
+    def verdict(self) -> str:
+        """``healthy`` (OK and NOTICE only), ``needs attention`` (a WARN) or ``NOT HEALTHY``."""
+        return {FAIL: "NOT HEALTHY", WARN: "needs attention"}.get(self.status, "healthy")
 
     def check(self, name: str) -> HealthCheck:
         for check in self.checks:
@@ -123,6 +135,8 @@ class HealthReport:
     def to_dict(self) -> dict[str, Any]:
         return {
             "healthy": self.healthy,
+            "status": self.status,
+            "verdict": self.verdict,
             "generated_at": self.generated_at.isoformat(),
             "checks": [check.to_dict() for check in self.checks],
         }
@@ -228,6 +242,10 @@ class RegimeFacts:
     gates_passed: bool | None = None
     gates_measured: bool | None = None
     gates_summary: str | None = None
+    # The market regime of the latest analysed session (the ``market_regime`` asset).
+    current: str | None = None
+    current_confidence: float | None = None
+    current_session: str | None = None
 
 
 @dataclass(frozen=True)
@@ -342,6 +360,28 @@ def check_models(
     absent = [
         m.name.removeprefix(ENSEMBLE_PREFIX) for m in ensemble if m.version is None and not m.error
     ]
+    details["current_regime"] = {
+        "regime": regime.current,
+        "confidence": regime.current_confidence,
+        "session": regime.current_session,
+        "has_model": regime.current is not None and regime.current not in absent,
+    }
+    if regime.current in absent:
+        # Today's decisions are made in this regime: no model for it is a gap that acts now.
+        absent.remove(regime.current)
+        confidence = (
+            f" {regime.current_confidence:.0%}" if regime.current_confidence is not None else ""
+        )
+        problems.append(
+            (
+                WARN,
+                f"the market regime is {regime.current}{confidence} on "
+                f"{regime.current_session} and the signal ensemble has no {regime.current} "
+                "model: today's buy / hold / sell decisions use the plain signal vote "
+                "(`butterquant train --model ensemble`; `butterquant models show "
+                f"{ENSEMBLE_PREFIX}{regime.current}` says why none was promoted)",
+            )
+        )
     if absent:
         problems.append(
             (
@@ -445,11 +485,19 @@ def check_data_freshness(
             "present": expected.isoformat() in present,
         }
         if expected.isoformat() in present:
-            fine.append(f"{rule.asset} {expected}")
+            # The newest session in the lake, which may be ahead of the one due (the scan
+            # of the last close is in before the next session's execution needs it).
+            fine.append(f"{rule.asset} {present[-1]}")
             continue
         start = calendar.next_session(latest) if latest else expected
         details[rule.asset]["sessions_behind"] = len(calendar.sessions(start, expected))
-        where = f"latest {latest}" if latest else "none materialized yet"
+        where = (
+            f"latest {present[-1]}" + (f", none between {latest} and it" if latest else "")
+            if present and present[-1] > expected.isoformat()
+            else f"latest {latest}"
+            if latest
+            else "none materialized yet"
+        )
         fix = rule.command.format(start=start, end=expected, session=expected)
         missing.setdefault((expected.isoformat(), where, fix), []).append(rule.asset)
     if not missing:
@@ -690,14 +738,17 @@ def paired_yield_version(registry: ModelRegistry, win: ModelFacts) -> str | None
     return None
 
 
-def regime_facts(lake: Lake) -> RegimeFacts:
+def regime_facts(lake: Lake, now: dt.datetime | None = None) -> RegimeFacts:
+    """The regime model's fit and gates, and the market regime of the latest session
+    analysed by ``now`` (every session when None)."""
+    current = current_regime(lake, now)
     path = lake.partition_path(REGIME_TABLE, None)
     if not path.exists():
-        return RegimeFacts(fitted=False)
+        return RegimeFacts(fitted=False, **current)
     try:
         row = pd.read_parquet(path).iloc[0]
     except Exception as exc:  # pyarrow raises many types for a bad file
-        return RegimeFacts(fitted=False, error=f"{path} is unreadable: {exc}")
+        return RegimeFacts(fitted=False, error=f"{path} is unreadable: {exc}", **current)
     gates = json.loads(row["gates_json"]) if "gates_json" in row.index else None
     return RegimeFacts(
         True,
@@ -706,7 +757,29 @@ def regime_facts(lake: Lake) -> RegimeFacts:
         gates_passed=bool(gates["passed"]) if gates else None,
         gates_measured=bool(gates["measured"]) if gates else None,
         gates_summary=str(gates["summary"]) if gates else None,
+        **current,
     )
+
+
+def current_regime(lake: Lake, now: dt.datetime | None = None) -> dict[str, Any]:
+    """``current``, ``current_confidence`` and ``current_session`` of the newest
+    ``market_regime`` partition dated on or before ``now`` (all None without one, or when
+    it cannot be read: the regime model's own facts report a broken lake)."""
+    today = now.astimezone(calendar.EXCHANGE_TZ).date().isoformat() if now else None
+    keys = [k for k in lake.partitions(MARKET_REGIME_TABLE) if today is None or k <= today]
+    none = {"current": None, "current_confidence": None, "current_session": None}
+    if not keys:
+        return none
+    try:
+        row = lake.read(MARKET_REGIME_TABLE, [keys[-1]]).iloc[0]
+        confidence = float(row["regime_confidence"]) if "regime_confidence" in row else None
+        return {
+            "current": str(row["market_regime"]),
+            "current_confidence": confidence if confidence == confidence else None,
+            "current_session": keys[-1],
+        }
+    except Exception:  # an unreadable partition: no current regime to judge
+        return none
 
 
 def probe_broker(
@@ -812,6 +885,7 @@ def gather_facts(
     environ: Mapping[str, str] | None = None,
     measure_sizes: bool = True,
     connect: Callable[..., socket.socket] = socket.create_connection,
+    now: dt.datetime | None = None,
 ) -> HealthFacts:
     """Everything the checks judge, read from the data root, the environment and the broker
     port. The run history comes from the caller (only the Dagster layer reads the instance)."""
@@ -823,7 +897,7 @@ def gather_facts(
         probability_model=win,
         paired_yield_version=paired_yield_version(registry, win),
         ensemble=tuple(model_facts(registry, ENSEMBLE_PREFIX + r) for r in ENSEMBLE_REGIMES),
-        regime=regime_facts(lake),
+        regime=regime_facts(lake, now),
         partitions={asset: frozenset(lake.partitions(asset)) for asset in assets},
         broker=probe_broker(broker, ib_host, ib_port, connect=connect),
         llm_variables=llm_variables(os.environ if environ is None else environ),
