@@ -139,3 +139,24 @@ def test_journal_says_how_many_of_its_trades_it_lists(root, capsys):
     # D3's new closes came after D3 was marked: the account says its figures miss them.
     assert "6 ledger event(s) after" not in everything  # same session, not after it
     assert "the ledger's cash through 2026-03-05" in everything
+
+
+def _no_constants(name: str):
+    raise ValueError(f"{name} is not JSON")
+
+
+def test_positions_lists_what_changed_since_the_close(root, capsys):
+    ledger = Ledger(root / "ledger.duckdb")
+    after = dt.date(2026, 3, 6)
+    accounts.fill(ledger, "open-d", "AAA", after, "open", 2, 1.20)
+    assert main(["positions", "--json"]) == EXIT_OK
+    result = json.loads(capsys.readouterr().out, parse_constant=_no_constants)
+    (opened,) = [p for p in result["positions"] if p["position_id"] == "open-d"]
+    assert opened["status"] == "opened since" and opened["quantity"] == 2
+    assert opened["mark"] is None and opened["unrealized_pnl"] is None
+    assert result["open_positions"] == 2  # held at the close the account values
+    assert cents(result["account"]["cash_now"]) == cents(result["cash"] - 240 - accounts.FEE)
+    text = _text(["positions"], capsys)
+    assert "AAA    call_fly  ai       x2 95/100/105" in text
+    assert "not marked (opened since the close)" in text
+    assert f"1 ledger event(s) after the close of {D3}" in text
