@@ -32,6 +32,67 @@ def execute_session_run(day: dt.date, *, dry_run: bool, show: bool) -> RunSummar
     return materialize(PLAN_JOB if dry_run else EXECUTION_JOB, day, day, show_progress=show)
 
 
+def run_asset_metadata(run_id: str) -> dict[str, dict]:
+    """The metadata each asset of run ``run_id`` materialized with, as plain values
+    (``{asset: {key: value}}``; the last materialization of an asset wins). Empty when the
+    run history cannot be read: the caller then says less, never something false."""
+    from dagster import DagsterEventType
+
+    from butterquant_dagster.commands._instance import prepare_instance
+
+    try:
+        records = (
+            prepare_instance()
+            .get_records_for_run(run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION)
+            .records
+        )
+    except Exception:  # any storage error: no metadata to report
+        return {}
+    found: dict[str, dict] = {}
+    for record in records:
+        materialization = record.event_log_entry.asset_materialization
+        if materialization is None:
+            continue
+        found[materialization.asset_key.to_user_string()] = {
+            key: getattr(value, "value", value) for key, value in materialization.metadata.items()
+        }
+    return found
+
+
+def sending_outcome(orders: dict, targets: dict, target_count: int) -> tuple[int, int, str]:
+    """``(sent, already_sent, note)`` of an execution run from the metadata of its
+    ``orders`` and ``target_orders``: the note says what was sent and, when nothing new
+    went out, why."""
+    sent = int(orders.get("sent") or 0)
+    already = int(orders.get("already_sent") or 0)
+    blocked, rejected = int(orders.get("blocked") or 0), int(orders.get("rejected") or 0)
+    if orders.get("refused"):
+        return sent, already, f"sent nothing: {orders['refused']}"
+    if sent:
+        earlier = f"; {already} already sent by an earlier run" if already else ""
+        return sent, already, f"sent {sent} new order(s){earlier}"
+    if already:
+        return (
+            sent,
+            already,
+            f"sent nothing new: this session was already traded; its {already} order(s) went "
+            "out in an earlier run and a rerun never sends an order twice (each order_ref is "
+            "fixed by session, ticker, legs and model), so this run only reconciled the "
+            "ledger with the broker and collected fills",
+        )
+    if blocked or rejected:
+        return sent, already, f"sent nothing: {blocked} blocked, {rejected} rejected (see above)"
+    if not target_count:
+        notes = str(targets.get("entry_notes") or "").replace("- ", "").strip()
+        why = f": {'; '.join(notes.splitlines())}" if notes and notes != "-" else ""
+        return (
+            sent,
+            already,
+            f"sent nothing: no exit was due and no entry passed the rules{why}",
+        )
+    return sent, already, "sent nothing: no target is an order to send (see the targets above)"
+
+
 def pd_date(value) -> str:
     return pd.Timestamp(value).date().isoformat()
 

@@ -8,14 +8,13 @@ the setting that adds it to the universe, and the command then exits 2."""
 from __future__ import annotations
 
 import datetime as dt
-import json
 import sys
 
 from butterquant_dagster.commands._data import lake
 from butterquant_dagster.commands._dates import require_session
 from butterquant_dagster.commands._errors import EXIT_BAD_INPUT, EXIT_OK, CliError
 from butterquant_dagster.commands._materialize import materialize
-from butterquant_dagster.commands._output import report_failure
+from butterquant_dagster.commands._output import dumps, report_failure
 from butterquant_dagster.core import calendar
 from butterquant_dagster.core.market.universe import missing_tickers
 
@@ -100,13 +99,13 @@ def _print_decisions(args, store, session, decisions, tickers: list[str]) -> Non
             capital=args.capital,
             prices={t: float(closes[t]) for t in chosen["symbol"]},
         )
-        print(json.dumps(export, indent=2, default=str))
+        print(dumps(export))
         return
     payload = decisions_json(chosen, regime_fields)
     if not args.show_reasoning:
         for decision in payload["decisions"].values():
             decision.pop("reasoning", None)
-    print(json.dumps(payload, indent=2, default=str))
+    print(dumps(payload))
 
 
 def _backfill_command(store, key: str) -> str:

@@ -1,12 +1,18 @@
 """``butterquant execute [--date D] [--dry-run]``: trade one session through Dagster (plan,
-reconcile, send, collect fills, mark, journal) and print its targets, orders and fills."""
+reconcile, send, collect fills, mark, journal) and print its targets, orders and fills, and
+what this run sent: on a session already traded, that it sent nothing new and why."""
 
 from __future__ import annotations
 
 from butterquant_dagster.commands._data import lake, trading
 from butterquant_dagster.commands._errors import EXIT_OK
 from butterquant_dagster.commands._output import emit, report_failure
-from butterquant_dagster.commands._trading import execute_session_run, trading_session
+from butterquant_dagster.commands._trading import (
+    execute_session_run,
+    run_asset_metadata,
+    sending_outcome,
+    trading_session,
+)
 
 
 def add_parser(sub) -> None:
@@ -41,6 +47,12 @@ def cmd_execute(args) -> int:
         "fills": fills.to_dict(orient="records"),
         "run_id": summary.run_id,
     }
+    if not args.dry_run:
+        metadata = run_asset_metadata(summary.run_id)
+        sent, already, note = sending_outcome(
+            metadata.get("orders", {}), metadata.get("target_orders", {}), len(targets)
+        )
+        result.update({"sent": sent, "already_sent": already, "note": note})
     lines = [f"butterquant execute {day}" + (" (dry run: nothing sent)" if args.dry_run else "")]
     lines.append(f"  targets: {len(targets)}")
     for row in targets.itertuples(index=False):
@@ -54,5 +66,6 @@ def cmd_execute(args) -> int:
         for row in orders.loc[orders["status"] == "blocked"].itertuples(index=False):
             lines.append(f"    blocked {row.ticker}: {row.status_reason}")
         lines.append(f"  fills:   {len(fills)}")
+        lines.append(f"  {result['note']}")
     emit(result, args.json, lines)
     return EXIT_OK
