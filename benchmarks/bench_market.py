@@ -78,7 +78,6 @@ def bench_session(tickers: int = 500) -> None:
 def bench_year_backfill(tickers: int = 50) -> None:
     from dagster import DagsterInstance
 
-    from butterquant_dagster.core.settings import Settings
     from butterquant_dagster.definitions import build_definitions
     from butterquant_dagster.defs.lake_io_manager import LakeIOManager
     from butterquant_dagster.defs.market.automation import MARKET_JOB
@@ -106,7 +105,6 @@ def bench_year_backfill(tickers: int = 50) -> None:
         # Every resource the code location declares, on the temporary root (the market job
         # uses only the first three, but definitions are validated as a whole).
         defs = build_definitions(
-            Settings("2015-01-02", "synthetic"),
             {
                 "lake": lake,
                 "market": MarketDataResource(universe_size=tickers),

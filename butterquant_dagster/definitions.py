@@ -1,126 +1,30 @@
-"""The code location: every asset, check, job, schedule and resource of butterquant."""
+"""The code location: every definition under ``defs/``, bound to this environment's resources.
+
+The domain folders declare their assets, checks, jobs, schedules and sensors at module level;
+Dagster's loader finds them. Only what is global is applied here: the resources.
+"""
 
 from __future__ import annotations
 
-from dagster import Definitions
+from functools import cache
+from pathlib import Path
 
-from butterquant_dagster.core.settings import Settings
-from butterquant_dagster.defs.backtest.assets import build_backtest_assets, build_backtest_job
-from butterquant_dagster.defs.market.assets import build_market_assets, universe
-from butterquant_dagster.defs.market.automation import (
-    build_bars_job,
-    build_market_job,
-    build_market_schedule,
-)
-from butterquant_dagster.defs.ml.assets import (
-    build_feature_assets,
-    champion_age,
-    probability_model,
-    probability_model_champion,
-    training_set,
-)
-from butterquant_dagster.defs.ml.automation import (
-    build_drift_sensor,
-    build_ml_jobs,
-    build_ml_schedules,
-)
-from butterquant_dagster.defs.ml.decisions import build_decision_assets, signal_ensemble
-from butterquant_dagster.defs.ml.regime import build_regime_assets, regime_model
-from butterquant_dagster.defs.monitoring.assets import build_monitoring_assets
-from butterquant_dagster.defs.monitoring.automation import (
-    build_report_jobs,
-    build_report_schedules,
-)
-from butterquant_dagster.defs.monitoring.reports import build_report_assets
-from butterquant_dagster.defs.ops.backup import build_ops_defs
-from butterquant_dagster.defs.ops.health import build_health_defs
-from butterquant_dagster.defs.ops.stale_runs import clear_stale_runs
-from butterquant_dagster.defs.partitions import nyse_sessions
-from butterquant_dagster.defs.scan.assets import build_scan_assets
-from butterquant_dagster.defs.scan.automation import (
-    build_outcomes_schedule,
-    build_scan_jobs,
-    build_scan_schedule,
-)
-from butterquant_dagster.defs.trading.assets import build_trading_assets
-from butterquant_dagster.defs.trading.automation import (
-    build_execution_schedule,
-    build_fills_sensor,
-    build_trading_jobs,
-)
+from dagster import Definitions, load_from_defs_folder
+
 from butterquant_dagster.resources import MonitoringResource, default_resources
 
 
-def build_definitions(
-    settings: Settings | None = None, resources: dict[str, object] | None = None
-) -> Definitions:
-    """Definitions for ``settings`` (from the environment by default); tests pass their own
-    settings and resources (a temporary data root, another source)."""
-    settings = settings or Settings.from_env()
-    partitions = nyse_sessions(settings.partitions_start)
-    market_job = build_market_job(settings.market_source)
-    bars_job = build_bars_job(settings.market_source)
-    scan_job, outcomes_job = build_scan_jobs()
-    ml_jobs = build_ml_jobs()
-    ml_by_name = {job.name: job for job in ml_jobs}
-    execution_job, fills_job, plan_job = build_trading_jobs()
-    report_jobs = build_report_jobs()
-    health = build_health_defs()
-    ops = build_ops_defs()
-    return Definitions(
-        assets=[
-            universe,
-            *build_market_assets(partitions),
-            *build_scan_assets(partitions),
-            regime_model,
-            *build_regime_assets(partitions),
-            signal_ensemble,
-            *build_decision_assets(partitions),
-            *build_feature_assets(partitions),
-            training_set,
-            probability_model,
-            probability_model_champion,
-            *build_trading_assets(partitions),
-            *build_monitoring_assets(partitions),
-            *build_report_assets(partitions),
-            *health.assets,
-            *ops.assets,
-            *build_backtest_assets(),
-        ],
-        asset_checks=[champion_age, *health.asset_checks],
-        jobs=[
-            market_job,
-            bars_job,
-            scan_job,
-            outcomes_job,
-            *ml_jobs,
-            execution_job,
-            fills_job,
-            plan_job,
-            *report_jobs,
-            *health.jobs,
-            *ops.jobs,
-            build_backtest_job(),
-        ],
-        schedules=[
-            build_market_schedule(market_job),
-            build_scan_schedule(scan_job),
-            build_outcomes_schedule(outcomes_job),
-            *build_ml_schedules(ml_by_name),
-            build_execution_schedule(execution_job),
-            *build_report_schedules({job.name: job for job in report_jobs}),
-            *health.schedules,
-            *ops.schedules,
-        ],
-        sensors=[
-            build_drift_sensor(ml_by_name),
-            build_fills_sensor(fills_job),
-            *health.sensors,
-            *ops.sensors,
-            clear_stale_runs,
-        ],
-        resources=with_monitoring(resources or default_resources()),
-    )
+@cache
+def domain_definitions() -> Definitions:
+    """Everything under ``defs/``, without resources (loaded once per process)."""
+    return load_from_defs_folder(path_within_project=Path(__file__).parent)
+
+
+def build_definitions(resources: dict[str, object] | None = None) -> Definitions:
+    """The definitions bound to ``resources`` (the environment's by default); tests pass
+    their own (a temporary data root, another market source)."""
+    bound = with_monitoring(resources or default_resources())
+    return Definitions.merge(domain_definitions(), Definitions(resources=bound))
 
 
 def with_monitoring(resources: dict[str, object]) -> dict[str, object]:

@@ -198,6 +198,11 @@ def default_resources() -> dict[str, object]:
     }
 
 
+# Sessions of bars behind each scanned session: a year of signals (the scan assets' partition
+# mapping reads this many).
+SCAN_LOOKBACK_SESSIONS = 252
+
+
 class ScanResource(ConfigurableResource):
     """How the daily scan builds, scores and ranks candidates."""
 
@@ -205,7 +210,7 @@ class ScanResource(ConfigurableResource):
     max_dte: int = 60
     center_band: float = 0.10
     max_width_steps: int = 3
-    lookback_sessions: int = 252
+    lookback_sessions: int = SCAN_LOOKBACK_SESSIONS
     min_history_sessions: int = 60
     per_ticker: int = 3
     max_outcome_rows: int = 250_000

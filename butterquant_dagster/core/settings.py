@@ -8,7 +8,6 @@ environment into the resource that needs them, via Dagster's ``EnvVar``).
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -331,18 +330,3 @@ def slot_wait_seconds() -> float:
 
 def dagster_home() -> Path:
     return data_root() / "dagster"
-
-
-@dataclass(frozen=True)
-class Settings:
-    """What shapes the definitions themselves (partitions); the rest lives in resources."""
-
-    partitions_start: str
-    market_source: str = default("BUTTERQUANT_MARKET_SOURCE")
-
-    @classmethod
-    def from_env(cls) -> Settings:
-        return cls(
-            partitions_start=env("BUTTERQUANT_PARTITIONS_START"),
-            market_source=env("BUTTERQUANT_MARKET_SOURCE"),
-        )

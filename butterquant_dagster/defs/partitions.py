@@ -6,7 +6,7 @@ import datetime as dt
 
 from dagster import BackfillPolicy, TimeWindowPartitionsDefinition, asset
 
-from butterquant_dagster.core import calendar
+from butterquant_dagster.core import calendar, settings
 
 SESSION_KEY_FORMAT = "%Y-%m-%d"
 
@@ -32,6 +32,11 @@ def nyse_sessions(start: str) -> TimeWindowPartitionsDefinition:
     )
 
 
+# Every daily asset's partitions. Read once, when the code location loads: changing the first
+# session is a change of the definitions (restart `make dev`), not of a run.
+session_partitions = nyse_sessions(settings.env("BUTTERQUANT_PARTITIONS_START"))
+
+
 def session_of(partition_key: str) -> dt.date:
     return dt.datetime.strptime(partition_key, SESSION_KEY_FORMAT).date()
 
@@ -41,11 +46,11 @@ def trailing_keys(session: dt.date, count: int, *, inclusive: bool = True) -> li
     return [d.isoformat() for d in calendar.trailing_sessions(session, count, inclusive=inclusive)]
 
 
-def session_asset(partitions, **kwargs):
+def session_asset(**kwargs):
     """An asset with one partition per session, backfilled in a single run and stored in
     the lake: what every daily asset of the project is."""
     return asset(
-        partitions_def=partitions,
+        partitions_def=session_partitions,
         backfill_policy=BackfillPolicy.single_run(),
         io_manager_key="lake_io_manager",
         **kwargs,

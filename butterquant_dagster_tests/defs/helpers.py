@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 from dagster import DagsterInstance, Definitions
 
-from butterquant_dagster.core.settings import Settings
 from butterquant_dagster.definitions import build_definitions
 from butterquant_dagster.defs.lake_io_manager import LakeIOManager
 from butterquant_dagster.defs.market.automation import MARKET_JOB
@@ -24,7 +26,6 @@ from butterquant_dagster.runs import partition_range_tags
 def make_defs(
     root: Path,
     *,
-    partitions_start="2015-01-02",
     source="synthetic",
     scan=None,
     models=None,
@@ -40,7 +41,20 @@ def make_defs(
         "lake_io_manager": LakeIOManager(lake=lake),
         "trading": trading or TradingResource(data_dir=str(root)),
     }
-    return build_definitions(Settings(partitions_start, source), resources)
+    return build_definitions(resources)
+
+
+def in_loaded_code_location(expression: str, **env: str) -> subprocess.CompletedProcess:
+    """Print ``expression`` (over ``defs``) from a code location loaded in a new process with
+    ``env`` added: settings read when the location loads take effect only there."""
+    script = f"from butterquant_dagster.definitions import defs; print({expression})"
+    return subprocess.run(
+        [sys.executable, "-c", script],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def loose_trading(root: Path, **overrides) -> TradingResource:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 
 from dagster import AssetKey
 
 from butterquant_dagster.core import calendar
 from butterquant_dagster.defs.market.automation import MARKET_JOB
-from butterquant_dagster_tests.defs.helpers import make_defs
+from butterquant_dagster.defs.partitions import nyse_sessions, session_partitions
+from butterquant_dagster_tests.defs.helpers import in_loaded_code_location, make_defs
 
 
 def test_code_location_module_loads():
@@ -69,19 +71,17 @@ def test_market_checks_are_blocking(tmp_path):
     assert not defs.resolve_asset_graph().get_check_spec(age).blocking
 
 
-def test_partition_keys_are_exactly_nyse_sessions(tmp_path):
-    defs = make_defs(tmp_path, partitions_start="2024-01-02")
-    partitions = defs.resolve_assets_def("daily_bars").partitions_def
+def test_partition_keys_are_exactly_nyse_sessions():
+    partitions = nyse_sessions("2024-01-02")
     keys = partitions.get_partition_keys(current_time=dt.datetime(2026, 1, 1, tzinfo=dt.UTC))
     expected = [d.isoformat() for d in calendar.sessions("2024-01-02", "2025-12-31")]
     assert keys == expected
     assert len([k for k in keys if k.startswith("2025")]) == 250
 
 
-def test_today_is_a_partition_while_it_trades(tmp_path):
+def test_today_is_a_partition_while_it_trades():
     """end_offset=1: the session in progress is a key (the assets refuse it until close)."""
-    defs = make_defs(tmp_path, partitions_start="2025-01-02")
-    partitions = defs.resolve_assets_def("daily_bars").partitions_def
+    partitions = nyse_sessions("2025-01-02")
     during = dt.datetime(2025, 7, 3, 15, 0, tzinfo=calendar.EXCHANGE_TZ)
     assert partitions.get_partition_keys(current_time=during)[-1] == "2025-07-03"
     saturday = dt.datetime(2025, 7, 12, 12, 0, tzinfo=calendar.EXCHANGE_TZ)
@@ -97,13 +97,36 @@ def test_today_is_a_partition_while_it_trades(tmp_path):
     assert partitions.get_partition_keys(current_time=monday)[-2:] == ["2025-07-03", "2025-07-07"]
 
 
-def test_market_job_selects_the_market_groups(tmp_path):
-    synthetic = make_defs(tmp_path).resolve_job_def(MARKET_JOB)
-    files = make_defs(tmp_path, source="files").resolve_job_def(MARKET_JOB)
-    synthetic_keys = {k.to_user_string() for k in synthetic.asset_layer.executable_asset_keys}
-    files_keys = {k.to_user_string() for k in files.asset_layer.executable_asset_keys}
-    assert synthetic_keys == {"universe", "daily_bars", "option_chains", "market_truth"}
-    assert files_keys == {"universe", "daily_bars", "option_chains"}
+def test_every_daily_asset_starts_at_the_configured_session(tmp_path):
+    """One partitions definition, from BUTTERQUANT_PARTITIONS_START (conftest sets it for
+    the tests), shared by every partitioned asset."""
+    defs = make_defs(tmp_path)
+    first = calendar.require_session(os.environ["BUTTERQUANT_PARTITIONS_START"], what="start")
+    partitioned = [
+        spec for spec in defs.resolve_all_asset_specs() if spec.partitions_def is not None
+    ]
+    assert len(partitioned) >= 20
+    assert {str(spec.partitions_def) for spec in partitioned} == {str(session_partitions)}
+    assert session_partitions.get_first_partition_key() == first.isoformat()
+
+
+def test_the_code_location_reads_its_partitions_start_from_the_environment():
+    """A user's setting reaches the partitions of a freshly loaded code location."""
+    loaded = in_loaded_code_location(
+        "defs.resolve_assets_def('daily_bars').partitions_def.get_first_partition_key()",
+        BUTTERQUANT_PARTITIONS_START="2020-01-02",
+    )
+    assert loaded.returncode == 0, loaded.stderr
+    assert loaded.stdout.strip().splitlines()[-1] == "2020-01-02"
+
+
+def test_market_job_takes_the_hidden_truth_only_where_there_is_one(tmp_path):
+    """One market job for every source: the synthetic market records its hidden regime, a
+    real source's run succeeds without one."""
+    job = make_defs(tmp_path).resolve_job_def(MARKET_JOB)
+    keys = {k.to_user_string() for k in job.asset_layer.executable_asset_keys}
+    assert keys == {"universe", "daily_bars", "option_chains", "market_truth"}
+    assert not make_defs(tmp_path).resolve_assets_def("market_truth").op.outs["result"].is_required
 
 
 def test_market_tables_publish_their_column_schema_from_the_one_definition():

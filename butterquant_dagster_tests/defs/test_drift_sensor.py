@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from dagster import DefaultSensorStatus, build_sensor_context
+from dagster import build_sensor_context
 from sklearn.linear_model import LogisticRegression
 
 from butterquant_dagster.core.ml import onnx_export
@@ -18,7 +18,7 @@ from butterquant_dagster.resources import (
     MonitoringResource,
     TradingResource,
 )
-from butterquant_dagster_tests.defs.helpers import make_defs
+from butterquant_dagster_tests.defs.helpers import in_loaded_code_location, make_defs
 
 
 def _champion(root, training_brier: float) -> str:
@@ -111,21 +111,24 @@ def test_no_champion_skips(tmp_path):
     ("setting", "status"), [(None, "RUNNING"), ("running", "RUNNING"), ("stopped", "STOPPED")]
 )
 def test_the_daily_routine_sensors_run_by_default_and_can_be_turned_off(
-    tmp_path, monkeypatch, setting, status
+    monkeypatch, setting, status
 ):
-    if setting is None:
-        monkeypatch.delenv("BUTTERQUANT_AUTOMATION_SENSORS_DEFAULT", raising=False)
-    else:
-        monkeypatch.setenv("BUTTERQUANT_AUTOMATION_SENSORS_DEFAULT", setting)
-    defs = make_defs(tmp_path)
-    for name in ("probability_model_drift", "collect_fills"):
-        assert defs.resolve_sensor_def(name).default_status == DefaultSensorStatus[status], name
+    """Read when the code location loads: each case loads one in a new process."""
+    monkeypatch.delenv("BUTTERQUANT_AUTOMATION_SENSORS_DEFAULT", raising=False)
+    env = {} if setting is None else {"BUTTERQUANT_AUTOMATION_SENSORS_DEFAULT": setting}
+    loaded = in_loaded_code_location(
+        "[defs.resolve_sensor_def(n).default_status.value "
+        "for n in ('probability_model_drift', 'collect_fills')]",
+        **env,
+    )
+    assert loaded.returncode == 0, loaded.stderr
+    assert loaded.stdout.strip().splitlines()[-1] == str([status, status])
 
 
-def test_a_misspelt_sensor_setting_is_refused(tmp_path, monkeypatch):
-    monkeypatch.setenv("BUTTERQUANT_AUTOMATION_SENSORS_DEFAULT", "on")
-    with pytest.raises(ValueError, match="BUTTERQUANT_AUTOMATION_SENSORS_DEFAULT='on'"):
-        make_defs(tmp_path)
+def test_a_misspelt_sensor_setting_is_refused():
+    loaded = in_loaded_code_location("1", BUTTERQUANT_AUTOMATION_SENSORS_DEFAULT="on")
+    assert loaded.returncode != 0
+    assert "BUTTERQUANT_AUTOMATION_SENSORS_DEFAULT='on'" in loaded.stderr
 
 
 def test_the_resource_and_the_report_share_one_set_of_drift_defaults(tmp_path, monkeypatch):

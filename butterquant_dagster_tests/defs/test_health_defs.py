@@ -25,12 +25,8 @@ from butterquant_dagster.core.storage.lake import Lake
 from butterquant_dagster.defs.lake_io_manager import LakeIOManager
 from butterquant_dagster.defs.ml.assets import WIN_MODEL, YIELD_MODEL
 from butterquant_dagster.defs.ml.decisions import ENSEMBLE_PREFIX
-from butterquant_dagster.defs.ops.health import (
-    HEALTH_JOB,
-    build_health_defs,
-    freshness_rules,
-    run_history,
-)
+from butterquant_dagster.defs.ops import health as health_defs
+from butterquant_dagster.defs.ops.health import HEALTH_JOB, freshness_rules, run_history
 from butterquant_dagster.resources import LakeResource, MarketDataResource, TradingResource
 from butterquant_dagster_tests.core.monitoring.test_health import fresh_lake, register_champion
 
@@ -59,13 +55,11 @@ def _resources(root, as_of: str, **trading) -> dict:
 
 
 def _defs(root, as_of: str = MORNING, **trading) -> Definitions:
-    parts = build_health_defs()
     return Definitions(
-        assets=parts.assets,
-        asset_checks=parts.asset_checks,
-        jobs=parts.jobs,
-        sensors=parts.sensors,
-        schedules=parts.schedules,
+        assets=[health_defs.system_health],
+        jobs=[health_defs.health_job],
+        sensors=[health_defs.health_watch],
+        schedules=[health_defs.health_morning],
         resources=_resources(root, as_of, **trading),
     )
 

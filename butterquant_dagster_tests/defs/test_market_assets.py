@@ -21,7 +21,6 @@ def _real_files_defs(root, bars_dir, universe_file):
     """Definitions on the real Yahoo bars (NVDA, ORCL, YHOO) with modelled chains."""
     return make_defs(
         root,
-        partitions_start="1999-01-04",
         source="files",
         bars_path=str(bars_dir),
         universe_file=str(universe_file),
@@ -207,7 +206,6 @@ def test_vendor_no_quote_rows_do_not_block_the_run(tmp_path, real_bars_dir, real
     pd.concat([*frames, no_quote], ignore_index=True).to_csv(chains, index=False)
     defs = make_defs(
         tmp_path / "root",
-        partitions_start="1999-01-04",
         source="files",
         bars_path=str(real_bars_dir),
         chains_path=str(chains),

@@ -24,7 +24,8 @@ from dagster import (
 from butterquant_dagster.core.monitoring.run_failures import failures_path
 from butterquant_dagster.core.storage.lake import Lake
 from butterquant_dagster.core.trading.ledger import Ledger
-from butterquant_dagster.defs.ops.backup import BACKUP_JOB, build_ops_defs
+from butterquant_dagster.defs.ops import backup, failures, retention
+from butterquant_dagster.defs.ops.backup import BACKUP_JOB
 from butterquant_dagster.defs.ops.failures import record_run_failures
 from butterquant_dagster.defs.ops.retention import RETENTION_JOB
 from butterquant_dagster.resources import LakeResource
@@ -36,12 +37,12 @@ NEW_YORK = dt.timezone(dt.timedelta(hours=-4))  # EDT, for readable schedule tic
 
 
 def ops_definitions(root: Path) -> Definitions:
-    ops = build_ops_defs()
+    """The operations folder's own definitions: backup, retention and the failure record."""
     return Definitions(
-        assets=ops.assets,
-        jobs=ops.jobs,
-        schedules=ops.schedules,
-        sensors=ops.sensors,
+        assets=[backup.warehouse_backup, retention.data_retention],
+        jobs=[backup.backup_job, retention.retention_job],
+        schedules=[backup.weekly_backup, retention.daily_retention],
+        sensors=[failures.record_run_failures],
         resources={"lake": LakeResource(data_dir=str(root))},
     )
 

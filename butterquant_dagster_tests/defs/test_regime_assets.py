@@ -14,9 +14,9 @@ from butterquant_dagster.core import calendar
 from butterquant_dagster.core.market.synthetic import SyntheticMarket
 from butterquant_dagster.core.market.universe import read_universe_file, select_universe
 from butterquant_dagster.core.storage.lake import Lake
-from butterquant_dagster.defs.ml.regime import build_regime_assets, regime_model
-from butterquant_dagster.defs.partitions import nyse_sessions
+from butterquant_dagster.defs.ml.regime import market_regime, regime_model
 from butterquant_dagster.resources import LakeResource, MarketDataResource, ModelsResource
+from butterquant_dagster.runs import partition_range_tags
 
 FIRST, LAST = dt.date(2021, 1, 4), dt.date(2024, 12, 31)
 
@@ -102,21 +102,12 @@ def test_a_window_that_cannot_be_honoured_is_refused(lake_root, window, message)
 
 
 def test_market_regime_is_point_in_time(lake_root):
-    (market_regime,) = build_regime_assets(nyse_sessions("2015-01-02"))
     sessions = calendar.sessions(dt.date(2024, 9, 3), dt.date(2024, 10, 31))
-    from dagster._core.storage.tags import (
-        ASSET_PARTITION_RANGE_END_TAG,
-        ASSET_PARTITION_RANGE_START_TAG,
-    )
-
     result = materialize(
         [market_regime],
         resources=_resources(lake_root),
         instance=DagsterInstance.ephemeral(),
-        tags={
-            ASSET_PARTITION_RANGE_START_TAG: sessions[0].isoformat(),
-            ASSET_PARTITION_RANGE_END_TAG: sessions[-1].isoformat(),
-        },
+        tags=partition_range_tags(sessions[0].isoformat(), sessions[-1].isoformat()),
     )
     assert result.success
     rows = Lake(lake_root).read("market_regime", [s.isoformat() for s in sessions])

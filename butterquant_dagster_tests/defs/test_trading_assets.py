@@ -11,7 +11,6 @@ import pandas as pd
 import pytest
 from dagster import DagsterInstance
 
-from butterquant_dagster.core.settings import Settings
 from butterquant_dagster.core.storage.lake import Lake
 from butterquant_dagster.core.trading.portfolio import EXIT_PRECEDENCE
 from butterquant_dagster.definitions import build_definitions
@@ -54,7 +53,7 @@ def trading_defs(root, **trading):
         # belongs to the baseline track, and four tickers compete for three slots.
         "trading": loose_trading(root, max_positions=MAX_POSITIONS, **trading),
     }
-    return build_definitions(Settings("2015-01-02", "synthetic"), resources)
+    return build_definitions(resources)
 
 
 def broker_orders(root) -> pd.DataFrame:

@@ -11,7 +11,6 @@ from dagster import AssetKey, DagsterInstance, build_schedule_context, build_sen
 
 from butterquant_dagster.core import calendar
 from butterquant_dagster.core.brokers.base import BUY, ComboOrder
-from butterquant_dagster.core.settings import Settings
 from butterquant_dagster.core.storage.lake import Lake
 from butterquant_dagster.core.trading.combos import COMBO_TICK, combo_quote, legs_from_json
 from butterquant_dagster.definitions import build_definitions
@@ -57,7 +56,7 @@ def _resources(root, trading_root=None, as_of=AS_OF) -> dict:
 
 def _defs(root, trading_root=None, as_of=AS_OF):
     resources = _resources(root, trading_root, as_of)
-    return build_definitions(Settings("2015-01-02", "synthetic"), resources)
+    return build_definitions(resources)
 
 
 # ----------------------------------------------------------------------------- the schedule

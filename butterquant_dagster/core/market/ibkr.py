@@ -77,7 +77,7 @@ from butterquant_dagster.core.brokers import ib_client
 from butterquant_dagster.core.market.files import expiry_kind
 from butterquant_dagster.core.market.files.completion import _rescale
 from butterquant_dagster.core.market.schemas import DAILY_BARS, OPTION_CHAINS, conform, empty
-from butterquant_dagster.core.market.source import MarketDataError
+from butterquant_dagster.core.market.source import MarketDataError, MarketDataUnavailable
 from butterquant_dagster.core.market.validation import CHAIN_RULES, QualityPolicy
 from butterquant_dagster.core.options import black_scholes as bs
 
@@ -310,7 +310,7 @@ class IBKRMarketSource:
                 readonly=True,
             )
         except (OSError, TimeoutError, ConnectionError) as exc:
-            raise MarketDataError(
+            raise MarketDataUnavailable(
                 f"ibkr: cannot connect to TWS / IB Gateway at {where} with client id "
                 f"{self.client_id} ({type(exc).__name__}: {exc}): nothing listens there. "
                 f"Start TWS/IB Gateway and enable the API on port {self.port} (Configure > "
@@ -319,7 +319,7 @@ class IBKRMarketSource:
                 "client id in use by another connection is refused too"
             ) from exc
         if not self._ib.isConnected():
-            raise MarketDataError(
+            raise MarketDataUnavailable(
                 f"ibkr: TWS / IB Gateway at {where} did not accept client id "
                 f"{self.client_id}; start TWS/IB Gateway and enable the API on port "
                 f"{self.port}, and check that no other connection uses that client id"
@@ -401,6 +401,11 @@ class IBKRMarketSource:
             return fn()
         except MarketDataError:
             raise
+        except OSError as exc:  # a dropped connection or a timeout (both are OSErrors)
+            raise MarketDataUnavailable(
+                f"ibkr: {what} for ticker {symbol} ({session}) failed: "
+                f"{type(exc).__name__}: {exc}{self._errors_of(symbol)}"
+            ) from exc
         except Exception as exc:
             raise MarketDataError(
                 f"ibkr: {what} for ticker {symbol} ({session}) failed: "

@@ -18,6 +18,12 @@ class MarketDataError(ValueError):
     rule, because the person reading it is fixing a data problem at 5 pm."""
 
 
+class MarketDataUnavailable(MarketDataError):
+    """The source could not be reached or stopped answering (TWS down, a dropped
+    connection, a timeout): nothing is known to be wrong with the data, and the same request
+    may succeed a minute later, so it is the one market error worth retrying."""
+
+
 class MarketSource(Protocol):
     name: str
 

@@ -189,13 +189,8 @@ def backtest(
     )
 
 
-def build_backtest_assets():
-    return [backtest]
-
-
-def build_backtest_job():
-    return define_asset_job(
-        BACKTEST_JOB,
-        selection=AssetSelection.assets("backtest"),
-        description="One configured backtest (strategy, tickers, window in the run config).",
-    )
+backtest_job = define_asset_job(
+    BACKTEST_JOB,
+    selection=AssetSelection.assets("backtest"),
+    description="One configured backtest (strategy, tickers, window in the run config).",
+)

@@ -8,9 +8,7 @@ frames, run core.validation over them, stage them in the lake and publish only w
 import pandas as pd
 from dagster import (
     AssetExecutionContext,
-    Failure,
     Output,
-    PartitionsDefinition,
     asset,
 )
 
@@ -22,9 +20,11 @@ from butterquant_dagster.core.market.schemas import (
     empty,
 )
 from butterquant_dagster.core.market.validation import BAR_RULES, CHAIN_RULES, QualityReport
+from butterquant_dagster.defs.freshness import freshness_policy
 from butterquant_dagster.defs.metadata import column_schema
 from butterquant_dagster.defs.partitions import session_asset
 from butterquant_dagster.defs.quality_checks import check_specs
+from butterquant_dagster.defs.retries import TRANSIENT_RETRY, retry_only_if_transient
 from butterquant_dagster.defs.staging import finish, run_metadata, run_sessions, stage_checked
 from butterquant_dagster.resources import LakeResource, MarketDataResource
 
@@ -57,28 +57,27 @@ def universe(context: AssetExecutionContext, market: MarketDataResource) -> Outp
     )
 
 
-def build_market_assets(partitions: PartitionsDefinition):
-    """The partitioned market assets over ``partitions`` (NYSE sessions)."""
-
-    @session_asset(
-        partitions,
-        name="daily_bars",
-        metadata=column_schema(DAILY_BARS),
-        group_name="market",
-        owners=[OWNER],
-        kinds=KINDS,
-        check_specs=check_specs("daily_bars", BAR_RULES),
-        description=(
-            "Daily OHLCV bars of every universe ticker for the session, with the previous "
-            "close. One Parquet file per session; published only when every check passes."
-        ),
-    )
-    def daily_bars(
-        context: AssetExecutionContext,
-        universe: pd.DataFrame,
-        market: MarketDataResource,
-        lake: LakeResource,
-    ):
+@session_asset(
+    retry_policy=TRANSIENT_RETRY,
+    name="daily_bars",
+    freshness_policy=freshness_policy("daily_bars"),
+    metadata=column_schema(DAILY_BARS),
+    group_name="market",
+    owners=[OWNER],
+    kinds=KINDS,
+    check_specs=check_specs("daily_bars", BAR_RULES),
+    description=(
+        "Daily OHLCV bars of every universe ticker for the session, with the previous "
+        "close. One Parquet file per session; published only when every check passes."
+    ),
+)
+def daily_bars(
+    context: AssetExecutionContext,
+    universe: pd.DataFrame,
+    market: MarketDataResource,
+    lake: LakeResource,
+):
+    with retry_only_if_transient("daily_bars"):
         sessions = run_sessions(context, market.now())
         source = market.market(universe)
         frame = source.bars(sessions)
@@ -102,27 +101,30 @@ def build_market_assets(partitions: PartitionsDefinition):
         }
         yield from finish(context, "daily_bars", report, staged, metadata)
 
-    @session_asset(
-        partitions,
-        name="option_chains",
-        metadata=column_schema(OPTION_CHAINS),
-        group_name="market",
-        owners=[OWNER],
-        kinds=KINDS,
-        check_specs=check_specs("option_chains", CHAIN_RULES),
-        description=(
-            "Closing option chains of every universe ticker for the session: every listed "
-            "expiry out to ~90 days, bid/ask, implied vol and greeks per contract. Modelled "
-            "chains say so in `modelled` and `source`."
-        ),
-    )
-    def option_chains(
-        context: AssetExecutionContext,
-        universe: pd.DataFrame,
-        daily_bars: pd.DataFrame,
-        market: MarketDataResource,
-        lake: LakeResource,
-    ):
+
+@session_asset(
+    retry_policy=TRANSIENT_RETRY,
+    name="option_chains",
+    freshness_policy=freshness_policy("option_chains"),
+    metadata=column_schema(OPTION_CHAINS),
+    group_name="market",
+    owners=[OWNER],
+    kinds=KINDS,
+    check_specs=check_specs("option_chains", CHAIN_RULES),
+    description=(
+        "Closing option chains of every universe ticker for the session: every listed "
+        "expiry out to ~90 days, bid/ask, implied vol and greeks per contract. Modelled "
+        "chains say so in `modelled` and `source`."
+    ),
+)
+def option_chains(
+    context: AssetExecutionContext,
+    universe: pd.DataFrame,
+    daily_bars: pd.DataFrame,
+    market: MarketDataResource,
+    lake: LakeResource,
+):
+    with retry_only_if_transient("option_chains"):
         sessions = run_sessions(context, market.now())
         source = market.market(universe)
         bar_labels = pd.to_datetime(daily_bars["session"]).dt.date
@@ -143,37 +145,36 @@ def build_market_assets(partitions: PartitionsDefinition):
         }
         yield from finish(context, "option_chains", report, staged, metadata)
 
-    @session_asset(
-        partitions,
-        name="market_truth",
-        metadata=column_schema(MARKET_TRUTH),
-        group_name="simulation",
-        owners=[OWNER],
-        kinds=KINDS,
-        deps=["daily_bars"],
-        description=(
-            "Ground truth of the synthetic market per session: the hidden regime (bull / "
-            "neutral / bear) and the market factor. For grading the regime detector only; "
-            "never a model feature."
-        ),
-    )
-    def market_truth(
-        context: AssetExecutionContext, universe: pd.DataFrame, market: MarketDataResource
-    ) -> Output:
-        sessions = run_sessions(context, market.now())
-        truth = market.market(universe).truth(sessions)
-        if truth is None:
-            raise Failure(
-                f"the {market.source!r} market source has no hidden regime; market_truth "
-                "exists only for the synthetic market"
-            )
-        counts = truth["regime"].value_counts().to_dict()
-        return Output(
-            truth,
-            metadata={
-                "sessions": len(truth),
-                **{f"sessions_{k}": int(v) for k, v in counts.items()},
-            },
-        )
 
-    return [daily_bars, option_chains, market_truth]
+@session_asset(
+    name="market_truth",
+    metadata=column_schema(MARKET_TRUTH),
+    group_name="simulation",
+    owners=[OWNER],
+    kinds=KINDS,
+    deps=["daily_bars"],
+    # Real markets have no hidden regime: the step then records nothing, instead of failing
+    # the market snapshot it belongs to.
+    output_required=False,
+    description=(
+        "Ground truth of the synthetic market per session: the hidden regime (bull / "
+        "neutral / bear) and the market factor. For grading the regime detector only; "
+        "never a model feature. Other market sources have none, and record nothing here."
+    ),
+)
+def market_truth(
+    context: AssetExecutionContext, universe: pd.DataFrame, market: MarketDataResource
+):
+    sessions = run_sessions(context, market.now())
+    truth = market.market(universe).truth(sessions)
+    if truth is None:
+        context.log.info(f"the {market.source!r} market source has no hidden regime to record")
+        return
+    counts = truth["regime"].value_counts().to_dict()
+    yield Output(
+        truth,
+        metadata={
+            "sessions": len(truth),
+            **{f"sessions_{k}": int(v) for k, v in counts.items()},
+        },
+    )

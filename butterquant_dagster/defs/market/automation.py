@@ -21,57 +21,42 @@ BARS_JOB = "bars_history_job"
 MINUTES_AFTER_CLOSE = 30
 
 
-def market_groups(market_source: str) -> list[str]:
-    """The groups of a market snapshot; the hidden truth exists only for the synthetic market."""
-    return ["market", "simulation"] if market_source == "synthetic" else ["market"]
+market_snapshot_job = define_asset_job(
+    MARKET_JOB,
+    # The hidden truth (group "simulation") records nothing for a real market source.
+    selection=AssetSelection.groups("market", "simulation"),
+    # One market snapshot at a time (dagster.yaml limits the "market" lane to one run).
+    tags={"butterquant/lane": "market"},
+    description="Take the closing market snapshot (bars and option chains) of a session.",
+)
+
+bars_history_job = define_asset_job(
+    BARS_JOB,
+    selection=AssetSelection.assets("universe", "daily_bars") | AssetSelection.groups("simulation"),
+    tags={"butterquant/lane": "market"},
+    description=(
+        "Take the daily bars (no option chains) of a range of sessions: the index history "
+        "the point-in-time regime is fitted on."
+    ),
+)
 
 
-def build_market_job(market_source: str):
-    return define_asset_job(
-        MARKET_JOB,
-        selection=AssetSelection.groups(*market_groups(market_source)),
-        # One market snapshot at a time (dagster.yaml limits the "market" lane to one run).
-        tags={"butterquant/lane": "market"},
-        description="Take the closing market snapshot (bars and option chains) of a session.",
-    )
-
-
-def build_bars_job(market_source: str):
-    groups = market_groups(market_source)
-    selection = AssetSelection.assets("universe", "daily_bars")
-    if "simulation" in groups:
-        selection = selection | AssetSelection.groups("simulation")
-    return define_asset_job(
-        BARS_JOB,
-        selection=selection,
-        tags={"butterquant/lane": "market"},
-        description=(
-            "Take the daily bars (no option chains) of a range of sessions: the index history "
-            "the point-in-time regime is fitted on."
-        ),
-    )
-
-
-def build_market_schedule(job):
+@schedule(
+    name="market_snapshot_after_close",
+    job=market_snapshot_job,
+    cron_schedule=f"{MINUTES_AFTER_CLOSE} 13,16 * * 1-5",
+    execution_timezone="America/New_York",
+    description="Closing snapshot of each NYSE session, 30 minutes after its close.",
+)
+def market_snapshot_after_close(context: ScheduleEvaluationContext):
     """Ticks 30 minutes after both the regular (16:00) and the early (13:00) close, and runs
     only at the tick that follows the session's actual close; weekends and holidays skip."""
-
-    @schedule(
-        name="market_snapshot_after_close",
-        job=job,
-        cron_schedule=f"{MINUTES_AFTER_CLOSE} 13,16 * * 1-5",
-        execution_timezone="America/New_York",
-        description="Closing snapshot of each NYSE session, 30 minutes after its close.",
+    session = session_due(
+        context.scheduled_execution_time,
+        dt.timedelta(minutes=MINUTES_AFTER_CLOSE),
+        "its snapshot",
     )
-    def market_snapshot_after_close(context: ScheduleEvaluationContext):
-        session = session_due(
-            context.scheduled_execution_time,
-            dt.timedelta(minutes=MINUTES_AFTER_CLOSE),
-            "its snapshot",
-        )
-        if isinstance(session, SkipReason):
-            return session
-        key = session.isoformat()
-        return RunRequest(run_key=f"market-{key}", partition_key=key)
-
-    return market_snapshot_after_close
+    if isinstance(session, SkipReason):
+        return session
+    key = session.isoformat()
+    return RunRequest(run_key=f"market-{key}", partition_key=key)

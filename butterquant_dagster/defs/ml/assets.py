@@ -19,7 +19,6 @@ from dagster import (
     Failure,
     MetadataValue,
     Output,
-    PartitionsDefinition,
     asset,
     asset_check,
 )
@@ -57,156 +56,150 @@ IV_HISTORY_SESSIONS = 252
 
 
 # ------------------------------------------------------------------------------ features
-def build_feature_assets(partitions: PartitionsDefinition):
-    @session_asset(
-        partitions,
-        name="candidate_features",
-        group_name="ml",
-        owners=[OWNER],
-        kinds=KINDS,
-        deps=["butterfly_candidates", "iv_surface", "market_regime", "trading_decisions"],
-        description=(
-            "The probability model's features of every candidate, from the one feature "
-            "pipeline (core/ml/features.py) that training and inference both call."
-        ),
+@session_asset(
+    name="candidate_features",
+    group_name="ml",
+    owners=[OWNER],
+    kinds=KINDS,
+    deps=["butterfly_candidates", "iv_surface", "market_regime", "trading_decisions"],
+    description=(
+        "The probability model's features of every candidate, from the one feature "
+        "pipeline (core/ml/features.py) that training and inference both call."
+    ),
+)
+def candidate_features(
+    context: AssetExecutionContext, lake: LakeResource, market: MarketDataResource
+) -> Output:
+    sessions = run_sessions(context, market.now())
+    store = lake.lake()
+    frames, without_regime = [], 0
+    # One read of the surface history the whole run needs; each session sees its past.
+    window = trailing_keys(sessions[0], IV_HISTORY_SESSIONS, inclusive=False)
+    window += [d.isoformat() for d in calendar.sessions(sessions[0], sessions[-1])]
+    surfaces = store.read_existing("iv_surface", window)
+    surface_day = (
+        pd.to_datetime(surfaces["session"]) if len(surfaces) else pd.Series(dtype="datetime64[ns]")
     )
-    def candidate_features(
-        context: AssetExecutionContext, lake: LakeResource, market: MarketDataResource
-    ) -> Output:
-        sessions = run_sessions(context, market.now())
-        store = lake.lake()
-        frames, without_regime = [], 0
-        # One read of the surface history the whole run needs; each session sees its past.
-        window = trailing_keys(sessions[0], IV_HISTORY_SESSIONS, inclusive=False)
-        window += [d.isoformat() for d in calendar.sessions(sessions[0], sessions[-1])]
-        surfaces = store.read_existing("iv_surface", window)
-        surface_day = (
-            pd.to_datetime(surfaces["session"])
-            if len(surfaces)
-            else pd.Series(dtype="datetime64[ns]")
+    for done, session in enumerate(sessions, start=1):
+        key = session.isoformat()
+        candidates = store.read("butterfly_candidates", [key])
+        today = store.read("iv_surface", [key])
+        first = trailing_keys(session, IV_HISTORY_SESSIONS, inclusive=False)
+        history = (
+            surfaces.loc[(surface_day >= first[0]) & (surface_day < key)]
+            if len(surfaces) and first
+            else today.iloc[:0]
         )
-        for done, session in enumerate(sessions, start=1):
-            key = session.isoformat()
-            candidates = store.read("butterfly_candidates", [key])
-            today = store.read("iv_surface", [key])
-            first = trailing_keys(session, IV_HISTORY_SESSIONS, inclusive=False)
-            history = (
-                surfaces.loc[(surface_day >= first[0]) & (surface_day < key)]
-                if len(surfaces) and first
-                else today.iloc[:0]
-            )
-            rank, percentile, _ = iv_rank(history, today)
-            regime = regime_row(store, key)
-            without_regime += regime is None
-            decisions = (
-                store.read("trading_decisions", [key])
-                if key in store.partitions("trading_decisions")
-                else None
-            )
-            context_frame = ticker_context(today, rank, percentile, regime, decisions)
-            frames.append(build_features(candidates, context_frame))
-            report_progress(context, "candidate_features", done, len(sessions), session)
-        features = pd.concat(frames, ignore_index=True)
-        return Output(
-            features,
-            metadata={
-                "rows": len(features),
-                "features": len(FEATURE_COLUMNS),
-                "sessions_without_regime": without_regime,
-            },
+        rank, percentile, _ = iv_rank(history, today)
+        regime = regime_row(store, key)
+        without_regime += regime is None
+        decisions = (
+            store.read("trading_decisions", [key])
+            if key in store.partitions("trading_decisions")
+            else None
         )
-
-    @session_asset(
-        partitions,
-        name="ai_probabilities",
-        group_name="ml",
-        owners=[OWNER],
-        kinds={"python", "onnx"},
-        deps=["candidate_features", "probability_model_champion"],
-        description=(
-            "The champion model's P(win) and expected yield for every candidate of the "
-            "session, with the model version; empty with model_status saying why when there "
-            "is no champion that passed its promotion gates (rankings then use the rule "
-            "score). ml_expected_roi is filled only when the paired yield model passed its "
-            "own gates (yield_model_validated). A champion that fails to load falls back to "
-            "the previous version, flagged."
-        ),
+        context_frame = ticker_context(today, rank, percentile, regime, decisions)
+        frames.append(build_features(candidates, context_frame))
+        report_progress(context, "candidate_features", done, len(sessions), session)
+    features = pd.concat(frames, ignore_index=True)
+    return Output(
+        features,
+        metadata={
+            "rows": len(features),
+            "features": len(FEATURE_COLUMNS),
+            "sessions_without_regime": without_regime,
+        },
     )
-    def ai_probabilities(
-        context: AssetExecutionContext,
-        lake: LakeResource,
-        models: ModelsResource,
-        market: MarketDataResource,
-    ) -> Output:
-        sessions = run_sessions(context, market.now())
-        store = lake.lake()
-        registry = models.registry()
-        win, win_warnings = registry.load_champion_with_fallback(WIN_MODEL)
-        gain, gain_warnings = _paired_yield_model(registry, win)
-        for warning in win_warnings + gain_warnings:
-            context.log.warning(warning)
-        # A model may only score sessions on or after the last outcome it learned from:
-        # scoring an earlier session would use outcomes that were not yet known then.
-        cutoff = (win.metadata.get("label_cutoff", "") if win else "") or ""
-        # A champion promoted before the gates existed (or by hand around them) is not used.
-        unproven = win is not None and not gates.passed(win.metadata)
-        yield_validated = gain is not None and gates.passed(gain.metadata)
-        yield_status = (
-            "validated"
-            if yield_validated
-            else "no yield model"
-            if gain is None
-            else f"not validated: {gates.failure_reason(gain.metadata)}"
-        )
-        frames = []
-        for session in sessions:
-            features = store.read("candidate_features", [session.isoformat()])
-            out = features[KEY_COLUMNS].copy()
-            if win is None or gain is None or unproven or session.isoformat() < cutoff:
-                out["ml_success_prob"] = np.nan
-                out["ml_expected_roi"] = np.nan
-                out["yield_model_validated"] = False
-                out["model_version"] = "none"
-                out["model_status"] = (
-                    "no champion: ranked by the rule score"
-                    if win is None or gain is None
-                    else f"champion {win.version} did not pass its promotion gates "
-                    f"({gates.failure_reason(win.metadata)}): not used"
-                    if unproven
-                    else f"champion learned outcomes up to {cutoff}: not used before it"
-                )
-            else:
-                win.check_features(FEATURE_COLUMNS)
-                gain.check_features(FEATURE_COLUMNS)
-                x = feature_matrix(features, FEATURE_COLUMNS)
-                out["ml_success_prob"] = onnx_export.run(win.session, x)
-                # An unvalidated yield estimate is not written, so nothing can rank by it.
-                out["ml_expected_roi"] = (
-                    onnx_export.run(gain.session, x) / 1000.0 if yield_validated else np.nan
-                )
-                out["yield_model_validated"] = yield_validated
-                out["model_version"] = win.version
-                status = "fallback" if win_warnings or gain_warnings else "champion"
-                out["model_status"] = (
-                    status if yield_validated else f"{status}; yield model {yield_status}"
-                )
-            frames.append(out)
-        probabilities = pd.concat(frames, ignore_index=True)
-        return Output(
-            probabilities,
-            metadata={
-                "rows": len(probabilities),
-                "model_version": win.version if win else "none",
-                "win_model": "none"
-                if win is None
-                else f"{win.version}: "
-                + ("gates passed" if not unproven else gates.failure_reason(win.metadata)),
-                "yield_model": yield_status,
-                "warnings": "; ".join(win_warnings + gain_warnings) or "none",
-            },
-        )
 
-    return [candidate_features, ai_probabilities]
+
+@session_asset(
+    name="ai_probabilities",
+    group_name="ml",
+    owners=[OWNER],
+    kinds={"python", "onnx"},
+    deps=["candidate_features", "probability_model_champion"],
+    description=(
+        "The champion model's P(win) and expected yield for every candidate of the "
+        "session, with the model version; empty with model_status saying why when there "
+        "is no champion that passed its promotion gates (rankings then use the rule "
+        "score). ml_expected_roi is filled only when the paired yield model passed its "
+        "own gates (yield_model_validated). A champion that fails to load falls back to "
+        "the previous version, flagged."
+    ),
+)
+def ai_probabilities(
+    context: AssetExecutionContext,
+    lake: LakeResource,
+    models: ModelsResource,
+    market: MarketDataResource,
+) -> Output:
+    sessions = run_sessions(context, market.now())
+    store = lake.lake()
+    registry = models.registry()
+    win, win_warnings = registry.load_champion_with_fallback(WIN_MODEL)
+    gain, gain_warnings = _paired_yield_model(registry, win)
+    for warning in win_warnings + gain_warnings:
+        context.log.warning(warning)
+    # A model may only score sessions on or after the last outcome it learned from:
+    # scoring an earlier session would use outcomes that were not yet known then.
+    cutoff = (win.metadata.get("label_cutoff", "") if win else "") or ""
+    # A champion promoted before the gates existed (or by hand around them) is not used.
+    unproven = win is not None and not gates.passed(win.metadata)
+    yield_validated = gain is not None and gates.passed(gain.metadata)
+    yield_status = (
+        "validated"
+        if yield_validated
+        else "no yield model"
+        if gain is None
+        else f"not validated: {gates.failure_reason(gain.metadata)}"
+    )
+    frames = []
+    for session in sessions:
+        features = store.read("candidate_features", [session.isoformat()])
+        out = features[KEY_COLUMNS].copy()
+        if win is None or gain is None or unproven or session.isoformat() < cutoff:
+            out["ml_success_prob"] = np.nan
+            out["ml_expected_roi"] = np.nan
+            out["yield_model_validated"] = False
+            out["model_version"] = "none"
+            out["model_status"] = (
+                "no champion: ranked by the rule score"
+                if win is None or gain is None
+                else f"champion {win.version} did not pass its promotion gates "
+                f"({gates.failure_reason(win.metadata)}): not used"
+                if unproven
+                else f"champion learned outcomes up to {cutoff}: not used before it"
+            )
+        else:
+            win.check_features(FEATURE_COLUMNS)
+            gain.check_features(FEATURE_COLUMNS)
+            x = feature_matrix(features, FEATURE_COLUMNS)
+            out["ml_success_prob"] = onnx_export.run(win.session, x)
+            # An unvalidated yield estimate is not written, so nothing can rank by it.
+            out["ml_expected_roi"] = (
+                onnx_export.run(gain.session, x) / 1000.0 if yield_validated else np.nan
+            )
+            out["yield_model_validated"] = yield_validated
+            out["model_version"] = win.version
+            status = "fallback" if win_warnings or gain_warnings else "champion"
+            out["model_status"] = (
+                status if yield_validated else f"{status}; yield model {yield_status}"
+            )
+        frames.append(out)
+    probabilities = pd.concat(frames, ignore_index=True)
+    return Output(
+        probabilities,
+        metadata={
+            "rows": len(probabilities),
+            "model_version": win.version if win else "none",
+            "win_model": "none"
+            if win is None
+            else f"{win.version}: "
+            + ("gates passed" if not unproven else gates.failure_reason(win.metadata)),
+            "yield_model": yield_status,
+            "warnings": "; ".join(win_warnings + gain_warnings) or "none",
+        },
+    )
 
 
 def _paired_yield_model(registry, win):
@@ -374,71 +367,86 @@ def probability_model(
     except TrainingError as exc:
         raise Failure(str(exc)) from exc
     registry = models.registry()
-    label_cutoff = str(pd.Timestamp(rows["expiry"].max()).date())
     challenger, champion_score, champion_version, how = _promotion_scores(
         context, registry, rows, trained
     )
-    parity_ok = all(p["passed"] for p in trained.parity.values())
     beats, why = _beats(challenger, champion_score, models, how)
     win_verdict = gates.verdict(
         [*trained.win_gates, gates.Gate("beats_champion", beats, True, beats, why)]
     )
     yield_verdict = gates.verdict(trained.yield_gates)
     checks_passed = bool(win_verdict["passed"])
-    yield_passed = bool(checks_passed and yield_verdict["passed"])
-    metadata = _jsonable(
-        {
-            "training_date": market.now().date().isoformat(),
-            "label_cutoff": label_cutoff,
-            "training_window": {"start": trained.window[0], "end": trained.window[1]},
-            "training_samples": trained.training_samples,
-            "feature_columns": FEATURE_COLUMNS,
-            "features_hash": model_card.features_hash(FEATURE_COLUMNS),
-            "label": LABEL_DEFINITION,
-            "cost_basis": COST_BASIS,
-            "metrics": {k: v for k, v in trained.metrics.items()},
-            # What the drift report compares live features and predictions with (PSI); the
-            # predictions are out of fold, as live ones are.
-            "feature_reference": trained.drift_reference(rows),
-            "folds": trained.folds,
-            "parity": trained.parity,
-            "latest_fold": {k: v for k, v in trained.latest_fold.items() if k != "test_rows"},
-            "best_single_feature": trained.best_feature,
-            "single_feature_baselines": trained.feature_baselines[:5],
-            "gates": win_verdict,
-            "promotion": {
-                "challenger": challenger,
-                "champion": champion_score,
-                "basis": how,
-                "passed": checks_passed,
-                "reason": why if checks_passed else win_verdict["reason"],
-            },
-            "compared_with": champion_version,
-            "opset": onnx_export.OPSET,
-            "libraries": _library_versions(),
-            "dagster_run_id": context.run.run_id,
-            "upstream": {"training_set": _data_version(context, "training_set")},
-        }
-    )
+    promotion = {
+        "challenger": challenger,
+        "champion": champion_score,
+        "basis": how,
+        "passed": checks_passed,
+        "reason": why if checks_passed else win_verdict["reason"],
+    }
+    metadata = _win_model_card(context, rows, trained, market, win_verdict, promotion)
+    metadata["compared_with"] = champion_version
     win_version = registry.register(
-        WIN_MODEL, trained.classifier_onnx, metadata, forced=trained.forced
+        WIN_MODEL, trained.classifier_onnx, _jsonable(metadata), forced=trained.forced
     )
-    yield_metadata = _jsonable(
-        {
-            **{
-                k: v
-                for k, v in metadata.items()
-                if k not in ("best_single_feature", "single_feature_baselines", "promotion")
-            },
-            "label": "expected yield per $1,000 at risk (clipped 1..99% of the training rows)",
-            "metrics": trained.yield_metrics,
-            "gates": yield_verdict,
-            "paired_with": f"{WIN_MODEL}:{win_version.version}",
-        }
-    )
+    yield_metadata = _yield_model_card(metadata, trained, yield_verdict, win_version.version)
     gain_version = registry.register(
-        YIELD_MODEL, trained.regressor_onnx, yield_metadata, forced=trained.forced
+        YIELD_MODEL, trained.regressor_onnx, _jsonable(yield_metadata), forced=trained.forced
     )
+    verdicts = {"win": win_verdict, "yield": yield_verdict}
+    yield _training_output(trained, win_version, gain_version, verdicts, champion_version)
+    yield from _training_checks(trained, beats, why, verdicts)
+
+
+def _win_model_card(context, rows, trained, market, verdict: dict, promotion: dict) -> dict:
+    """What the registry keeps with the P(win) model: provenance, every figure of its
+    validation, and why it was (not) promoted."""
+    return {
+        "training_date": market.now().date().isoformat(),
+        "label_cutoff": str(pd.Timestamp(rows["expiry"].max()).date()),
+        "training_window": {"start": trained.window[0], "end": trained.window[1]},
+        "training_samples": trained.training_samples,
+        "feature_columns": FEATURE_COLUMNS,
+        "features_hash": model_card.features_hash(FEATURE_COLUMNS),
+        "label": LABEL_DEFINITION,
+        "cost_basis": COST_BASIS,
+        "metrics": dict(trained.metrics),
+        # What the drift report compares live features and predictions with (PSI); the
+        # predictions are out of fold, as live ones are.
+        "feature_reference": trained.drift_reference(rows),
+        "folds": trained.folds,
+        "parity": trained.parity,
+        "latest_fold": {k: v for k, v in trained.latest_fold.items() if k != "test_rows"},
+        "best_single_feature": trained.best_feature,
+        "single_feature_baselines": trained.feature_baselines[:5],
+        "gates": verdict,
+        "promotion": promotion,
+        "opset": onnx_export.OPSET,
+        "libraries": _library_versions(),
+        "dagster_run_id": context.run.run_id,
+        "upstream": {"training_set": _data_version(context, "training_set")},
+    }
+
+
+def _yield_model_card(win_card: dict, trained, verdict: dict, win_version: str) -> dict:
+    """The yield model shares the P(win) model's provenance, with its own label, figures
+    and gates; it is used only beside the P(win) version it was trained with."""
+    shared = {
+        k: v
+        for k, v in win_card.items()
+        if k not in ("best_single_feature", "single_feature_baselines", "promotion")
+    }
+    return {
+        **shared,
+        "label": "expected yield per $1,000 at risk (clipped 1..99% of the training rows)",
+        "metrics": trained.yield_metrics,
+        "gates": verdict,
+        "paired_with": f"{WIN_MODEL}:{win_version}",
+    }
+
+
+def _training_output(trained, win_version, gain_version, verdicts: dict, compared_with):
+    checks_passed = bool(verdicts["win"]["passed"])
+    yield_passed = bool(checks_passed and verdicts["yield"]["passed"])
     summary = pd.DataFrame(
         [
             {
@@ -447,26 +455,26 @@ def probability_model(
                 "forced": trained.forced,
                 "checks_passed": checks_passed,
                 "yield_gates_passed": yield_passed,
-                "gates_reason": win_verdict["reason"],
-                "yield_gates_reason": yield_verdict["reason"],
+                "gates_reason": verdicts["win"]["reason"],
+                "yield_gates_reason": verdicts["yield"]["reason"],
                 "brier": trained.metrics["brier"],
                 "roc_auc": trained.metrics["roc_auc"],
                 "ece": trained.metrics["ece"],
                 "training_samples": trained.training_samples,
-                "compared_with": champion_version or "",
+                "compared_with": compared_with or "",
             }
         ]
     )
     best = trained.best_feature or {}
-    yield Output(
+    return Output(
         summary,
         metadata={
             "win_model_version": win_version.version,
             "checks_passed": checks_passed,
             "gates_passed": checks_passed,
-            "gates_reason": win_verdict["reason"],
+            "gates_reason": verdicts["win"]["reason"],
             "yield_gates_passed": yield_passed,
-            "yield_gates_reason": yield_verdict["reason"],
+            "yield_gates_reason": verdicts["yield"]["reason"],
             "roc_auc": trained.metrics["roc_auc"],
             "brier": trained.metrics["brier"],
             "brier_skill": trained.metrics["brier_skill"],
@@ -482,9 +490,12 @@ def probability_model(
             "yield_model_card": MetadataValue.md(model_card.markdown(gain_version.metadata)),
         },
     )
+
+
+def _training_checks(trained, beats: bool, why: str, verdicts: dict):
     yield AssetCheckResult(
         check_name="onnx_parity",
-        passed=parity_ok,
+        passed=all(p["passed"] for p in trained.parity.values()),
         metadata={k: v["max_abs_diff"] for k, v in trained.parity.items()},
     )
     yield AssetCheckResult(
@@ -499,20 +510,17 @@ def probability_model(
         description=why,
         severity=AssetCheckSeverity.ERROR,
     )
-    yield AssetCheckResult(
-        check_name="promotion_gates",
-        passed=checks_passed,
-        description=win_verdict["reason"],
-        severity=AssetCheckSeverity.ERROR,
-        metadata={"gates": MetadataValue.md(model_card.gates_markdown(win_verdict))},
-    )
-    yield AssetCheckResult(
-        check_name="yield_model_gates",
-        passed=bool(yield_verdict["passed"]),
-        description=yield_verdict["reason"],
-        severity=AssetCheckSeverity.WARN,
-        metadata={"gates": MetadataValue.md(model_card.gates_markdown(yield_verdict))},
-    )
+    for check_name, verdict, severity in (
+        ("promotion_gates", verdicts["win"], AssetCheckSeverity.ERROR),
+        ("yield_model_gates", verdicts["yield"], AssetCheckSeverity.WARN),
+    ):
+        yield AssetCheckResult(
+            check_name=check_name,
+            passed=bool(verdict["passed"]),
+            description=verdict["reason"],
+            severity=severity,
+            metadata={"gates": MetadataValue.md(model_card.gates_markdown(verdict))},
+        )
 
 
 def _promotion_scores(context, registry, rows, trained):

@@ -26,82 +26,78 @@ FEATURES_JOB = "features_job"
 PROBABILITY_TRAINING = ["training_set", "probability_model", "probability_model_champion"]
 
 
-def build_ml_jobs():
-    return [
-        define_asset_job(
-            REGIME_JOB,
-            selection=AssetSelection.assets("regime_model", "market_regime"),
-            description="Fit the regime HMM and filter the regime of a range of sessions.",
-        ),
-        define_asset_job(
-            ANALYSIS_JOB,
-            selection=AssetSelection.assets("market_regime", "trading_decisions"),
-            description="The session's regime and buy / hold / sell decisions.",
-        ),
-        define_asset_job(
-            ENSEMBLE_TRAINING_JOB,
-            selection=AssetSelection.assets("signal_ensemble"),
-            description="Retrain the per-regime signal ensemble.",
-        ),
-        define_asset_job(
-            PROBABILITY_TRAINING_JOB,
-            selection=AssetSelection.assets(*PROBABILITY_TRAINING),
-            description="Retrain, validate, register and (if it wins) promote "
-            "the butterfly probability model.",
-        ),
-        define_asset_job(
-            FEATURES_JOB,
-            selection=AssetSelection.assets("trading_decisions", "candidate_features"),
-            description="Decisions and candidate features over a range of scanned sessions "
-            "(what the probability model trains on).",
-        ),
-    ]
+regime_job = define_asset_job(
+    REGIME_JOB,
+    selection=AssetSelection.assets("regime_model", "market_regime"),
+    description="Fit the regime HMM and filter the regime of a range of sessions.",
+)
+
+analysis_job = define_asset_job(
+    ANALYSIS_JOB,
+    selection=AssetSelection.assets("market_regime", "trading_decisions"),
+    description="The session's regime and buy / hold / sell decisions.",
+)
+
+ensemble_training_job = define_asset_job(
+    ENSEMBLE_TRAINING_JOB,
+    selection=AssetSelection.assets("signal_ensemble"),
+    description="Retrain the per-regime signal ensemble.",
+)
+
+probability_training_job = define_asset_job(
+    PROBABILITY_TRAINING_JOB,
+    selection=AssetSelection.assets(*PROBABILITY_TRAINING),
+    description="Retrain, validate, register and (if it wins) promote "
+    "the butterfly probability model.",
+)
+
+features_job = define_asset_job(
+    FEATURES_JOB,
+    selection=AssetSelection.assets("trading_decisions", "candidate_features"),
+    description="Decisions and candidate features over a range of scanned sessions "
+    "(what the probability model trains on).",
+)
 
 
-def build_ml_schedules(jobs_by_name):
-    @schedule(
-        name="analysis_after_close",
-        job=jobs_by_name[ANALYSIS_JOB],
-        cron_schedule="45 13,16 * * 1-5",
-        execution_timezone="America/New_York",
-        description="Regime and decisions of each session, after its snapshot.",
-    )
-    def analysis_after_close(context: ScheduleEvaluationContext):
-        tick = context.scheduled_execution_time.astimezone(calendar.EXCHANGE_TZ)
-        today = tick.date()
-        if not calendar.is_session(today):
-            return SkipReason(f"{today} is not an NYSE session (holiday)")
-        if tick.hour != calendar.session_close(today).hour:
-            return SkipReason(f"{today} closes at {calendar.session_close(today):%H:%M}")
-        return RunRequest(run_key=f"analysis-{today}", partition_key=today.isoformat())
+@schedule(
+    name="analysis_after_close",
+    job=analysis_job,
+    cron_schedule="45 13,16 * * 1-5",
+    execution_timezone="America/New_York",
+    description="Regime and decisions of each session, after its snapshot.",
+)
+def analysis_after_close(context: ScheduleEvaluationContext):
+    tick = context.scheduled_execution_time.astimezone(calendar.EXCHANGE_TZ)
+    today = tick.date()
+    if not calendar.is_session(today):
+        return SkipReason(f"{today} is not an NYSE session (holiday)")
+    if tick.hour != calendar.session_close(today).hour:
+        return SkipReason(f"{today} closes at {calendar.session_close(today):%H:%M}")
+    return RunRequest(run_key=f"analysis-{today}", partition_key=today.isoformat())
 
-    @schedule(
-        name="ensemble_monthly",
-        job=jobs_by_name[ENSEMBLE_TRAINING_JOB],
-        cron_schedule="0 18 1 * *",
-        execution_timezone="America/New_York",
-        description="The signal ensemble on a rolling 12-month window, monthly.",
-    )
-    def ensemble_monthly(context: ScheduleEvaluationContext):
-        return RunRequest(run_key=f"ensemble-{context.scheduled_execution_time:%Y-%m}")
 
-    @schedule(
-        name="probability_model_monthly",
-        job=jobs_by_name[PROBABILITY_TRAINING_JOB],
-        cron_schedule="0 18 2 * *",
-        execution_timezone="America/New_York",
-        description="The probability model on all history, monthly (the guides retrained "
-        "every six months; the health check fails a champion older than 60 days). The "
-        "challenger replaces the champion only when it passes the promotion checks.",
-    )
-    def probability_model_monthly(context: ScheduleEvaluationContext):
-        return RunRequest(run_key=f"probability-{context.scheduled_execution_time:%Y-%m}")
+@schedule(
+    name="ensemble_monthly",
+    job=ensemble_training_job,
+    cron_schedule="0 18 1 * *",
+    execution_timezone="America/New_York",
+    description="The signal ensemble on a rolling 12-month window, monthly.",
+)
+def ensemble_monthly(context: ScheduleEvaluationContext):
+    return RunRequest(run_key=f"ensemble-{context.scheduled_execution_time:%Y-%m}")
 
-    return [
-        analysis_after_close,
-        ensemble_monthly,
-        probability_model_monthly,
-    ]
+
+@schedule(
+    name="probability_model_monthly",
+    job=probability_training_job,
+    cron_schedule="0 18 2 * *",
+    execution_timezone="America/New_York",
+    description="The probability model on all history, monthly (the guides retrained "
+    "every six months; the health check fails a champion older than 60 days). The "
+    "challenger replaces the champion only when it passes the promotion checks.",
+)
+def probability_model_monthly(context: ScheduleEvaluationContext):
+    return RunRequest(run_key=f"probability-{context.scheduled_execution_time:%Y-%m}")
 
 
 def sensor_default_status() -> DefaultSensorStatus:
@@ -112,38 +108,35 @@ def sensor_default_status() -> DefaultSensorStatus:
     )
 
 
-def build_drift_sensor(jobs_by_name):
-    @sensor(
-        name="probability_model_drift",
-        job=jobs_by_name[PROBABILITY_TRAINING_JOB],
-        minimum_interval_seconds=3600,
-        default_status=sensor_default_status(),
-        required_resource_keys={"lake", "models", "trading", "monitoring"},
-        description="Requests a retraining when the champion's drift report says RETRAIN: "
-        "realized wins significantly and materially off the sum of its predictions, ECE "
-        "above the retrain threshold, realized yield off the predicted, confident "
-        "predictions hitting below the configured rate, or Brier worse than at training, "
-        "over enough resolved predictions. The same report as the drift_report asset; the "
-        "retrained model still becomes champion only through its promotion checks.",
+@sensor(
+    name="probability_model_drift",
+    job=probability_training_job,
+    minimum_interval_seconds=3600,
+    default_status=sensor_default_status(),
+    required_resource_keys={"lake", "models", "trading", "monitoring"},
+    description="Requests a retraining when the champion's drift report says RETRAIN: "
+    "realized wins significantly and materially off the sum of its predictions, ECE "
+    "above the retrain threshold, realized yield off the predicted, confident "
+    "predictions hitting below the configured rate, or Brier worse than at training, "
+    "over enough resolved predictions. The same report as the drift_report asset; the "
+    "retrained model still becomes champion only through its promotion checks.",
+)
+def probability_model_drift(context: SensorEvaluationContext):
+    registry = context.resources.models.registry()
+    champion = registry.champion(WIN_MODEL)
+    if champion is None:
+        return SkipReason("no champion model to watch yet")
+    now = dt.datetime.now(dt.UTC)
+    through = calendar.latest_completed_session(now)
+    report = assemble.drift(
+        context.resources.lake.lake(),
+        context.resources.trading.ledger(),
+        champion,
+        through,
+        context.resources.monitoring.thresholds(),
     )
-    def probability_model_drift(context: SensorEvaluationContext):
-        registry = context.resources.models.registry()
-        champion = registry.champion(WIN_MODEL)
-        if champion is None:
-            return SkipReason("no champion model to watch yet")
-        now = dt.datetime.now(dt.UTC)
-        through = calendar.latest_completed_session(now)
-        report = assemble.drift(
-            context.resources.lake.lake(),
-            context.resources.trading.ledger(),
-            champion,
-            through,
-            context.resources.monitoring.thresholds(),
-        )
-        reasons = "; ".join(report.reasons)
-        if report.status != "RETRAIN":
-            return SkipReason(f"drift status {report.status}: {reasons}")
-        key = f"drift-{champion.version}-{through.isoformat()}"
-        return RunRequest(run_key=key, tags={"butterquant/retrain_reason": reasons[:200]})
-
-    return probability_model_drift
+    reasons = "; ".join(report.reasons)
+    if report.status != "RETRAIN":
+        return SkipReason(f"drift status {report.status}: {reasons}")
+    key = f"drift-{champion.version}-{through.isoformat()}"
+    return RunRequest(run_key=key, tags={"butterquant/retrain_reason": reasons[:200]})

@@ -11,7 +11,6 @@ from dagster import (
     Failure,
     MetadataValue,
     Output,
-    PartitionsDefinition,
     asset,
 )
 from pydantic import Field
@@ -175,55 +174,51 @@ def _gates_markdown(validation: dict) -> str:
     return "\n".join(rows) + f"\n\n{validation['summary']}"
 
 
-def build_regime_assets(partitions: PartitionsDefinition):
-    @session_asset(
-        partitions,
-        name="market_regime",
-        group_name="regime",
-        owners=[OWNER],
-        kinds=KINDS,
-        deps=["daily_bars"],
-        description=(
-            "The market regime of each session, point in time: each month's sessions are "
-            "labelled by a model refitted on the index's returns strictly before that month, "
-            "filtered forward only. market_regime, regime_confidence, the three probabilities "
-            "and the training window of the model that labelled the row."
-        ),
-    )
-    def market_regime(
-        context: AssetExecutionContext,
-        lake: LakeResource,
-        models: ModelsResource,
-        market: MarketDataResource,
-    ) -> Output:
-        sessions = run_sessions(context, market.now())
-        store = lake.lake()
-        features = _index(store, models, sessions[-1].isoformat())
-        try:
-            rows, refits, unlabelled = point_in_time_regimes(features, sessions, seed=models.seed)
-        except ValueError as exc:
-            raise Failure(f"market_regime: {exc}") from exc
-        if unlabelled:
-            raise Failure(
-                f"no regime for {len(unlabelled)} session(s), e.g. {unlabelled[0]}: a regime "
-                f"is fitted only on the sessions before it and needs {MIN_TRAINING_ROWS} "
-                "sessions of index returns first; backfill earlier bars or start later"
-            )
-        metadata = {
-            "sessions": len(rows),
-            "refits": len(refits),
-            "regime_counts": json.dumps(rows["market_regime"].value_counts().to_dict()),
-            "latest_model_window": f"{rows['model_train_start'].iloc[-1]}.."
-            f"{rows['model_train_end'].iloc[-1]}",
-        }
-        truth_keys = [s.isoformat() for s in sessions]
-        if set(truth_keys) <= set(store.partitions("market_truth")):
-            truth = store.read("market_truth", truth_keys)
-            scored = agreement(rows, truth)
-            metadata["agreement_with_true_regime"] = float(scored["accuracy"])
-            metadata["balanced_accuracy"] = float(scored["balanced_accuracy"])
-            metadata["majority_baseline"] = float(scored["baseline_accuracy"])
-            metadata["mean_confidence"] = float(rows["regime_confidence"].mean())
-        return Output(rows.reset_index(drop=True), metadata=metadata)
-
-    return [market_regime]
+@session_asset(
+    name="market_regime",
+    group_name="regime",
+    owners=[OWNER],
+    kinds=KINDS,
+    deps=["daily_bars"],
+    description=(
+        "The market regime of each session, point in time: each month's sessions are "
+        "labelled by a model refitted on the index's returns strictly before that month, "
+        "filtered forward only. market_regime, regime_confidence, the three probabilities "
+        "and the training window of the model that labelled the row."
+    ),
+)
+def market_regime(
+    context: AssetExecutionContext,
+    lake: LakeResource,
+    models: ModelsResource,
+    market: MarketDataResource,
+) -> Output:
+    sessions = run_sessions(context, market.now())
+    store = lake.lake()
+    features = _index(store, models, sessions[-1].isoformat())
+    try:
+        rows, refits, unlabelled = point_in_time_regimes(features, sessions, seed=models.seed)
+    except ValueError as exc:
+        raise Failure(f"market_regime: {exc}") from exc
+    if unlabelled:
+        raise Failure(
+            f"no regime for {len(unlabelled)} session(s), e.g. {unlabelled[0]}: a regime "
+            f"is fitted only on the sessions before it and needs {MIN_TRAINING_ROWS} "
+            "sessions of index returns first; backfill earlier bars or start later"
+        )
+    metadata = {
+        "sessions": len(rows),
+        "refits": len(refits),
+        "regime_counts": json.dumps(rows["market_regime"].value_counts().to_dict()),
+        "latest_model_window": f"{rows['model_train_start'].iloc[-1]}.."
+        f"{rows['model_train_end'].iloc[-1]}",
+    }
+    truth_keys = [s.isoformat() for s in sessions]
+    if set(truth_keys) <= set(store.partitions("market_truth")):
+        truth = store.read("market_truth", truth_keys)
+        scored = agreement(rows, truth)
+        metadata["agreement_with_true_regime"] = float(scored["accuracy"])
+        metadata["balanced_accuracy"] = float(scored["balanced_accuracy"])
+        metadata["majority_baseline"] = float(scored["baseline_accuracy"])
+        metadata["mean_confidence"] = float(rows["regime_confidence"].mean())
+    return Output(rows.reset_index(drop=True), metadata=metadata)

@@ -9,14 +9,14 @@ without opening anything.
 import datetime as dt
 
 import pandas as pd
-from dagster import AssetExecutionContext, MetadataValue, Output, PartitionsDefinition, asset
+from dagster import AssetExecutionContext, MetadataValue, Output, asset
 
 from butterquant_dagster.core.monitoring import assemble
 from butterquant_dagster.core.monitoring.drift import DriftReport
 from butterquant_dagster.core.monitoring.performance import PerformanceReport
 from butterquant_dagster.defs.metadata import figure, markdown_table
 from butterquant_dagster.defs.ml.assets import WIN_MODEL
-from butterquant_dagster.defs.partitions import session_of
+from butterquant_dagster.defs.partitions import session_of, session_partitions
 from butterquant_dagster.resources import (
     LakeResource,
     ModelsResource,
@@ -101,10 +101,10 @@ def _number(value) -> float | None:
         return None
 
 
-def monitoring_asset(partitions: PartitionsDefinition, kinds=("python", "duckdb"), **kwargs):
+def monitoring_asset(kinds=("python", "duckdb"), **kwargs):
     """One session's figures or report, stored in the lake, in the monitoring group."""
     return asset(
-        partitions_def=partitions,
+        partitions_def=session_partitions,
         io_manager_key="lake_io_manager",
         group_name="monitoring",
         owners=[OWNER],
@@ -113,99 +113,95 @@ def monitoring_asset(partitions: PartitionsDefinition, kinds=("python", "duckdb"
     )
 
 
-def build_monitoring_assets(partitions: PartitionsDefinition):
-    @monitoring_asset(
-        partitions,
-        name="performance_report",
-        deps=["trade_journal", "positions", "market_regime", "daily_bars"],
-        description=(
-            "The track record to each session's close and of the session itself: win rate, "
-            "yield per $1,000, P/L, drawdown, Sharpe and Sortino of daily equity, profit "
-            "factor, days held, exposure; by track with a significance test, by structure, "
-            "regime, ticker and month; against buying and holding the index."
-        ),
+@monitoring_asset(
+    name="performance_report",
+    deps=["trade_journal", "positions", "market_regime", "daily_bars"],
+    description=(
+        "The track record to each session's close and of the session itself: win rate, "
+        "yield per $1,000, P/L, drawdown, Sharpe and Sortino of daily equity, profit "
+        "factor, days held, exposure; by track with a significance test, by structure, "
+        "regime, ticker and month; against buying and holding the index."
+    ),
+)
+def performance_report(
+    context: AssetExecutionContext,
+    lake: LakeResource,
+    trading: TradingResource,
+    monitoring: MonitoringResource,
+) -> Output:
+    session = report_session(context)
+    store, ledger = lake.lake(), trading.ledger()
+    symbol = monitoring.benchmark_symbol or None
+    to_date = assemble.performance(store, ledger, None, session, benchmark_symbol=symbol)
+    today = assemble.performance(store, ledger, session, session, benchmark_symbol=symbol)
+    frame = pd.concat(
+        [performance_frame(to_date, "to_date"), performance_frame(today, "session")],
+        ignore_index=True,
     )
-    def performance_report(
-        context: AssetExecutionContext,
-        lake: LakeResource,
-        trading: TradingResource,
-        monitoring: MonitoringResource,
-    ) -> Output:
-        session = report_session(context)
-        store, ledger = lake.lake(), trading.ledger()
-        symbol = monitoring.benchmark_symbol or None
-        to_date = assemble.performance(store, ledger, None, session, benchmark_symbol=symbol)
-        today = assemble.performance(store, ledger, session, session, benchmark_symbol=symbol)
-        frame = pd.concat(
-            [performance_frame(to_date, "to_date"), performance_frame(today, "session")],
-            ignore_index=True,
-        )
-        frame.insert(0, "session", pd.Timestamp(session))
-        by_track = to_date.breakdowns.get("track", pd.DataFrame())
-        return Output(
-            frame,
-            metadata={
-                **performance_metadata(to_date),
-                **{
-                    f"session_{k}": figure(today.figures.get(k))
-                    for k in ("trades", "total_pnl", "win_rate")
-                },
-                "track_test": str(to_date.track_test.get("verdict", "not enough data")),
-                "by_track": markdown_table(by_track),
-                "by_regime": markdown_table(to_date.breakdowns.get("regime", pd.DataFrame())),
-                "notes": MetadataValue.md("\n".join(f"- {n}" for n in to_date.notes) or "-"),
+    frame.insert(0, "session", pd.Timestamp(session))
+    by_track = to_date.breakdowns.get("track", pd.DataFrame())
+    return Output(
+        frame,
+        metadata={
+            **performance_metadata(to_date),
+            **{
+                f"session_{k}": figure(today.figures.get(k))
+                for k in ("trades", "total_pnl", "win_rate")
             },
-        )
-
-    @monitoring_asset(
-        partitions,
-        name="drift_report",
-        deps=["ai_probabilities", "candidate_outcomes", "candidate_features", "trade_journal"],
-        description=(
-            "Is the champion still calibrated? AI probability vs actual hit rate by bucket, "
-            "ECE and Brier now vs at training, on resolved trades and resolved scan "
-            "candidates; feature and prediction drift (PSI) against the training reference; "
-            "a status OK / WARN / RETRAIN with its reasons, which the drift sensor acts on."
-        ),
+            "track_test": str(to_date.track_test.get("verdict", "not enough data")),
+            "by_track": markdown_table(by_track),
+            "by_regime": markdown_table(to_date.breakdowns.get("regime", pd.DataFrame())),
+            "notes": MetadataValue.md("\n".join(f"- {n}" for n in to_date.notes) or "-"),
+        },
     )
-    def drift_report(
-        context: AssetExecutionContext,
-        lake: LakeResource,
-        models: ModelsResource,
-        trading: TradingResource,
-        monitoring: MonitoringResource,
-    ) -> Output:
-        session = report_session(context)
-        champion = models.registry().champion(WIN_MODEL)
-        report = assemble.drift(
-            lake.lake(), trading.ledger(), champion, session, monitoring.thresholds()
-        )
-        frames = [
-            table.assign(source=source)
-            for source, table in report.reliability.items()
-            if table is not None and len(table)
-        ]
-        reliability = (
-            pd.concat(frames, ignore_index=True)
-            if frames
-            else pd.DataFrame(columns=["source", "bin", "low", "high", "count"])
-        )
-        reliability.insert(0, "session", pd.Timestamp(session))
-        return Output(
-            reliability,
-            metadata={
-                **drift_metadata(report),
-                "yield_reliability": markdown_table(report.yield_reliability),
-                "reliability_candidates": markdown_table(
-                    report.reliability.get("candidates", pd.DataFrame())
-                ),
-                "feature_psi": markdown_table(
-                    report.feature_psi.sort_values("psi", ascending=False)
-                    if len(report.feature_psi)
-                    else report.feature_psi,
-                    limit=15,
-                ),
-            },
-        )
 
-    return [performance_report, drift_report]
+
+@monitoring_asset(
+    name="drift_report",
+    deps=["ai_probabilities", "candidate_outcomes", "candidate_features", "trade_journal"],
+    description=(
+        "Is the champion still calibrated? AI probability vs actual hit rate by bucket, "
+        "ECE and Brier now vs at training, on resolved trades and resolved scan "
+        "candidates; feature and prediction drift (PSI) against the training reference; "
+        "a status OK / WARN / RETRAIN with its reasons, which the drift sensor acts on."
+    ),
+)
+def drift_report(
+    context: AssetExecutionContext,
+    lake: LakeResource,
+    models: ModelsResource,
+    trading: TradingResource,
+    monitoring: MonitoringResource,
+) -> Output:
+    session = report_session(context)
+    champion = models.registry().champion(WIN_MODEL)
+    report = assemble.drift(
+        lake.lake(), trading.ledger(), champion, session, monitoring.thresholds()
+    )
+    frames = [
+        table.assign(source=source)
+        for source, table in report.reliability.items()
+        if table is not None and len(table)
+    ]
+    reliability = (
+        pd.concat(frames, ignore_index=True)
+        if frames
+        else pd.DataFrame(columns=["source", "bin", "low", "high", "count"])
+    )
+    reliability.insert(0, "session", pd.Timestamp(session))
+    return Output(
+        reliability,
+        metadata={
+            **drift_metadata(report),
+            "yield_reliability": markdown_table(report.yield_reliability),
+            "reliability_candidates": markdown_table(
+                report.reliability.get("candidates", pd.DataFrame())
+            ),
+            "feature_psi": markdown_table(
+                report.feature_psi.sort_values("psi", ascending=False)
+                if len(report.feature_psi)
+                else report.feature_psi,
+                limit=15,
+            ),
+        },
+    )

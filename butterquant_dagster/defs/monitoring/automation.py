@@ -19,17 +19,12 @@ REPORT_JOBS = {period: f"{period}_report_job" for period in PERIODS}
 REPORT_TIMES = {"daily": (18, 0), "weekly": (18, 30), "monthly": (19, 0)}
 
 
-def build_report_jobs():
-    return [
-        define_asset_job(
-            REPORT_JOBS[period],
-            selection=AssetSelection.assets(
-                "performance_report", "drift_report", f"{period}_report"
-            ),
-            description=f"The performance and drift figures and the {period} report.",
-        )
-        for period in PERIODS
-    ]
+def _report_job(period: str):
+    return define_asset_job(
+        REPORT_JOBS[period],
+        selection=AssetSelection.assets("performance_report", "drift_report", f"{period}_report"),
+        description=f"The performance and drift figures and the {period} report.",
+    )
 
 
 def _report_schedule(period: str, job):
@@ -53,5 +48,7 @@ def _report_schedule(period: str, job):
     return _schedule
 
 
-def build_report_schedules(jobs_by_name):
-    return [_report_schedule(period, jobs_by_name[REPORT_JOBS[period]]) for period in PERIODS]
+report_jobs = [_report_job(period) for period in PERIODS]
+report_schedules = [
+    _report_schedule(period, job) for period, job in zip(PERIODS, report_jobs, strict=True)
+]

@@ -10,7 +10,6 @@ from dagster import (
     DagsterInstance,
     MetadataValue,
     Output,
-    PartitionsDefinition,
     RunsFilter,
 )
 
@@ -124,85 +123,85 @@ def _report_output(inputs, root, session: dt.date, render) -> Output:
     )
 
 
-def build_report_assets(partitions: PartitionsDefinition):
-    def report_asset(**kwargs):
-        return monitoring_asset(partitions, kinds=("python", "html"), **kwargs)
+def report_asset(**kwargs):
+    return monitoring_asset(kinds=("python", "html"), **kwargs)
 
-    @report_asset(
-        name="daily_report",
-        deps=["performance_report", "drift_report", "orders", "positions", "scan_rankings"],
-        description=(
-            "The guide's daily report as a standalone HTML page: system status (health, "
-            "model, data, failed runs), the trading decisions (regime, buy / hold / sell, "
-            "orders, top rankings), performance (equity and drawdown, open positions) and "
-            "notes."
-        ),
+
+@report_asset(
+    name="daily_report",
+    deps=["performance_report", "drift_report", "orders", "positions", "scan_rankings"],
+    description=(
+        "The guide's daily report as a standalone HTML page: system status (health, "
+        "model, data, failed runs), the trading decisions (regime, buy / hold / sell, "
+        "orders, top rankings), performance (equity and drawdown, open positions) and "
+        "notes."
+    ),
+)
+def daily_report(
+    context: AssetExecutionContext,
+    lake: LakeResource,
+    models: ModelsResource,
+    trading: TradingResource,
+    monitoring: MonitoringResource,
+    market: MarketDataResource,
+) -> Output:
+    session = report_session(context)
+    sources = report_context(lake, trading, models, monitoring, market)
+    inputs = report_inputs.daily_inputs(
+        sources,
+        session,
+        health=health_frame(context.instance, trading, monitoring.root(), sources.now),
+        run_failures=_failures(monitoring.root(), session, session),
     )
-    def daily_report(
-        context: AssetExecutionContext,
-        lake: LakeResource,
-        models: ModelsResource,
-        trading: TradingResource,
-        monitoring: MonitoringResource,
-        market: MarketDataResource,
-    ) -> Output:
-        session = report_session(context)
-        sources = report_context(lake, trading, models, monitoring, market)
-        inputs = report_inputs.daily_inputs(
-            sources,
-            session,
-            health=health_frame(context.instance, trading, monitoring.root(), sources.now),
-            run_failures=_failures(monitoring.root(), session, session),
-        )
-        return _report_output(inputs, monitoring.root(), session, reports.render_daily)
+    return _report_output(inputs, monitoring.root(), session, reports.render_daily)
 
-    @report_asset(
-        name="weekly_report",
-        deps=["performance_report", "drift_report"],
-        description=(
-            "The week's report: wins and losses by stock and by regime, confidence vs "
-            "accuracy (reliability), the feature-importance trend and the P/L distribution."
-        ),
+
+@report_asset(
+    name="weekly_report",
+    deps=["performance_report", "drift_report"],
+    description=(
+        "The week's report: wins and losses by stock and by regime, confidence vs "
+        "accuracy (reliability), the feature-importance trend and the P/L distribution."
+    ),
+)
+def weekly_report(
+    context: AssetExecutionContext,
+    lake: LakeResource,
+    models: ModelsResource,
+    trading: TradingResource,
+    monitoring: MonitoringResource,
+    market: MarketDataResource,
+) -> Output:
+    session = report_session(context)
+    inputs = report_inputs.weekly_inputs(
+        report_context(lake, trading, models, monitoring, market), session
     )
-    def weekly_report(
-        context: AssetExecutionContext,
-        lake: LakeResource,
-        models: ModelsResource,
-        trading: TradingResource,
-        monitoring: MonitoringResource,
-        market: MarketDataResource,
-    ) -> Output:
-        session = report_session(context)
-        inputs = report_inputs.weekly_inputs(
-            report_context(lake, trading, models, monitoring, market), session
-        )
-        return _report_output(inputs, monitoring.root(), session, reports.render_weekly)
+    return _report_output(inputs, monitoring.root(), session, reports.render_weekly)
 
-    @report_asset(
-        name="monthly_report",
-        deps=["performance_report", "drift_report"],
-        description=(
-            "The month's report: performance against buying and holding the index, the AI "
-            "vs baseline test, model accuracy by regime month by month, drift, and how "
-            "reliably the system ran (runs per job, failures)."
-        ),
+
+@report_asset(
+    name="monthly_report",
+    deps=["performance_report", "drift_report"],
+    description=(
+        "The month's report: performance against buying and holding the index, the AI "
+        "vs baseline test, model accuracy by regime month by month, drift, and how "
+        "reliably the system ran (runs per job, failures)."
+    ),
+)
+def monthly_report(
+    context: AssetExecutionContext,
+    lake: LakeResource,
+    models: ModelsResource,
+    trading: TradingResource,
+    monitoring: MonitoringResource,
+    market: MarketDataResource,
+) -> Output:
+    session = report_session(context)
+    start, end = calendar_month(session)
+    inputs = report_inputs.monthly_inputs(
+        report_context(lake, trading, models, monitoring, market),
+        session,
+        runs=run_stats(context.instance, start, end),
+        run_failures=_failures(monitoring.root(), start, end),
     )
-    def monthly_report(
-        context: AssetExecutionContext,
-        lake: LakeResource,
-        models: ModelsResource,
-        trading: TradingResource,
-        monitoring: MonitoringResource,
-        market: MarketDataResource,
-    ) -> Output:
-        session = report_session(context)
-        start, end = calendar_month(session)
-        inputs = report_inputs.monthly_inputs(
-            report_context(lake, trading, models, monitoring, market),
-            session,
-            runs=run_stats(context.instance, start, end),
-            run_failures=_failures(monitoring.root(), start, end),
-        )
-        return _report_output(inputs, monitoring.root(), session, reports.render_monthly)
-
-    return [daily_report, weekly_report, monthly_report]
+    return _report_output(inputs, monitoring.root(), session, reports.render_monthly)

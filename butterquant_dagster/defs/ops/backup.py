@@ -1,4 +1,4 @@
-"""The weekly backup as an asset, and the operations definitions put together.
+"""The weekly backup as an asset, its job and its schedule.
 
 ``warehouse_backup`` runs in the concurrency pool ``ledger``, the pool every trading step
 that writes the ledger runs in, so a backup never copies the ledger or the paper broker
@@ -9,7 +9,6 @@ files runs read.
 """
 
 import datetime as dt
-from typing import NamedTuple
 
 from dagster import (
     AssetExecutionContext,
@@ -24,12 +23,6 @@ from dagster import (
 )
 
 from butterquant_dagster.core.storage.backup import DATABASES, NOT_BACKED_UP, backup
-from butterquant_dagster.defs.ops.failures import record_run_failures
-from butterquant_dagster.defs.ops.retention import (
-    build_retention_job,
-    build_retention_schedule,
-    data_retention,
-)
 from butterquant_dagster.resources import LakeResource
 
 OWNER = "team:platform"
@@ -37,13 +30,6 @@ GROUP = "ops"
 LEDGER_POOL = "ledger"
 BACKUP_ASSET = "warehouse_backup"
 BACKUP_JOB = "backup_job"
-
-
-class OpsDefs(NamedTuple):
-    assets: list
-    jobs: list
-    schedules: list
-    sensors: list
 
 
 @asset(
@@ -84,38 +70,22 @@ def warehouse_backup(context: AssetExecutionContext, lake: LakeResource) -> Mate
     )
 
 
-def build_backup_job():
-    return define_asset_job(
-        BACKUP_JOB,
-        selection=AssetSelection.assets(BACKUP_ASSET),
-        description="Back up the ledger, the paper broker, the models and the lake.",
-    )
+backup_job = define_asset_job(
+    BACKUP_JOB,
+    selection=AssetSelection.assets(BACKUP_ASSET),
+    description="Back up the ledger, the paper broker, the models and the lake.",
+)
 
 
-def build_backup_schedule(job):
-    @schedule(
-        name="weekly_backup",
-        job=job,
-        cron_schedule="0 6 * * 6",
-        execution_timezone="America/New_York",
-        description=(
-            "Saturday 06:00 New York: after the week's last session has been traded, marked "
-            "and reported, and before anything of the next week runs."
-        ),
-    )
-    def weekly_backup(context: ScheduleEvaluationContext):
-        return RunRequest(run_key=f"backup-{context.scheduled_execution_time:%Y-%m-%d}")
-
-    return weekly_backup
-
-
-def build_ops_defs() -> OpsDefs:
-    """Backup, retention and the run-failure record, for ``build_definitions`` to add."""
-    backup_job = build_backup_job()
-    retention_job = build_retention_job()
-    return OpsDefs(
-        assets=[warehouse_backup, data_retention],
-        jobs=[backup_job, retention_job],
-        schedules=[build_backup_schedule(backup_job), build_retention_schedule(retention_job)],
-        sensors=[record_run_failures],
-    )
+@schedule(
+    name="weekly_backup",
+    job=backup_job,
+    cron_schedule="0 6 * * 6",
+    execution_timezone="America/New_York",
+    description=(
+        "Saturday 06:00 New York: after the week's last session has been traded, marked "
+        "and reported, and before anything of the next week runs."
+    ),
+)
+def weekly_backup(context: ScheduleEvaluationContext):
+    return RunRequest(run_key=f"backup-{context.scheduled_execution_time:%Y-%m-%d}")

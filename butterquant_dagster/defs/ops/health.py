@@ -19,7 +19,6 @@ import hashlib
 import json
 from collections.abc import Mapping
 from pathlib import Path
-from typing import NamedTuple
 
 from dagster import (
     AssetCheckResult,
@@ -60,41 +59,20 @@ from butterquant_dagster.core.monitoring.health import (
     evaluate,
     gather_facts,
 )
-from butterquant_dagster.defs.market.automation import MINUTES_AFTER_CLOSE
-from butterquant_dagster.defs.scan.automation import SCAN_MINUTES_BEFORE_CLOSE
+from butterquant_dagster.defs.freshness import FRESHNESS_RULES
 from butterquant_dagster.resources import LakeResource, MarketDataResource, TradingResource
 
 HEALTH_ASSET = "system_health"
 HEALTH_JOB = "health_job"
 OWNER = "team:platform"
-# How long a scheduled run may take to land before its partition counts as missing.
-FRESHNESS_GRACE = dt.timedelta(hours=1)
 RUN_HISTORY_LIMIT = 500
 WATCH_INTERVAL_SECONDS = 15 * 60
 
 
-class HealthDefs(NamedTuple):
-    assets: list
-    asset_checks: list
-    jobs: list
-    sensors: list
-    schedules: list
-
-
 def freshness_rules() -> tuple[FreshnessRule, ...]:
-    """When each checked partition is due, from the schedules that produce it: the
-    snapshot of session D 30 minutes after D's close, its scan 45 minutes before the close
-    of the next session; each with :data:`FRESHNESS_GRACE` to finish."""
-    snapshot_due = dt.timedelta(minutes=MINUTES_AFTER_CLOSE) + FRESHNESS_GRACE
-    scan_due = -dt.timedelta(minutes=SCAN_MINUTES_BEFORE_CLOSE) + FRESHNESS_GRACE
-    backfill = "butterquant backfill --start {start} --end {end}"
-    return (
-        FreshnessRule("daily_bars", snapshot_due, backfill),
-        FreshnessRule("option_chains", snapshot_due, backfill),
-        FreshnessRule(
-            "scan_rankings", scan_due, "butterquant scan --date {session}", sessions_later=1
-        ),
-    )
+    """When each checked partition is due (defs/freshness.py, which the UI's freshness
+    policies read too)."""
+    return tuple(FRESHNESS_RULES.values())
 
 
 def run_history(
@@ -223,89 +201,72 @@ def system_health(
         yield check_result(check)
 
 
-def build_health_schedule(job):
-    @schedule(
-        name="health_morning",
-        job=job,
-        cron_schedule="0 8 * * 1-5",
-        execution_timezone="America/New_York",
-        description="The full health report before each session opens (skips NYSE holidays).",
-    )
-    def health_morning(context: ScheduleEvaluationContext):
-        today = context.scheduled_execution_time.astimezone(calendar.EXCHANGE_TZ).date()
-        if not calendar.is_session(today):
-            return SkipReason(f"{today} is not an NYSE session; health_watch still watches")
-        return RunRequest(run_key=f"health-morning-{today.isoformat()}")
-
-    return health_morning
+health_job = define_asset_job(
+    HEALTH_JOB,
+    selection=AssetSelection.assets(HEALTH_ASSET)
+    | AssetSelection.checks_for_assets("probability_model_champion"),
+    description="The system health report and its checks, with the champion's age check.",
+)
 
 
-def build_health_sensor(job):
+@schedule(
+    name="health_morning",
+    job=health_job,
+    cron_schedule="0 8 * * 1-5",
+    execution_timezone="America/New_York",
+    description="The full health report before each session opens (skips NYSE holidays).",
+)
+def health_morning(context: ScheduleEvaluationContext):
+    today = context.scheduled_execution_time.astimezone(calendar.EXCHANGE_TZ).date()
+    if not calendar.is_session(today):
+        return SkipReason(f"{today} is not an NYSE session; health_watch still watches")
+    return RunRequest(run_key=f"health-morning-{today.isoformat()}")
+
+
+@sensor(
+    name="health_watch",
+    job=health_job,
+    minimum_interval_seconds=WATCH_INTERVAL_SECONDS,
+    default_status=DefaultSensorStatus.RUNNING,
+    description=(
+        "Every 15 minutes, the health checks without the disk walk; requests a "
+        "health_job run when the set of checks at WARN or FAIL changes (recovery too), "
+        "at most once per set and day."
+    ),
+)
+def health_watch(
+    context: SensorEvaluationContext,
+    lake: LakeResource,
+    market: MarketDataResource,
+    trading: TradingResource,
+):
     """Running by default: it only reads and its only action is a health_job run, and a
     watcher that has to be switched on is off exactly when it is needed."""
-
-    @sensor(
-        name="health_watch",
-        job=job,
-        minimum_interval_seconds=WATCH_INTERVAL_SECONDS,
-        default_status=DefaultSensorStatus.RUNNING,
-        description=(
-            "Every 15 minutes, the health checks without the disk walk; requests a "
-            "health_job run when the set of checks at WARN or FAIL changes (recovery too), "
-            "at most once per set and day."
-        ),
+    now = market.now()
+    report = collect_report(
+        lake.lake().root,
+        now,
+        broker=trading.broker,
+        ib_host=trading.ib_host,
+        ib_port=trading.ib_port,
+        instance=context.instance,
+        measure_sizes=False,
     )
-    def health_watch(
-        context: SensorEvaluationContext,
-        lake: LakeResource,
-        market: MarketDataResource,
-        trading: TradingResource,
-    ):
-        now = market.now()
-        report = collect_report(
-            lake.lake().root,
-            now,
-            broker=trading.broker,
-            ib_host=trading.ib_host,
-            ib_port=trading.ib_port,
-            instance=context.instance,
-            measure_sizes=False,
-        )
-        state = watch_state(report)
-        cursor = json.dumps(state)
-        shown = ", ".join(state) or "every check passes"
-        if context.cursor == cursor:
-            return SkipReason(f"unchanged: {shown}")
-        if context.cursor is None and not state:
-            return SensorResult(skip_reason=f"watching: {shown}", cursor=cursor)
-        day = now.astimezone(calendar.EXCHANGE_TZ).date().isoformat()
-        digest = hashlib.sha256(cursor.encode()).hexdigest()[:12]
-        return SensorResult(
-            run_requests=[
-                RunRequest(
-                    run_key=f"health-watch-{day}-{digest}",
-                    tags={"butterquant/health_state": shown[:200]},
-                )
-            ],
-            cursor=cursor,
-        )
-
-    return health_watch
-
-
-def build_health_defs() -> HealthDefs:
-    """The health definitions, for ``build_definitions`` to add (the checks are part of
-    the asset, so ``asset_checks`` is empty)."""
-    job = define_asset_job(
-        HEALTH_JOB,
-        selection=AssetSelection.assets(HEALTH_ASSET)
-        | AssetSelection.checks_for_assets("probability_model_champion"),
-        description="The system health report and its checks, with the champion's age check.",
-    )
-    return HealthDefs(
-        assets=[system_health],
-        asset_checks=[],
-        jobs=[job],
-        sensors=[build_health_sensor(job)],
-        schedules=[build_health_schedule(job)],
+    state = watch_state(report)
+    cursor = json.dumps(state)
+    shown = ", ".join(state) or "every check passes"
+    if context.cursor == cursor:
+        return SkipReason(f"unchanged: {shown}")
+    if context.cursor is None and not state:
+        return SensorResult(skip_reason=f"watching: {shown}", cursor=cursor)
+    day = now.astimezone(calendar.EXCHANGE_TZ).date().isoformat()
+    digest = hashlib.sha256(cursor.encode()).hexdigest()[:12]
+    return SensorResult(
+        run_requests=[
+            RunRequest(
+                run_key=f"health-watch-{day}-{digest}",
+                tags={"butterquant/health_state": shown[:200]},
+            )
+        ],
+        cursor=cursor,
     )

@@ -121,26 +121,22 @@ def data_retention(
     )
 
 
-def build_retention_job():
-    return define_asset_job(
-        RETENTION_JOB,
-        selection=AssetSelection.assets(RETENTION_ASSET),
-        description="Apply the retention of caches and logs and archive old scan history.",
-    )
+retention_job = define_asset_job(
+    RETENTION_JOB,
+    selection=AssetSelection.assets(RETENTION_ASSET),
+    description="Apply the retention of caches and logs and archive old scan history.",
+)
 
 
-def build_retention_schedule(job):
-    @schedule(
-        name="daily_retention",
-        job=job,
-        cron_schedule="0 5 * * *",
-        execution_timezone="America/New_York",
-        description=(
-            "Daily 05:00 New York, before the day's runs; on Saturdays an hour before the "
-            "weekly backup."
-        ),
-    )
-    def daily_retention(context: ScheduleEvaluationContext):
-        return RunRequest(run_key=f"retention-{context.scheduled_execution_time:%Y-%m-%d}")
-
-    return daily_retention
+@schedule(
+    name="daily_retention",
+    job=retention_job,
+    cron_schedule="0 5 * * *",
+    execution_timezone="America/New_York",
+    description=(
+        "Daily 05:00 New York, before the day's runs; on Saturdays an hour before the "
+        "weekly backup."
+    ),
+)
+def daily_retention(context: ScheduleEvaluationContext):
+    return RunRequest(run_key=f"retention-{context.scheduled_execution_time:%Y-%m-%d}")

@@ -12,6 +12,7 @@ from dagster import (
 )
 
 from butterquant_dagster.core import calendar
+from butterquant_dagster.core.scan.candidates import CandidateRules
 from butterquant_dagster.defs.close_ticks import session_due
 
 SCAN_JOB = "scan_job"
@@ -27,70 +28,60 @@ SCAN_ASSETS = [
 ]
 
 
-def build_scan_jobs():
-    scan_job = define_asset_job(
-        SCAN_JOB,
-        selection=AssetSelection.assets(*SCAN_ASSETS),
-        tags={"butterquant/lane": "scan"},
-        description="Scan, price, score and rank every listed butterfly of a session.",
-    )
-    outcomes_job = define_asset_job(
-        OUTCOMES_JOB,
-        selection=AssetSelection.assets("candidate_outcomes"),
-        description="Settle the candidates of an entry session whose expiries have passed.",
-    )
-    return scan_job, outcomes_job
+scan_job = define_asset_job(
+    SCAN_JOB,
+    selection=AssetSelection.assets(*SCAN_ASSETS),
+    tags={"butterquant/lane": "scan"},
+    description="Scan, price, score and rank every listed butterfly of a session.",
+)
+
+outcomes_job = define_asset_job(
+    OUTCOMES_JOB,
+    selection=AssetSelection.assets("candidate_outcomes"),
+    description="Settle the candidates of an entry session whose expiries have passed.",
+)
 
 
-def build_scan_schedule(job):
+@schedule(
+    name="scan_before_close",
+    job=scan_job,
+    cron_schedule="15 12,15 * * 1-5",
+    execution_timezone="America/New_York",
+    description="Pre-close scan of the latest completed session's snapshot.",
+)
+def scan_before_close(context: ScheduleEvaluationContext):
     """45 minutes before each close (15:15, or 12:15 before a 13:00 early close), scan the
     latest completed session so the day's orders can still be placed before the close."""
-
-    @schedule(
-        name="scan_before_close",
-        job=job,
-        cron_schedule="15 12,15 * * 1-5",
-        execution_timezone="America/New_York",
-        description="Pre-close scan of the latest completed session's snapshot.",
+    today = session_due(
+        context.scheduled_execution_time,
+        -dt.timedelta(minutes=SCAN_MINUTES_BEFORE_CLOSE),
+        "the scan",
     )
-    def scan_before_close(context: ScheduleEvaluationContext):
-        today = session_due(
-            context.scheduled_execution_time,
-            -dt.timedelta(minutes=SCAN_MINUTES_BEFORE_CLOSE),
-            "the scan",
-        )
-        if isinstance(today, SkipReason):
-            return today
-        scanned = calendar.previous_session(today).isoformat()
-        return RunRequest(run_key=f"scan-{scanned}", partition_key=scanned)
-
-    return scan_before_close
+    if isinstance(today, SkipReason):
+        return today
+    scanned = calendar.previous_session(today).isoformat()
+    return RunRequest(run_key=f"scan-{scanned}", partition_key=scanned)
 
 
-def build_outcomes_schedule(job, max_dte: int = 60):
+@schedule(
+    name="settle_matured_candidates",
+    job=outcomes_job,
+    cron_schedule="0 17 * * 1-5",
+    execution_timezone="America/New_York",
+    description="Outcomes of the entry session whose expiries (up to max dte) have passed.",
+)
+def settle_matured_candidates(context: ScheduleEvaluationContext):
     """After each close, settle the entry session whose every expiry has now passed."""
-
-    @schedule(
-        name="settle_matured_candidates",
-        job=job,
-        cron_schedule="0 17 * * 1-5",
-        execution_timezone="America/New_York",
-        description="Outcomes of the entry session whose expiries (up to max dte) have passed.",
-    )
-    def settle_matured_candidates(context: ScheduleEvaluationContext):
-        tick = context.scheduled_execution_time.astimezone(calendar.EXCHANGE_TZ)
-        today = tick.date()
-        if not calendar.is_session(today):
-            return SkipReason(f"{today} is not an NYSE session (holiday)")
-        # Every entry session whose longest expiry (entry + max_dte days) has passed since
-        # the previous session's tick: weekends and holidays roll into the next session.
-        newest = today - dt.timedelta(days=max_dte)
-        oldest = calendar.previous_session(today) - dt.timedelta(days=max_dte)
-        entries = (
-            calendar.sessions(oldest + dt.timedelta(days=1), newest) if (oldest < newest) else []
-        )
-        if not entries:
-            return SkipReason(f"no entry session matured on {today}")
-        return [RunRequest(run_key=f"outcomes-{e}", partition_key=e.isoformat()) for e in entries]
-
-    return settle_matured_candidates
+    tick = context.scheduled_execution_time.astimezone(calendar.EXCHANGE_TZ)
+    today = tick.date()
+    if not calendar.is_session(today):
+        return SkipReason(f"{today} is not an NYSE session (holiday)")
+    # Every entry session whose longest expiry (entry + max dte days) has passed since the
+    # previous session's tick: weekends and holidays roll into the next session.
+    max_dte = CandidateRules.max_dte
+    newest = today - dt.timedelta(days=max_dte)
+    oldest = calendar.previous_session(today) - dt.timedelta(days=max_dte)
+    entries = calendar.sessions(oldest + dt.timedelta(days=1), newest) if oldest < newest else []
+    if not entries:
+        return SkipReason(f"no entry session matured on {today}")
+    return [RunRequest(run_key=f"outcomes-{e}", partition_key=e.isoformat()) for e in entries]

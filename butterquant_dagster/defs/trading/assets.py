@@ -18,7 +18,6 @@ from dagster import (
     Failure,
     MetadataValue,
     Output,
-    PartitionsDefinition,
     TimeWindowPartitionMapping,
     asset,
 )
@@ -38,7 +37,8 @@ from butterquant_dagster.core.trading.journal import summary
 from butterquant_dagster.core.trading.marking import close_session
 from butterquant_dagster.core.trading.portfolio import TARGET_COLUMNS, entry_notes, plan_session
 from butterquant_dagster.defs.metadata import figure, markdown_table
-from butterquant_dagster.defs.partitions import session_of
+from butterquant_dagster.defs.partitions import session_of, session_partitions
+from butterquant_dagster.defs.retries import TRANSIENT_RETRY, retry_only_if_transient
 from butterquant_dagster.resources import LakeResource, MarketDataResource, TradingResource
 
 OWNER = "team:trading"
@@ -75,41 +75,43 @@ def require_previous_marked(ledger, session: dt.date) -> None:
         )
 
 
-def build_trading_assets(partitions: PartitionsDefinition):
-    def trading_asset(pool: str | None = LEDGER_POOL, **kwargs):
-        """One step of a session's trading, stored in the lake, writing the ledger in the
-        pool unless it only reads it."""
-        return asset(
-            partitions_def=partitions,
-            io_manager_key="lake_io_manager",
-            group_name="trading",
-            owners=[OWNER],
-            kinds=KINDS,
-            pool=pool,
-            **kwargs,
-        )
-
-    @trading_asset(
-        name="target_orders",
-        deps=[
-            AssetDep("scan_rankings", partition_mapping=PREVIOUS_SESSION),
-            AssetDep("butterfly_candidates", partition_mapping=PREVIOUS_SESSION),
-            AssetDep("option_chains", partition_mapping=PREVIOUS_SESSION),
-            "universe",
-        ],
-        description=(
-            "Every order the session intends, with its reason: exits of the positions held at "
-            "the start of the session (by the previous close's marks, after the ledger has "
-            "caught up with the broker's fills), then entries into free slots from the "
-            "previous session's rankings (AI and baseline tracks)."
-        ),
+def trading_asset(pool: str | None = LEDGER_POOL, **kwargs):
+    """One step of a session's trading, stored in the lake, writing the ledger in the
+    pool unless it only reads it."""
+    return asset(
+        partitions_def=session_partitions,
+        io_manager_key="lake_io_manager",
+        group_name="trading",
+        owners=[OWNER],
+        kinds=KINDS,
+        pool=pool,
+        **kwargs,
     )
-    def target_orders(
-        context: AssetExecutionContext,
-        lake: LakeResource,
-        trading: TradingResource,
-        market: MarketDataResource,
-    ) -> Output:
+
+
+@trading_asset(
+    retry_policy=TRANSIENT_RETRY,
+    name="target_orders",
+    deps=[
+        AssetDep("scan_rankings", partition_mapping=PREVIOUS_SESSION),
+        AssetDep("butterfly_candidates", partition_mapping=PREVIOUS_SESSION),
+        AssetDep("option_chains", partition_mapping=PREVIOUS_SESSION),
+        "universe",
+    ],
+    description=(
+        "Every order the session intends, with its reason: exits of the positions held at "
+        "the start of the session (by the previous close's marks, after the ledger has "
+        "caught up with the broker's fills), then entries into free slots from the "
+        "previous session's rankings (AI and baseline tracks)."
+    ),
+)
+def target_orders(
+    context: AssetExecutionContext,
+    lake: LakeResource,
+    trading: TradingResource,
+    market: MarketDataResource,
+) -> Output:
+    with retry_only_if_transient("target_orders"):
         session = one_session(context)
         decided_on = calendar.previous_session(session).isoformat()
         store = lake.lake()
@@ -186,32 +188,35 @@ def build_trading_assets(partitions: PartitionsDefinition):
             },
         )
 
-    @trading_asset(
-        name="orders",
-        deps=["target_orders"],
-        check_specs=[
-            AssetCheckSpec(
-                "ledger_matches_broker",
-                asset="orders",
-                blocking=True,
-                description=(
-                    "After reconciliation, every order and position in the ledger agrees with "
-                    "the broker; while they disagree nothing is sent and trading stops here."
-                ),
-            )
-        ],
-        description=(
-            "The session's orders: reconciled with the broker first, then closes and entries "
-            "sent once each (deterministic order_ref), each through the risk checks; blocked "
-            "orders keep their reason."
-        ),
-    )
-    def orders(
-        context: AssetExecutionContext,
-        lake: LakeResource,
-        trading: TradingResource,
-        market: MarketDataResource,
-    ):
+
+@trading_asset(
+    retry_policy=TRANSIENT_RETRY,
+    name="orders",
+    deps=["target_orders"],
+    check_specs=[
+        AssetCheckSpec(
+            "ledger_matches_broker",
+            asset="orders",
+            blocking=True,
+            description=(
+                "After reconciliation, every order and position in the ledger agrees with "
+                "the broker; while they disagree nothing is sent and trading stops here."
+            ),
+        )
+    ],
+    description=(
+        "The session's orders: reconciled with the broker first, then closes and entries "
+        "sent once each (deterministic order_ref), each through the risk checks; blocked "
+        "orders keep their reason."
+    ),
+)
+def orders(
+    context: AssetExecutionContext,
+    lake: LakeResource,
+    trading: TradingResource,
+    market: MarketDataResource,
+):
+    with retry_only_if_transient("orders"):
         session = one_session(context)
         store = lake.lake()
         targets = store.read("target_orders", [session.isoformat()])
@@ -259,20 +264,23 @@ def build_trading_assets(partitions: PartitionsDefinition):
             },
         )
 
-    @trading_asset(
-        name="fills",
-        deps=["orders"],
-        description=(
-            "The session's executions from the broker, each recorded once in the ledger with "
-            "the position and cash it moves; executions of orders we never sent are flagged."
-        ),
-    )
-    def fills(
-        context: AssetExecutionContext,
-        lake: LakeResource,
-        trading: TradingResource,
-        market: MarketDataResource,
-    ) -> Output:
+
+@trading_asset(
+    retry_policy=TRANSIENT_RETRY,
+    name="fills",
+    deps=["orders"],
+    description=(
+        "The session's executions from the broker, each recorded once in the ledger with "
+        "the position and cash it moves; executions of orders we never sent are flagged."
+    ),
+)
+def fills(
+    context: AssetExecutionContext,
+    lake: LakeResource,
+    trading: TradingResource,
+    market: MarketDataResource,
+) -> Output:
+    with retry_only_if_transient("fills"):
         session = one_session(context)
         store = lake.lake()
         ledger = trading.ledger()
@@ -300,92 +308,92 @@ def build_trading_assets(partitions: PartitionsDefinition):
             },
         )
 
-    @trading_asset(
-        name="positions",
-        deps=["fills", "option_chains", "daily_bars"],
-        output_required=False,
-        description=(
-            "Open positions at the session's close: expired ones settled at intrinsic value, "
-            "the rest marked at mid, with the account's cash, value and capital at risk."
-        ),
-    )
-    def positions(context: AssetExecutionContext, lake: LakeResource, trading: TradingResource):
-        session = one_session(context)
-        store = lake.lake()
-        key = session.isoformat()
-        if key not in store.partitions("option_chains"):
-            # Live, the run goes out before the close: the collect_fills sensor marks the
-            # session once its closing chain is there.
-            context.log.info(f"positions of {session} are marked at its close; no chain yet")
-            return
-        chain = store.read("option_chains", [key])
 
-        def spot_at(symbol: str, day: dt.date) -> float:
-            bars = store.read_existing("daily_bars", [day.isoformat()])
-            close = bars.loc[bars["symbol"] == symbol, "close"]
-            return float(close.iloc[0]) if len(close) else float("nan")
+@trading_asset(
+    name="positions",
+    deps=["fills", "option_chains", "daily_bars"],
+    output_required=False,
+    description=(
+        "Open positions at the session's close: expired ones settled at intrinsic value, "
+        "the rest marked at mid, with the account's cash, value and capital at risk."
+    ),
+)
+def positions(context: AssetExecutionContext, lake: LakeResource, trading: TradingResource):
+    session = one_session(context)
+    store = lake.lake()
+    key = session.isoformat()
+    if key not in store.partitions("option_chains"):
+        # Live, the run goes out before the close: the collect_fills sensor marks the
+        # session once its closing chain is there.
+        context.log.info(f"positions of {session} are marked at its close; no chain yet")
+        return
+    chain = store.read("option_chains", [key])
 
-        ledger = trading.ledger()
-        marked, equity, settled = close_session(ledger, session, chain, spot_at, faults.checkpoint)
-        columns = [
-            "position_id", "ticker", "sector", "structure", "track", "expiry", "lower", "center",
-            "upper", "quantity", "entry_session", "entry_price", "mark", "unrealized_pnl",
-            "market_value", "max_loss", "risk_level", "model_version", "ghost",
-        ]  # fmt: skip
-        snapshot = marked[columns].copy() if len(marked) else pd.DataFrame(columns=columns)
-        snapshot.insert(0, "session", pd.Timestamp(session))
-        yield Output(
-            snapshot,
-            metadata={
-                **{k: round(float(v), 2) for k, v in equity.items()},
-                "settled_at_expiry": len(settled),
-                "positions": markdown_table(
-                    snapshot,
-                    [
-                        "ticker",
-                        "structure",
-                        "track",
-                        "quantity",
-                        "entry_price",
-                        "mark",
-                        "unrealized_pnl",
-                    ],
-                ),
-            },
-        )
+    def spot_at(symbol: str, day: dt.date) -> float:
+        bars = store.read_existing("daily_bars", [day.isoformat()])
+        close = bars.loc[bars["symbol"] == symbol, "close"]
+        return float(close.iloc[0]) if len(close) else float("nan")
 
-    @trading_asset(
-        name="trade_journal",
-        pool=None,  # reads the ledger only
-        deps=["positions"],
-        description=(
-            "Positions closed in the session (entry and exit, P/L after fees, ROI, yield per "
-            "$1,000, days held, exit reason, track, model and its probability at entry), with "
-            "the whole journal's win rate, P/L and drawdown to date in the metadata."
-        ),
-    )
-    def trade_journal(context: AssetExecutionContext, trading: TradingResource) -> Output:
-        session = one_session(context)
-        ledger = trading.ledger()
-        journal = ledger.journal(through=session)
-        equity = ledger.equity()
-        equity = equity.loc[pd.to_datetime(equity["session"]).dt.date <= session]
-        closed = journal.loc[pd.to_datetime(journal["exit_session"]).dt.date == session]
-        figures = summary(journal, equity)
-        metadata = {
-            "closed_today": len(closed),
-            "trades_to_date": figures["trades"],
-            "win_rate": figure(figures.get("win_rate")),
-            "total_pnl": figure(figures.get("total_pnl")),
-            "yield_per_1000": figure(figures.get("yield_per_1000")),
-            "max_drawdown": figure(figures.get("max_drawdown")),
-            "by_track": MetadataValue.json(figures.get("by_track", {})),
-            "closed": markdown_table(
-                closed, ["ticker", "structure", "track", "pnl", "yield_per_1000", "exit_reason"]
+    ledger = trading.ledger()
+    marked, equity, settled = close_session(ledger, session, chain, spot_at, faults.checkpoint)
+    columns = [
+        "position_id", "ticker", "sector", "structure", "track", "expiry", "lower", "center",
+        "upper", "quantity", "entry_session", "entry_price", "mark", "unrealized_pnl",
+        "market_value", "max_loss", "risk_level", "model_version", "ghost",
+    ]  # fmt: skip
+    snapshot = marked[columns].copy() if len(marked) else pd.DataFrame(columns=columns)
+    snapshot.insert(0, "session", pd.Timestamp(session))
+    yield Output(
+        snapshot,
+        metadata={
+            **{k: round(float(v), 2) for k, v in equity.items()},
+            "settled_at_expiry": len(settled),
+            "positions": markdown_table(
+                snapshot,
+                [
+                    "ticker",
+                    "structure",
+                    "track",
+                    "quantity",
+                    "entry_price",
+                    "mark",
+                    "unrealized_pnl",
+                ],
             ),
-        }
-        closed = closed.reset_index(drop=True)
-        closed.insert(0, "session", pd.Timestamp(session))
-        return Output(closed, metadata=metadata)
+        },
+    )
 
-    return [target_orders, orders, fills, positions, trade_journal]
+
+@trading_asset(
+    name="trade_journal",
+    pool=None,  # reads the ledger only
+    deps=["positions"],
+    description=(
+        "Positions closed in the session (entry and exit, P/L after fees, ROI, yield per "
+        "$1,000, days held, exit reason, track, model and its probability at entry), with "
+        "the whole journal's win rate, P/L and drawdown to date in the metadata."
+    ),
+)
+def trade_journal(context: AssetExecutionContext, trading: TradingResource) -> Output:
+    session = one_session(context)
+    ledger = trading.ledger()
+    journal = ledger.journal(through=session)
+    equity = ledger.equity()
+    equity = equity.loc[pd.to_datetime(equity["session"]).dt.date <= session]
+    closed = journal.loc[pd.to_datetime(journal["exit_session"]).dt.date == session]
+    figures = summary(journal, equity)
+    metadata = {
+        "closed_today": len(closed),
+        "trades_to_date": figures["trades"],
+        "win_rate": figure(figures.get("win_rate")),
+        "total_pnl": figure(figures.get("total_pnl")),
+        "yield_per_1000": figure(figures.get("yield_per_1000")),
+        "max_drawdown": figure(figures.get("max_drawdown")),
+        "by_track": MetadataValue.json(figures.get("by_track", {})),
+        "closed": markdown_table(
+            closed, ["ticker", "structure", "track", "pnl", "yield_per_1000", "exit_reason"]
+        ),
+    }
+    closed = closed.reset_index(drop=True)
+    closed.insert(0, "session", pd.Timestamp(session))
+    return Output(closed, metadata=metadata)

@@ -26,94 +26,82 @@ EXECUTION_MINUTES_BEFORE_CLOSE = 15
 TRADING_ASSETS = ["target_orders", "orders", "fills", "positions", "trade_journal"]
 
 
-def build_trading_jobs():
-    execution_job = define_asset_job(
-        EXECUTION_JOB,
-        selection=AssetSelection.assets(*TRADING_ASSETS),
-        tags={"butterquant/lane": "trading"},
-        description=(
-            "Plan, reconcile, send, collect fills, mark and journal one session on the broker."
-        ),
-    )
-    fills_job = define_asset_job(
-        FILLS_JOB,
-        selection=AssetSelection.assets("fills", "positions", "trade_journal"),
-        tags={"butterquant/lane": "trading"},
-        description="Record the broker's new executions, then mark positions and the journal.",
-    )
-    plan_job = define_asset_job(
-        PLAN_JOB,
-        selection=AssetSelection.assets("target_orders"),
-        tags={"butterquant/lane": "trading"},
-        description="Plan a session's orders without sending anything (a dry run).",
-    )
-    return execution_job, fills_job, plan_job
+execution_job = define_asset_job(
+    EXECUTION_JOB,
+    selection=AssetSelection.assets(*TRADING_ASSETS),
+    tags={"butterquant/lane": "trading"},
+    description=(
+        "Plan, reconcile, send, collect fills, mark and journal one session on the broker."
+    ),
+)
+fills_job = define_asset_job(
+    FILLS_JOB,
+    selection=AssetSelection.assets("fills", "positions", "trade_journal"),
+    tags={"butterquant/lane": "trading"},
+    description="Record the broker's new executions, then mark positions and the journal.",
+)
+plan_job = define_asset_job(
+    PLAN_JOB,
+    selection=AssetSelection.assets("target_orders"),
+    tags={"butterquant/lane": "trading"},
+    description="Plan a session's orders without sending anything (a dry run).",
+)
 
 
-def build_execution_schedule(job):
+@schedule(
+    name="execute_before_close",
+    job=execution_job,
+    cron_schedule="45 12,15 * * 1-5",
+    execution_timezone="America/New_York",
+    description="Send the session's exits and entries 15 minutes before the close.",
+)
+def execute_before_close(context: ScheduleEvaluationContext):
     """15:45 New York (12:45 before a 13:00 early close): after the 15:15 scan, with time
     left for the orders to work before the close."""
-
-    @schedule(
-        name="execute_before_close",
-        job=job,
-        cron_schedule="45 12,15 * * 1-5",
-        execution_timezone="America/New_York",
-        description="Send the session's exits and entries 15 minutes before the close.",
+    today = session_due(
+        context.scheduled_execution_time,
+        -dt.timedelta(minutes=EXECUTION_MINUTES_BEFORE_CLOSE),
+        "trading",
     )
-    def execute_before_close(context: ScheduleEvaluationContext):
-        today = session_due(
-            context.scheduled_execution_time,
-            -dt.timedelta(minutes=EXECUTION_MINUTES_BEFORE_CLOSE),
-            "trading",
-        )
-        if isinstance(today, SkipReason):
-            return today
-        return RunRequest(run_key=f"execute-{today.isoformat()}", partition_key=today.isoformat())
-
-    return execute_before_close
+    if isinstance(today, SkipReason):
+        return today
+    return RunRequest(run_key=f"execute-{today.isoformat()}", partition_key=today.isoformat())
 
 
-def build_fills_sensor(job):
+@sensor(
+    name="collect_fills",
+    job=fills_job,
+    minimum_interval_seconds=120,
+    default_status=sensor_default_status(),
+    description=(
+        "Materializes fills, positions and the journal when the broker reports new "
+        "executions, or once the session's closing chain is there to mark positions."
+    ),
+)
+def collect_fills(
+    context: SensorEvaluationContext,
+    lake: LakeResource,
+    trading: TradingResource,
+    market: MarketDataResource,
+):
     """While the latest traded session has working orders or unrecorded executions, or its
     close has not been marked yet, ask for a run of the fills steps (read-only here: only
     the trading steps write the ledger)."""
-
-    @sensor(
-        name="collect_fills",
-        job=job,
-        minimum_interval_seconds=120,
-        default_status=sensor_default_status(),
-        description=(
-            "Materializes fills, positions and the journal when the broker reports new "
-            "executions, or once the session's closing chain is there to mark positions."
-        ),
-    )
-    def collect_fills(
-        context: SensorEvaluationContext,
-        lake: LakeResource,
-        trading: TradingResource,
-        market: MarketDataResource,
-    ):
-        store = lake.lake()
-        traded = store.partitions("orders")
-        if not traded:
-            return SkipReason("no session has been traded yet")
-        session = dt.date.fromisoformat(traded[-1])
-        ledger = trading.ledger()
-        now = trading.decision_time(session, market.now())
-        with trading.connect(store, lambda: now) as broker:
-            executions = broker.executions(session_start(session))
-        new = [e.exec_id for e in executions if not ledger.has_fill(e.exec_id)]
-        key = session.isoformat()
-        unmarked = key in store.partitions("option_chains") and key not in store.partitions(
-            "positions"
-        )
-        if not new and not unmarked:
-            if key in store.partitions("positions"):
-                return SkipReason(f"{key}: no new executions and positions are marked")
-            return SkipReason(f"{key}: no new executions; positions wait for the closing chain")
-        digest = hashlib.sha256(",".join(sorted(new)).encode()).hexdigest()[:12]
-        return RunRequest(run_key=f"fills-{key}-{digest}-{unmarked}", partition_key=key)
-
-    return collect_fills
+    store = lake.lake()
+    traded = store.partitions("orders")
+    if not traded:
+        return SkipReason("no session has been traded yet")
+    session = dt.date.fromisoformat(traded[-1])
+    ledger = trading.ledger()
+    now = trading.decision_time(session, market.now())
+    with trading.connect(store, lambda: now) as broker:
+        executions = broker.executions(session_start(session))
+    new = [e.exec_id for e in executions if not ledger.has_fill(e.exec_id)]
+    key = session.isoformat()
+    unmarked = key in store.partitions("option_chains") and key not in store.partitions("positions")
+    if not new and not unmarked:
+        if key in store.partitions("positions"):
+            return SkipReason(f"{key}: no new executions and positions are marked")
+        return SkipReason(f"{key}: no new executions; positions wait for the closing chain")
+    digest = hashlib.sha256(",".join(sorted(new)).encode()).hexdigest()[:12]
+    return RunRequest(run_key=f"fills-{key}-{digest}-{unmarked}", partition_key=key)
