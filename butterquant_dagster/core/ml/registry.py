@@ -42,6 +42,8 @@ from typing import Any
 
 import onnxruntime as ort
 
+from butterquant_dagster.core.ml import onnx_export
+
 try:  # POSIX advisory locks; the registry still works (unlocked) where fcntl is missing.
     import fcntl
 except ImportError:  # pragma: no cover - not on the Linux hosts this project runs on
@@ -619,9 +621,9 @@ def _read_metadata(path: Path, name: str, version: str) -> dict[str, Any]:
 
 
 def _session(data: bytes) -> ort.InferenceSession:
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    return ort.InferenceSession(data, sess_options=options, providers=_PROVIDERS)
+    return ort.InferenceSession(
+        data, sess_options=onnx_export.session_options(), providers=_PROVIDERS
+    )
 
 
 def _check_onnx(name: str, data: bytes, feature_columns: list[str]) -> None:
