@@ -8,11 +8,47 @@ the same way. Either way a run's partitions appear together or not at all.
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 from dagster import ConfigurableIOManager, InputContext, MetadataValue, OutputContext
 
 from butterquant_dagster.core.storage.lake import Lake, LakeError, StagedPartitions
 from butterquant_dagster.resources import LakeResource
+
+
+def session_days(sessions: pd.Series) -> np.ndarray:
+    """Each row's session as ``datetime64[D]`` (a time zone's wall date when aware)."""
+    stamps = pd.to_datetime(sessions)
+    if isinstance(stamps.dtype, pd.DatetimeTZDtype):
+        stamps = stamps.dt.tz_localize(None)
+    return stamps.to_numpy(dtype="datetime64[ns]").astype("datetime64[D]")
+
+
+def split_by_session(frame: pd.DataFrame, keys: list[str]) -> dict:
+    """``frame``'s rows by session: key -> its rows in their order (an empty frame with the
+    columns when it has none), and under ``None`` the sorted labels of sessions outside
+    ``keys`` (``NaT`` for a missing one), when there are any.
+
+    Vectorized: one stable sort of the sessions as integers and a slice per key, never a
+    Python step per row (a 500-ticker session has ~250k rows).
+    """
+    days = session_days(frame["session"])
+    wanted = np.array(keys, dtype="datetime64[D]")
+    order = np.argsort(days, kind="stable")
+    ordered = days[order]
+    present = np.unique(ordered)  # NaT sorts last
+    outside = present[np.isnat(present) | ~np.isin(present, wanted)]
+    parts: dict = {}
+    if len(outside):
+        parts[None] = [str(day) for day in outside]
+    if len(keys) == 1 and len(present) == 1 and present[0] == wanted[0]:
+        parts[keys[0]] = frame.reset_index(drop=True)  # every row is the one session's
+        return parts
+    starts = np.searchsorted(ordered, wanted, side="left")
+    ends = np.searchsorted(ordered, wanted, side="right")
+    for key, start, end in zip(keys, starts, ends, strict=True):
+        parts[key] = frame.take(order[start:end]).reset_index(drop=True)
+    return parts
 
 
 def _table(context: OutputContext | InputContext) -> str:
@@ -58,16 +94,16 @@ class LakeIOManager(ConfigurableIOManager):
     def _stage_frame(lake: Lake, table: str, frame, keys: list[str]) -> StagedPartitions:
         if not isinstance(frame, pd.DataFrame) or "session" not in frame.columns:
             raise LakeError(f"{table}: a partitioned output must be a frame with a session column")
-        labels = pd.to_datetime(frame["session"]).dt.strftime("%Y-%m-%d")
+        parts = split_by_session(frame, keys)
+        stray = parts.pop(None, None)
+        if stray is not None:
+            raise LakeError(f"{table}: rows dated outside the run's partitions: {stray[:5]}")
         staged = lake.stage(table)
         try:
             for key in keys:
                 # An empty partition is a real answer (every ticker skipped) and is stored
                 # with its columns, so readers see the schema.
-                staged.write(key, frame.loc[labels == key].reset_index(drop=True))
-            stray = sorted(set(labels) - set(keys))
-            if stray:
-                raise LakeError(f"{table}: rows dated outside the run's partitions: {stray[:5]}")
+                staged.write(key, parts[key])
         except Exception:
             staged.discard()
             raise
