@@ -93,7 +93,8 @@ def contiguous_blocks(keys: list[str]) -> list[tuple[dt.date, dt.date]]:
 
 
 def model_summary(name: str) -> dict | None:
-    """The latest version of model ``name``, its figures, and why it is not champion."""
+    """The latest version of model ``name``, its figures, and its promotion verdict with
+    the reason; the champion's too when it is an older version."""
     models = registry()
     champion = models.champion(name) if name in models.names() else None
     versions = models.versions(name) if name in models.names() else []
@@ -102,13 +103,21 @@ def model_summary(name: str) -> dict | None:
     latest = versions[-1]
     metrics = latest.metadata.get("metrics", {})
     card = model_card.summary(latest.metadata)
+    verdict = model_card.verdict(models, name, latest.version)
     return {
         "name": name,
         "latest": latest.version,
         "champion": champion.version if champion else None,
         "forced": latest.forced,
         "gates_passed": card["gates_passed"],
-        "not_champion_because": _not_champion_because(latest, champion, card),
+        "verdict": verdict.status,
+        "verdict_reason": verdict.reason,
+        "champion_reason": (
+            model_card.verdict(models, name, champion.version).line()
+            if champion and champion.version != latest.version
+            else None
+        ),
+        "not_champion_because": None if verdict.status == "champion" else verdict.reason,
         "training_samples": latest.metadata.get("training_samples"),
         "roc_auc": metrics.get("roc_auc"),
         "brier": metrics.get("brier"),
@@ -119,13 +128,3 @@ def model_summary(name: str) -> dict | None:
         "all_yield_per_1000": metrics.get("economic", {}).get("all_mean_yield"),
         "yield_spearman": metrics.get("spearman"),
     }
-
-
-def _not_champion_because(latest, champion, card: dict) -> str | None:
-    if champion and champion.version == latest.version:
-        return None
-    if latest.forced:
-        return "forced: registered, never promoted"
-    if not card["gates_passed"]:
-        return card["gates_reason"]
-    return "passed its gates but was not promoted (see its promotion record)"

@@ -3,11 +3,10 @@
 
 from __future__ import annotations
 
-import json
-
 from butterquant_dagster.commands._data import registry
 from butterquant_dagster.commands._errors import EXIT_OK, CliError
 from butterquant_dagster.commands._models import model_summary
+from butterquant_dagster.commands._output import dumps
 from butterquant_dagster.core.ml import model_card
 from butterquant_dagster.core.ml.registry import RegistryError
 
@@ -37,16 +36,17 @@ def cmd_models(args) -> int:
 def list_models(args) -> None:
     rows = [s for s in (model_summary(n) for n in registry().names()) if s]
     if args.json:
-        print(json.dumps(rows, indent=2, default=str))
+        print(dumps(rows))
         return
     for row in rows:
         print(
             f"{row['name']:<32} latest {row['latest']}  champion "
-            f"{row['champion']}  samples {row['training_samples']}"
+            f"{row['champion'] or 'none'}  samples {row['training_samples']}"
         )
-        if row["not_champion_because"]:
-            why = row["not_champion_because"]
-            print(f"{'':<32} {row['latest']} not champion: {why}")
+        joint = " " if row["verdict"] == "champion" else ": "
+        print(f"{'':<32} {row['latest']} {row['verdict']}{joint}{row['verdict_reason']}")
+        if row["champion_reason"]:
+            print(f"{'':<32} {row['champion']} {row['champion_reason']}")
     if not rows:
         print("no models yet: run `butterquant train`")
 
@@ -60,10 +60,11 @@ def show(args) -> None:
         if args.version
         else (models.champion(args.name) or models.versions(args.name)[-1])
     )
+    verdict = model_card.verdict(models, args.name, version.version)
     if args.json:
-        print(json.dumps(version.metadata, indent=2, default=str))
+        print(dumps({**version.metadata, "verdict": verdict.to_dict()}))
     else:
-        print(model_card.text(version.metadata))
+        print(model_card.text(version.metadata, promotion=verdict.line()))
 
 
 def promote(args) -> None:

@@ -3,6 +3,7 @@ gates it passed, from its registry metadata alone.
 
 The same card is shown in the Dagster UI (markdown, with the reliability diagram as an
 inline PNG) and by ``butterquant models show`` (text), so the two can never disagree.
+:func:`verdict` says whether a version is champion and why, for ``models list/show``.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import base64
 import hashlib
 import io
 from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
 
 import pandas as pd
 
@@ -32,18 +35,110 @@ FOLD_COLUMNS = [
 ]
 
 
+@dataclass(frozen=True)
+class PromotionVerdict:
+    """A version's standing: ``status`` champion | former champion | not champion, the
+    ``reason`` a person reads, and the name's current ``champion`` version (or None)."""
+
+    status: str
+    reason: str
+    champion: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"status": self.status, "reason": self.reason, "champion": self.champion}
+
+    def line(self) -> str:
+        """``champion since 2026-12-04: ...`` or ``not champion: ...``."""
+        joint = " " if self.status == "champion" else ": "
+        return f"{self.status}{joint}{self.reason}"
+
+
+def _day(moment: Any) -> str:
+    """The date of an ISO timestamp (the registry records UTC instants)."""
+    text = str(moment or "")
+    return text[:10] if len(text) >= 10 else (text or "an unrecorded date")
+
+
+def verdict(registry, name: str, version: str) -> PromotionVerdict:
+    """Whether ``version`` of ``name`` in ``registry`` (a ``ModelRegistry``) is champion,
+    and why or why not: the champion's promotion date and reason, a former champion's
+    replacement, a forced model, the failed promotion gates, or gates passed without a
+    promotion."""
+    candidate = registry.get(name, version)
+    record = registry.champion_record(name)
+    champion = record["version"] if record else None
+    if champion == version:
+        return PromotionVerdict(
+            "champion",
+            f"since {_day(record.get('promoted_at'))}: {record.get('reason')}",
+            champion,
+        )
+    if candidate.forced:
+        return PromotionVerdict("not champion", "forced: registered, never promoted", champion)
+    if not gates.passed(candidate.metadata):
+        # The gates' own reason names each failed gate (brier_skill: ..., ...).
+        return PromotionVerdict("not champion", gates.failure_reason(candidate.metadata), champion)
+    former = [e for e in (record or {}).get("history", []) if e.get("version") == version]
+    if former:
+        return PromotionVerdict(
+            "former champion",
+            f"champion from {_day(former[-1].get('promoted_at'))} until replaced; the "
+            f"champion is {champion} (`butterquant models rollback {name}` goes back one "
+            "champion)",
+            champion,
+        )
+    current = f"the champion is {champion}" if champion else "there is no champion"
+    return PromotionVerdict(
+        "not champion",
+        f"passed its gates but was not promoted ({current}); promote it by hand with "
+        f"`butterquant models promote {name} {version}`",
+        champion,
+    )
+
+
 def features_hash(columns) -> str:
     """sha256 of the ordered feature names: two models with the same hash read the same
     inputs in the same order."""
     return hashlib.sha256("\n".join(map(str, columns)).encode("utf-8")).hexdigest()[:16]
 
 
+# Whole numbers and dates of a fold, shown as such (not 8568.0000 or nan).
+_FOLD_COUNTS = ("fold", "train_rows", "test_rows")
+_FOLD_DATES = ("test_start", "test_end")
+
+
 def folds_markdown(folds: list[Mapping]) -> str:
+    """The walk-forward folds as a table: counts as integers, dates as dates, figures to
+    four places, and a blank where a skipped fold has no figure."""
     if not folds:
         return "(no walk-forward folds recorded)"
     frame = pd.DataFrame(list(folds))
     frame = frame[[c for c in FOLD_COLUMNS if c in frame.columns]]
-    return frame.to_markdown(index=False, floatfmt=".4f")
+    shown = pd.DataFrame(index=frame.index)
+    for column in frame.columns:
+        values = frame[column]
+        if column in _FOLD_COUNTS:
+            shown[column] = [_count(v) for v in values]
+        elif column in _FOLD_DATES:
+            shown[column] = [_date(v) for v in values]
+        elif pd.api.types.is_numeric_dtype(values):
+            shown[column] = [f"{v:.4f}" if pd.notna(v) else "" for v in values]
+        else:
+            shown[column] = ["" if _missing(v) else str(v) for v in values]
+    align = ["left" if c in (*_FOLD_DATES, "skipped") else "right" for c in shown.columns]
+    return shown.to_markdown(index=False, disable_numparse=True, colalign=align)
+
+
+def _missing(value) -> bool:
+    return value is None or (isinstance(value, float) and value != value)
+
+
+def _count(value) -> str:
+    return "" if _missing(value) else str(int(value))
+
+
+def _date(value) -> str:
+    return "" if _missing(value) else pd.Timestamp(value).date().isoformat()
 
 
 def gates_markdown(verdict: Mapping | None) -> str:
@@ -113,13 +208,15 @@ def _fmt(value) -> str:
     return f"{value:.4f}" if isinstance(value, float) else str(value)
 
 
-def text(metadata: Mapping) -> str:
-    """The card as markdown without images (the CLI prints it as is)."""
+def text(metadata: Mapping, *, promotion: str | None = None) -> str:
+    """The card as markdown without images (the CLI prints it as is); ``promotion`` is the
+    registry's verdict on the version (champion or not, and why), first when given."""
     head = summary(metadata)
     name = f"{metadata.get('name', '?')} {metadata.get('version', '')}".strip()
     lines = [
         f"## Model card: {name}",
         "",
+        *([f"- promotion: {promotion}"] if promotion else []),
         f"- training window: {head['training_window']}",
         f"- rows: {head['rows']}",
         f"- features hash: {head['features_hash']}",
