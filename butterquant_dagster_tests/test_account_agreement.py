@@ -160,3 +160,19 @@ def test_positions_lists_what_changed_since_the_close(root, capsys):
     assert "AAA    call_fly  ai       x2 95/100/105" in text
     assert "not marked (opened since the close)" in text
     assert f"1 ledger event(s) after the close of {D3}" in text
+
+
+def test_a_position_without_a_quote_is_valued_at_its_entry_and_says_so(root, capsys):
+    ledger = Ledger(root / "ledger.duckdb")
+    after = dt.date(2026, 3, 6)
+    accounts.fill(ledger, "open-x", "CCC", after, "open", 2, 1.20)  # not in the chain
+    accounts.mark(ledger, after, 97.0)
+    view = account_view(ledger)
+    assert view.as_of == after and view.notes == ()
+    rows = _json(["positions", "--json"], capsys)["positions"]
+    (held,) = [p for p in rows if p["position_id"] == "open-x"]
+    assert held["mark"] is None and held["market_value"] == pytest.approx(2 * 120)
+    assert held["unrealized_pnl"] == pytest.approx(-accounts.FEE)  # at cost, less its fee
+    text = _text(["positions"], capsys)
+    assert "CCC    call_fly  baseline x2 95/100/105" in text
+    assert "no quote, valued at +1.20 (last mark or entry) P/L -$2.60" in text

@@ -9,6 +9,7 @@ from butterquant_dagster.commands._data import trading
 from butterquant_dagster.commands._errors import EXIT_OK
 from butterquant_dagster.commands._output import emit
 from butterquant_dagster.commands._trading import pd_date
+from butterquant_dagster.core.options.money import CONTRACT_MULTIPLIER
 from butterquant_dagster.core.trading.account import (
     HELD,
     account_view,
@@ -53,7 +54,13 @@ def cmd_positions(args) -> int:
         + " (P/L: marked value minus cost, fees included)",
     ]
     for row in rows.itertuples(index=False):
-        mark = "not marked" if pd.isna(row.mark) else f"mark {row.mark:+.2f}"
+        mark = f"mark {row.mark:+.2f}"
+        if pd.isna(row.mark):
+            mark = "not marked"
+            if not pd.isna(row.market_value) and row.quantity:
+                # close_session's fallback: the last mark, else the entry price
+                value = row.market_value / (row.quantity * CONTRACT_MULTIPLIER)
+                mark = f"no quote, valued at {value:+.2f} (last mark or entry)"
         pnl = "" if pd.isna(row.unrealized_pnl) else f" P/L {signed_dollars(row.unrealized_pnl)}"
         status = "" if row.status == HELD else f" ({row.status} the close)"
         lines.append(

@@ -266,10 +266,15 @@ UNREALIZED_HINT = "open positions, marked"
 TOTAL_HINT = "realized + unrealized"
 
 
+PERIOD_UNREALIZED_HINT = "total minus realized: the marks' change"
+
+
 def _pnl_tiles(figures: Mapping) -> list[Tile]:
+    """A period's P/L: its closed trades' (whole life), and the rest of the account's change."""
+    unrealized = figures.get("unrealized_pnl")
     return [
         Tile("Realized P/L", figures.get("realized_pnl"), "dollars", hint=REALIZED_HINT),
-        Tile("Unrealized P/L", figures.get("unrealized_pnl"), "dollars", hint=UNREALIZED_HINT),
+        Tile("Unrealized P/L", unrealized, "dollars", hint=PERIOD_UNREALIZED_HINT),
         Tile("Total P/L", figures.get("total_pnl"), "dollars", hint=TOTAL_HINT),
     ]
 
