@@ -1,19 +1,31 @@
-"""Producing partitions session by session, checking them, and publishing all or nothing.
+"""Producing partitions session by session, checking each session, and publishing the ones
+that passed.
 
-Shared by every partitioned asset that must not publish data failing its checks: the
-asset stages one session at a time (memory stays one session's worth), runs its rules, and
-either publishes every staged partition or quarantines them and fails naming each rule.
+Shared by every partitioned asset that must not publish data failing its checks: the asset
+stages one session at a time (memory stays one session's worth) and runs its rules on it.
+A session that breaks a rule, or whose input cannot be read, is refused on its own: its rows
+are quarantined for inspection and it is not published, while the sessions that passed are
+published and recorded as materialized, one partition each; the step then fails naming every
+refused session, rule and file, so the run ends failed and nothing after it in the run reads
+the refused session. Policy and recovery: docs/data_formats.md, "Bad sessions".
 """
 
 import datetime as dt
 
-from dagster import AssetExecutionContext, Failure, MetadataValue, Output
+import pandas as pd
+from dagster import AssetExecutionContext, AssetMaterialization, Failure, MetadataValue, Output
 
 from butterquant_dagster.core import calendar, progress
+from butterquant_dagster.core.market.schemas import SchemaError
+from butterquant_dagster.core.market.source import MarketDataError, MarketDataUnavailable
 from butterquant_dagster.core.market.validation import QualityReport
-from butterquant_dagster.core.storage.lake import StagedPartitions
+from butterquant_dagster.core.storage.lake import Lake, LakeError
 from butterquant_dagster.defs.partitions import session_of
-from butterquant_dagster.defs.quality_checks import check_results, failure_message
+from butterquant_dagster.defs.quality_checks import (
+    check_results,
+    failure_message,
+    session_ranges_of,
+)
 from butterquant_dagster.resources import LakeResource
 
 
@@ -39,6 +51,28 @@ def report_progress(context, table: str, done: int, total: int, session: dt.date
         context.log.info(f"progress {table} {done}/{total} sessions (last {session})")
 
 
+class CheckedPartitions:
+    """One table's partitions of a run, staged apart by the verdict of their session's
+    checks: ``accepted`` waits to be published, ``rejected`` to be quarantined."""
+
+    def __init__(self, lake: Lake, table: str):
+        self.table = table
+        self.accepted = lake.stage(table)
+        self.rejected = lake.stage(table)
+
+    def write(self, partition: str, frame: pd.DataFrame, accepted: bool) -> None:
+        (self.accepted if accepted else self.rejected).write(partition, frame)
+
+    def discard(self) -> None:
+        self.accepted.discard()
+        self.rejected.discard()
+
+
+# What a source raises for bad input of one session (not a dropped connection: that one is
+# retried by the step's retry policy, for the whole step).
+SESSION_INPUT_ERRORS = (MarketDataError, SchemaError)
+
+
 def stage_checked(
     context,
     lake: LakeResource,
@@ -47,24 +81,50 @@ def stage_checked(
     sessions: list[dt.date],
     produce,
     **check_context,
-) -> tuple[StagedPartitions, int]:
+) -> tuple[CheckedPartitions, int]:
     """Produce, check and stage one session at a time.
 
-    ``produce(session)`` returns the session's frame and the tickers expected in it.
+    ``produce(session)`` returns the session's frame and the tickers expected in it. A
+    session whose frame breaks a rule is staged apart, to be quarantined; one whose input is
+    bad (the source raises a ``MarketDataError`` for it: no quotes that day, an unreadable
+    value) is refused with the source's message. Any other error fails the step with nothing
+    published.
     """
-    staged = lake.lake().stage(table)
+    staged = CheckedPartitions(lake.lake(), table)
     rows = 0
     try:
         for done, session in enumerate(sessions, start=1):
-            frame, expected = produce(session)
-            report.check(frame, session, expected=expected, **check_context)
-            staged.write(session.isoformat(), frame)
-            rows += len(frame)
+            try:
+                frame, expected = produce(session)
+            except MarketDataUnavailable:
+                raise
+            except SESSION_INPUT_ERRORS as exc:
+                report.refuse(session, f"source: {exc}")
+                report_progress(context, table, done, len(sessions), session)
+                continue
+            accepted = report.check(frame, session, expected=expected, **check_context)
+            staged.write(session.isoformat(), frame, accepted)
+            rows += len(frame) if accepted else 0
             report_progress(context, table, done, len(sessions), session)
     except Exception:
         staged.discard()
         raise
     return staged, rows
+
+
+def read_upstream(lake: Lake, report: QualityReport, table: str, session: dt.date):
+    """``table``'s partition of ``session``, or None with the session refused when the lake
+    does not hold it (refused upstream, or never materialized): nothing is ever computed from
+    a session that was not published."""
+    try:
+        return lake.read(table, [session.isoformat()])
+    except LakeError as exc:
+        report.refuse(
+            session,
+            f"input: {exc}; a session refused there keeps its rows in "
+            f"{lake.table_dir(table) / '_quarantine'}",
+        )
+        return None
 
 
 def run_metadata(sessions: list[dt.date], source) -> dict[str, object]:
@@ -85,31 +145,102 @@ def finish(
     context,
     table: str,
     report: QualityReport,
-    staged: StagedPartitions,
+    staged: CheckedPartitions,
     metadata,
-    companions: dict[str, tuple[StagedPartitions, dict]] | None = None,
+    companions: dict[str, tuple[CheckedPartitions, dict]] | None = None,
 ):
-    """Publish what passed every check, or quarantine it and fail naming each rule.
+    """Publish every session that passed; quarantine and name every refused one.
 
-    ``companions`` are further outputs of a multi-asset (name -> staged, metadata) that are
-    published or quarantined together with ``table``.
+    When every session passed, the partitions go out as the step's outputs (the lake IO
+    manager publishes them and Dagster records one materialization per partition), and the
+    steps after it in the run go on. When a session was refused, the sessions that passed are
+    published here and recorded as materialized one by one, the refused ones are quarantined,
+    the check results say which sessions each failed rule refused, and the step fails naming
+    them: the run ends failed and no step after it in the run starts (Dagster runs or skips a
+    step as a whole), so nothing reads a refused session.
+
+    ``companions`` are further outputs of a multi-asset (name -> staged, metadata) that share
+    the verdict of ``table``'s sessions.
     """
     companions = companions or {}
     results = check_results(table, report)
-    if not report.passed:
-        message = failure_message(table, report)
-        where = staged.quarantine(message)
-        for other, _ in companions.values():
-            other.quarantine(message)
+    outputs = {table: (staged, metadata), **companions}
+    if report.passed:
+        for checked, _ in outputs.values():
+            checked.rejected.discard()
+        if companions:
+            for name, (checked, output_metadata) in outputs.items():
+                yield Output(checked.accepted, output_name=name, metadata=output_metadata)
+        else:
+            yield Output(staged.accepted, metadata=metadata)
         yield from results
-        raise Failure(
-            description=f"{message}\nRejected partitions kept for inspection in {where}",
-            metadata={"quarantine": MetadataValue.path(str(where))},
-        )
-    if companions:
-        yield Output(staged, output_name=table, metadata=metadata)
-        for name, (other, other_metadata) in companions.items():
-            yield Output(other, output_name=name, metadata=other_metadata)
-    else:
-        yield Output(staged, metadata=metadata)
+        return
+    published = sorted(staged.accepted.partitions)
+    refused = report.sessions_refused
+    message = failure_message(table, report, published)
+    # The asset's own quarantine always keeps the record (REASON.txt), even of a session
+    # refused for its input; a companion's only when it has rejected rows.
+    where = staged.rejected.quarantine(message)
+    _write_violations(where, report)
+    for checked, _ in companions.values():
+        if checked.rejected.partitions:
+            checked.rejected.quarantine(message)
+        else:
+            checked.rejected.discard()
+    for name, (checked, output_metadata) in outputs.items():
+        rows = dict(checked.accepted.partitions)
+        for path in checked.accepted.publish():
+            key = path.stem
+            yield AssetMaterialization(
+                asset_key=name,
+                partition=key,
+                description=f"published; {len(refused)} other session(s) of the run refused",
+                metadata={
+                    **output_metadata,
+                    "partition_rows": rows[key],
+                    "path": MetadataValue.path(str(path)),
+                    "checks": "passed every blocking check",
+                    "run_sessions_refused": ", ".join(refused[:20]),
+                },
+            )
     yield from results
+    context.log.error(message)
+    raise Failure(
+        description=(
+            f"{message}\nRejected rows kept for inspection in {where} (<session>.parquet: the "
+            "session's rows; <session>.violations.csv: the rows that broke a rule; "
+            "REASON.txt: this message). "
+            "Steps after this one in the run did not start: run them for the published "
+            f"sessions ({session_ranges_of(published)}); rerun a refused session once its "
+            "input is fixed."
+        ),
+        metadata={
+            "quarantine": MetadataValue.path(str(where)),
+            "sessions_refused": ", ".join(refused),
+            "sessions_published": session_ranges_of(published),
+        },
+        allow_retries=False,
+    )
+
+
+VIOLATION_COLUMNS = ["rule", "session", "symbol", "origin", "message"]
+
+
+def _write_violations(where, report: QualityReport) -> None:
+    """Next to each refused session's rows, the rows that broke a rule (the first 50 of each
+    rule); a session refused for its input has only its reason, in REASON.txt."""
+    for key, refusal in report.refusals.items():
+        if not refusal.violations:
+            continue
+        records = [
+            {
+                "rule": v.rule,
+                "session": v.session or key,
+                "symbol": v.symbol,
+                "origin": v.origin,
+                "message": v.message,
+            }
+            for v in refusal.violations
+        ]
+        frame = pd.DataFrame(records, columns=VIOLATION_COLUMNS)
+        frame.to_csv(where / f"{key}.violations.csv", index=False)

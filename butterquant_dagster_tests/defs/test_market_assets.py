@@ -108,9 +108,7 @@ def _corrupt_bar(path, date: str, **values) -> None:
     frame.to_csv(path, index=False)
 
 
-def test_inconsistent_bar_blocks_and_nothing_is_published(
-    tmp_path, real_bars_dir, real_universe_file
-):
+def test_inconsistent_bar_refuses_its_session_alone(tmp_path, real_bars_dir, real_universe_file):
     path = real_bars_dir / "orcl-1995-2014.csv"
     _corrupt_bar(path, "2008-10-08", High=1.0)  # high far below open and close
     root = tmp_path / "root"
@@ -121,12 +119,27 @@ def test_inconsistent_bar_blocks_and_nothing_is_published(
     assert outcomes[("daily_bars", "bar_ohlc_consistent")] is False
     assert outcomes[("daily_bars", "bar_prices_positive")] is True
     message = failure_messages(result)
+    assert "daily_bars refused 1 of 4 session(s)" in message
     assert "bar_ohlc_consistent" in message and "ORCL" in message
     assert "2008-10-08" in message and "orcl-1995-2014.csv" in message
+    assert "published: 2008-10-06..2008-10-07, 2008-10-09" in message
     lake = Lake(root)
-    assert lake.partitions("daily_bars") == []  # not even the good sessions
-    assert lake.partitions("option_chains") == []  # downstream never ran
-    assert list((lake.table_dir("daily_bars") / "_quarantine").iterdir())
+    # The good sessions are published and recorded as materialized, one partition each.
+    assert lake.partitions("daily_bars") == ["2008-10-06", "2008-10-07", "2008-10-09"]
+    recorded = [m.partition for m in result.asset_materializations_for_node("daily_bars")]
+    assert recorded == ["2008-10-06", "2008-10-07", "2008-10-09"]
+    # The step after it in the run did not start: nothing reads the refused session.
+    assert lake.partitions("option_chains") == []
+    [quarantine] = list((lake.table_dir("daily_bars") / "_quarantine").iterdir())
+    assert sorted(p.name for p in quarantine.iterdir()) == [
+        "2008-10-08.parquet",
+        "2008-10-08.violations.csv",
+        "REASON.txt",
+    ]
+    assert len(pd.read_parquet(quarantine / "2008-10-08.parquet")) == 3  # the session's bars
+    violations = pd.read_csv(quarantine / "2008-10-08.violations.csv")
+    assert violations[["rule", "symbol"]].values.tolist() == [["bar_ohlc_consistent", "ORCL"]]
+    assert "orcl-1995-2014.csv" in violations["origin"].iloc[0]
 
     # Fix the file and rerun: the same range now lands.
     frame = pd.read_csv(real_bars_dir / "orcl-1995-2014.csv")

@@ -5,6 +5,10 @@ Each rule looks at one session's frame and returns the rows that break it as
 person on call knows what to fix without opening a notebook. The Dagster layer turns the
 outcome of each rule into a blocking asset check; nothing downstream trades on a snapshot
 that failed one.
+
+Each session is judged on its own: a session that breaks a rule (or could not be produced at
+all) is *refused*, and the report keeps why, so the other sessions of a run can be published
+without it (docs/data_formats.md, "Bad sessions").
 """
 
 from __future__ import annotations
@@ -422,18 +426,41 @@ CHAIN_RULES: tuple[Rule, ...] = (
 )
 
 
+@dataclass
+class Refusal:
+    """Why one session was refused: a line per broken rule (or other reason), and the
+    offending rows found (the first 50 per rule)."""
+
+    session: str
+    reasons: list[str] = field(default_factory=list)
+    violations: list[Violation] = field(default_factory=list)
+
+    def describe(self, examples: int = 3) -> str:
+        lines = [f"- {self.session}:"]
+        for reason in self.reasons:
+            lines.append(f"    {reason}")
+        for violation in self.violations[:examples]:
+            lines.append(f"      e.g. {violation.describe()}")
+        return "\n".join(lines)
+
+
 class QualityReport:
-    """Runs a rule set over the sessions of a run and keeps one outcome per rule."""
+    """Runs a rule set over the sessions of a run, one session at a time, and keeps one
+    outcome per rule (over the run) and the sessions it refused (with why)."""
 
     def __init__(self, rules: tuple[Rule, ...], policy: QualityPolicy):
         self.rules = rules
         self.policy = policy
         self.outcomes = {rule.name: RuleOutcome(rule.name, rule.description) for rule in rules}
+        self.refusals: dict[str, Refusal] = {}
 
     def check(
         self, frame: pd.DataFrame, session: dt.date, expected: Iterable[str], **context
-    ) -> None:
-        """Run every rule on one session's frame; ``context`` is passed to the rules."""
+    ) -> bool:
+        """Run every rule on one session's frame; ``context`` is passed to the rules.
+
+        True when the session may be published: it broke no rule, now or in an earlier
+        call (a refusal sticks)."""
         expected = list(expected)
         schema_ok = True
         for rule in self.rules:
@@ -443,12 +470,36 @@ class QualityReport:
                 frame, session=session, expected=expected, policy=self.policy, **context
             )
             self.outcomes[rule.name].add(found, len(frame), str(session))
+            if found:
+                self._refuse(
+                    str(session),
+                    f"{rule.name} ({rule.description}): {found.count} violation(s) in "
+                    f"{len(frame)} row(s)",
+                    found.examples,
+                )
             if rule.name == "schema" and found:
                 schema_ok = False
+        return not self.is_refused(session)
+
+    def refuse(self, session: dt.date | str, reason: str) -> None:
+        """Refuse ``session`` for a reason no rule checks (its input could not be read)."""
+        self._refuse(str(session), reason, ())
+
+    def _refuse(self, session: str, reason: str, examples: Iterable[Violation]) -> None:
+        refusal = self.refusals.setdefault(session, Refusal(session))
+        refusal.reasons.append(reason)
+        refusal.violations.extend(examples)
+
+    def is_refused(self, session: dt.date | str) -> bool:
+        return str(session) in self.refusals
+
+    @property
+    def sessions_refused(self) -> list[str]:
+        return sorted(self.refusals)
 
     @property
     def passed(self) -> bool:
-        return all(o.passed for o in self.outcomes.values())
+        return not self.refusals and all(o.passed for o in self.outcomes.values())
 
     def failures(self) -> list[RuleOutcome]:
         return [o for o in self.outcomes.values() if not o.passed]

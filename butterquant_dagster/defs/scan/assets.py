@@ -33,7 +33,13 @@ from butterquant_dagster.core.scan.surface import surface_summary
 from butterquant_dagster.defs.freshness import freshness_policy
 from butterquant_dagster.defs.partitions import session_asset, session_partitions, trailing_keys
 from butterquant_dagster.defs.quality_checks import check_specs
-from butterquant_dagster.defs.staging import finish, report_progress, run_sessions
+from butterquant_dagster.defs.staging import (
+    CheckedPartitions,
+    finish,
+    read_upstream,
+    report_progress,
+    run_sessions,
+)
 from butterquant_dagster.resources import (
     SCAN_LOOKBACK_SESSIONS,
     LakeResource,
@@ -190,9 +196,9 @@ def scan(
     sessions = run_sessions(context, market.now())
     store = lake.lake()
     report = QualityReport(CANDIDATE_RULES, QualityPolicy())
-    staged = store.stage("butterfly_candidates")
-    staged_skips = store.stage("scan_skips")
-    staged_surface = store.stage("iv_surface")
+    staged = CheckedPartitions(store, "butterfly_candidates")
+    staged_skips = CheckedPartitions(store, "scan_skips")
+    staged_surface = CheckedPartitions(store, "iv_surface")
     rows = skipped = 0
     try:
         # One read of the bars the whole run needs; ticker_signals ignores later rows.
@@ -202,7 +208,9 @@ def scan(
         bar_day = pd.to_datetime(bars["session"]) if len(bars) else pd.Series(dtype=object)
         for done, session in enumerate(sessions, start=1):
             key = session.isoformat()
-            chain = store.read("option_chains", [key])
+            chain = read_upstream(store, report, "option_chains", session)
+            if chain is None:  # refused by the market (or never published): not scanned
+                continue
             first = trailing_keys(session, scan.lookback_sessions)[0]
             history = bars.loc[(bar_day >= first) & (bar_day <= key)] if len(bars) else bars
             signals, signal_skips = ticker_signals(
@@ -214,12 +222,12 @@ def scan(
             scored, skips = scan_session(
                 chain, signals, signal_skips, session, scan.candidate_rules()
             )
-            report.check(scored, session, expected=[], listed=listed_strikes(chain))
-            staged.write(key, scored)
-            staged_skips.write(key, skips)
-            staged_surface.write(key, surface_summary(chain, session))
-            rows += len(scored)
-            skipped += skips["symbol"].nunique()
+            ok = report.check(scored, session, expected=[], listed=listed_strikes(chain))
+            staged.write(key, scored, ok)
+            staged_skips.write(key, skips, ok)
+            staged_surface.write(key, surface_summary(chain, session), ok)
+            rows += len(scored) if ok else 0
+            skipped += skips["symbol"].nunique() if ok else 0
             report_progress(context, "scan", done, len(sessions), session)
     except Exception:
         staged.discard()
