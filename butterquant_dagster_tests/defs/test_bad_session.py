@@ -33,6 +33,12 @@ from dagster import AssetKey, DagsterInstance
 
 from butterquant_dagster.cli import EXIT_OK, main
 from butterquant_dagster.core.storage.lake import Lake
+from butterquant_dagster_tests.defs.helpers import (
+    check_outcomes,
+    failure_messages,
+    make_defs,
+    run_market,
+)
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 CHAIN_FILE = "cboe_nvda_2008-10-13_17.csv"
@@ -202,3 +208,33 @@ def test_the_fixed_session_lands_on_its_own(flow):
     assert code == EXIT_OK, summary
     assert lake.partitions("option_chains") == SESSIONS
     assert len(lake.read("option_chains", [BAD])) == 62
+
+
+def test_a_session_missing_from_the_chain_file_is_refused_alone(tmp_path, real_bars_dir):
+    """A vendor that skipped a day: the source has no quotes for it, that session is refused
+    with the source's message, the others are published."""
+    frame = pd.read_csv(FIXTURES / CHAIN_FILE)
+    chains = tmp_path / "chains.csv"
+    frame[frame["quote_date"] != BAD].to_csv(chains, index=False)
+    universe = tmp_path / "universe.csv"
+    universe.write_text("symbol,name,sector\nNVDA,NVIDIA,Information Technology\n")
+    defs = make_defs(
+        tmp_path / "root",
+        source="files",
+        bars_path=str(real_bars_dir),
+        chains_path=str(chains),
+        universe_file=str(universe),
+        universe_size=0,
+    )
+    result = run_market(defs, SESSIONS[0], SESSIONS[-1])
+    assert not result.success
+    message = failure_messages(result)
+    assert "option_chains refused 1 of 5 session(s)" in message
+    assert f"- {BAD}:\n    source: " in message
+    assert f"no option quotes for session {BAD}" in message
+    assert Lake(tmp_path / "root").partitions("option_chains") == GOOD
+    recorded = [m.partition for m in result.asset_materializations_for_node("option_chains")]
+    assert recorded == GOOD
+    # Every rule passed on the sessions it saw: the refusal is the source's, not a check's.
+    outcomes = check_outcomes(result)
+    assert outcomes and all(outcomes.values()), outcomes
