@@ -272,6 +272,7 @@ class TradingResource(ConfigurableResource):
     ib_account: str = setting_field("BUTTERQUANT_IB_ACCOUNT")
     live_trading: bool = setting_field("BUTTERQUANT_LIVE_TRADING")
     kill_switch: bool = setting_field("BUTTERQUANT_KILL_SWITCH")
+    send_orders: bool = setting_field("BUTTERQUANT_SEND_ORDERS")
     initial_capital: float = setting_field("BUTTERQUANT_INITIAL_CAPITAL")
     max_positions: int = setting_field("BUTTERQUANT_MAX_POSITIONS")
     ai_track_slots: int = setting_field("BUTTERQUANT_AI_TRACK_SLOTS")
@@ -335,6 +336,7 @@ class TradingResource(ConfigurableResource):
             max_orders_per_day=self.max_orders_per_day,
             kill_switch=self.kill_switch,
             kill_file=Path(self.data_dir) / "KILL_SWITCH",
+            send_orders=self.send_orders,
             live_trading=self.live_trading,
             live_account=self.ib_account,
         )

@@ -101,6 +101,12 @@ _TABLE: dict[str, tuple] = {
         "true blocks every new entry (exits still go out); so does a file data/KILL_SWITCH.",
         bool,
     ),
+    "BUTTERQUANT_SEND_ORDERS": (
+        "true",
+        "false: the execution still reconciles and plans each session, and records every "
+        "order as blocked instead of sending it (exits too); the broker setting is unchanged.",
+        bool,
+    ),
     "BUTTERQUANT_MAX_POSITIONS": ("20", "Open butterfly slots (both tracks together).", int),
     "BUTTERQUANT_AI_TRACK_SLOTS": (
         "10",
@@ -219,10 +225,10 @@ _TABLE: dict[str, tuple] = {
         "significant, asks for a retraining.",
         float,
     ),
-    "BUTTERQUANT_AUTOMATION_SENSORS_DEFAULT": (
+    "BUTTERQUANT_AUTOMATION_DEFAULT": (
         "running",
-        "running | stopped: how the drift and fills sensors start when the daemon first "
-        "sees them (the UI's toggle overrides it afterwards).",
+        "running | stopped: how the daily routine's schedules and the drift and fills sensors "
+        "start when the daemon first sees them (the UI's toggle overrides it afterwards).",
     ),
     "BUTTERQUANT_MODEL_AGE_FAIL_DAYS": (
         "60",
@@ -305,16 +311,21 @@ def description(name: str) -> str:
     return SETTINGS[name].description
 
 
-SENSOR_STATUSES = ("running", "stopped")
+AUTOMATION_STATUSES = ("running", "stopped")
+# Settings that were renamed: still set, they would be ignored in silence.
+RENAMED = {"BUTTERQUANT_AUTOMATION_SENSORS_DEFAULT": "BUTTERQUANT_AUTOMATION_DEFAULT"}
 
 
-def sensors_running() -> bool:
-    """Whether the daily routine's sensors start running once the daemon runs: a sensor that
-    must be switched on in the UI first is a routine that silently never happens."""
-    value = env("BUTTERQUANT_AUTOMATION_SENSORS_DEFAULT").lower()
-    if value not in SENSOR_STATUSES:
+def automation_running() -> bool:
+    """Whether the daily routine's schedules and sensors start running once the daemon runs:
+    a routine that must be switched on in the UI first is one that silently never happens."""
+    for old, new in RENAMED.items():
+        if old in os.environ:
+            raise ValueError(f"{old} was renamed {new}; set {new} instead")
+    value = env("BUTTERQUANT_AUTOMATION_DEFAULT").lower()
+    if value not in AUTOMATION_STATUSES:
         raise ValueError(
-            f"BUTTERQUANT_AUTOMATION_SENSORS_DEFAULT={value!r}: expected one of {SENSOR_STATUSES}"
+            f"BUTTERQUANT_AUTOMATION_DEFAULT={value!r}: expected one of {AUTOMATION_STATUSES}"
         )
     return value == "running"
 

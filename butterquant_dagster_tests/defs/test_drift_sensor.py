@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ast
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -107,28 +109,42 @@ def test_no_champion_skips(tmp_path):
     assert not result.run_requests and "no champion" in result.skip_message
 
 
+ROUTINE_SENSORS = ("probability_model_drift", "collect_fills")
+WATCHERS = ("health_watch", "record_run_failures", "clear_stale_runs")
+
+
 @pytest.mark.parametrize(
     ("setting", "status"), [(None, "RUNNING"), ("running", "RUNNING"), ("stopped", "STOPPED")]
 )
-def test_the_daily_routine_sensors_run_by_default_and_can_be_turned_off(
-    monkeypatch, setting, status
-):
-    """Read when the code location loads: each case loads one in a new process."""
-    monkeypatch.delenv("BUTTERQUANT_AUTOMATION_SENSORS_DEFAULT", raising=False)
-    env = {} if setting is None else {"BUTTERQUANT_AUTOMATION_SENSORS_DEFAULT": setting}
+def test_the_daily_routine_runs_by_default_and_can_be_started_stopped(monkeypatch, setting, status):
+    """Every schedule and the routine's sensors follow BUTTERQUANT_AUTOMATION_DEFAULT, read
+    when the code location loads (each case loads one in a new process); the watchers always
+    run."""
+    monkeypatch.delenv("BUTTERQUANT_AUTOMATION_DEFAULT", raising=False)
+    env = {} if setting is None else {"BUTTERQUANT_AUTOMATION_DEFAULT": setting}
     loaded = in_loaded_code_location(
-        "[defs.resolve_sensor_def(n).default_status.value "
-        "for n in ('probability_model_drift', 'collect_fills')]",
+        "[{s.name: s.default_status.value for s in found} "
+        "for found in (defs.schedules, defs.sensors)]",
         **env,
     )
     assert loaded.returncode == 0, loaded.stderr
-    assert loaded.stdout.strip().splitlines()[-1] == str([status, status])
+    schedules, sensors = ast.literal_eval(loaded.stdout.strip().splitlines()[-1])
+    assert len(schedules) == 13
+    assert set(schedules.values()) == {status}
+    assert {sensors[name] for name in ROUTINE_SENSORS} == {status}
+    assert {sensors[name] for name in WATCHERS} == {"RUNNING"}
 
 
-def test_a_misspelt_sensor_setting_is_refused():
-    loaded = in_loaded_code_location("1", BUTTERQUANT_AUTOMATION_SENSORS_DEFAULT="on")
+def test_a_misspelt_automation_setting_is_refused():
+    loaded = in_loaded_code_location("1", BUTTERQUANT_AUTOMATION_DEFAULT="on")
     assert loaded.returncode != 0
-    assert "BUTTERQUANT_AUTOMATION_SENSORS_DEFAULT='on'" in loaded.stderr
+    assert "BUTTERQUANT_AUTOMATION_DEFAULT='on'" in loaded.stderr
+
+
+def test_the_renamed_sensor_setting_is_refused_with_its_new_name():
+    loaded = in_loaded_code_location("1", BUTTERQUANT_AUTOMATION_SENSORS_DEFAULT="stopped")
+    assert loaded.returncode != 0
+    assert "renamed BUTTERQUANT_AUTOMATION_DEFAULT" in loaded.stderr
 
 
 def test_the_resource_and_the_report_share_one_set_of_drift_defaults(tmp_path, monkeypatch):

@@ -292,4 +292,4 @@ def test_trading_jobs_schedule_and_sensor():
     assert schedule.job_name == EXECUTION_JOB
     sensor = defs.resolve_sensor_def("collect_fills")
     assert sensor.job_name == FILLS_JOB
-    assert sensor.default_status.value == "RUNNING"  # BUTTERQUANT_AUTOMATION_SENSORS_DEFAULT
+    assert sensor.default_status.value == "RUNNING"  # BUTTERQUANT_AUTOMATION_DEFAULT

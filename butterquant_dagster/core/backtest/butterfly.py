@@ -102,7 +102,14 @@ class ButterflySettings:
 def _backtest_limits(limits: RiskLimits) -> RiskLimits:
     """The risk limits without the live switches: a backtest never stops for the real
     kill switch, and always trades on paper."""
-    return replace(limits, kill_switch=False, kill_file=None, live_trading=False, live_account="")
+    return replace(
+        limits,
+        kill_switch=False,
+        kill_file=None,
+        send_orders=True,
+        live_trading=False,
+        live_account="",
+    )
 
 
 def rankings_for(

@@ -16,6 +16,10 @@ from butterquant_dagster.core.brokers.base import Account
 from butterquant_dagster.core.trading.rules import RiskLimits
 from butterquant_dagster.core.trading.vocabulary import Intent
 
+ORDER_SENDING_OFF = (
+    "order sending is off (BUTTERQUANT_SEND_ORDERS=false): planned and recorded, not sent"
+)
+
 
 @dataclass
 class RiskState:
@@ -101,6 +105,8 @@ def order_problem(
     account: str | None,
 ) -> str | None:
     """The first reason this order must not go out, checking the cheap things first."""
+    if not limits.send_orders:
+        return ORDER_SENDING_OFF
     if state.orders_today >= limits.max_orders_per_day:
         return f"{limits.max_orders_per_day} orders already sent this session"
     for problem in (

@@ -48,6 +48,7 @@ class RiskLimits:
     max_orders_per_day: int = default("BUTTERQUANT_MAX_ORDERS_PER_DAY")
     kill_switch: bool = default("BUTTERQUANT_KILL_SWITCH")
     kill_file: Path | None = None
+    send_orders: bool = default("BUTTERQUANT_SEND_ORDERS")
     live_trading: bool = default("BUTTERQUANT_LIVE_TRADING")
     live_account: str = default("BUTTERQUANT_IB_ACCOUNT")
 

@@ -12,6 +12,7 @@ from dagster import (
 )
 
 from butterquant_dagster.defs.close_ticks import session_due
+from butterquant_dagster.defs.routine import ROUTINE_SCHEDULE_STATUS
 
 MARKET_JOB = "market_snapshot_job"
 # Bars without chains: the index history the regime model needs years of, at a fraction of
@@ -42,11 +43,15 @@ bars_history_job = define_asset_job(
 
 
 @schedule(
+    default_status=ROUTINE_SCHEDULE_STATUS,
     name="market_snapshot_after_close",
     job=market_snapshot_job,
     cron_schedule=f"{MINUTES_AFTER_CLOSE} 13,16 * * 1-5",
     execution_timezone="America/New_York",
-    description="Closing snapshot of each NYSE session, 30 minutes after its close.",
+    description=(
+        "Once per session: the closing snapshot 30 minutes after the close, at 16:30 New "
+        "York, or 13:30 on an early-close day (the other tick skips)."
+    ),
 )
 def market_snapshot_after_close(context: ScheduleEvaluationContext):
     """Ticks 30 minutes after both the regular (16:00) and the early (13:00) close, and runs

@@ -4,7 +4,6 @@ import datetime as dt
 
 from dagster import (
     AssetSelection,
-    DefaultSensorStatus,
     RunRequest,
     ScheduleEvaluationContext,
     SensorEvaluationContext,
@@ -14,9 +13,10 @@ from dagster import (
     sensor,
 )
 
-from butterquant_dagster.core import calendar, settings
+from butterquant_dagster.core import calendar
 from butterquant_dagster.core.monitoring import assemble
 from butterquant_dagster.defs.ml.assets import WIN_MODEL
+from butterquant_dagster.defs.routine import ROUTINE_SCHEDULE_STATUS, ROUTINE_SENSOR_STATUS
 
 REGIME_JOB = "regime_job"
 ANALYSIS_JOB = "analysis_job"
@@ -60,11 +60,15 @@ features_job = define_asset_job(
 
 
 @schedule(
+    default_status=ROUTINE_SCHEDULE_STATUS,
     name="analysis_after_close",
     job=analysis_job,
     cron_schedule="45 13,16 * * 1-5",
     execution_timezone="America/New_York",
-    description="Regime and decisions of each session, after its snapshot.",
+    description=(
+        "Once per session: the regime and buy / hold / sell decisions after the snapshot, at "
+        "16:45 New York, or 13:45 on an early-close day (the other tick skips)."
+    ),
 )
 def analysis_after_close(context: ScheduleEvaluationContext):
     tick = context.scheduled_execution_time.astimezone(calendar.EXCHANGE_TZ)
@@ -77,6 +81,7 @@ def analysis_after_close(context: ScheduleEvaluationContext):
 
 
 @schedule(
+    default_status=ROUTINE_SCHEDULE_STATUS,
     name="ensemble_monthly",
     job=ensemble_training_job,
     cron_schedule="0 18 1 * *",
@@ -88,6 +93,7 @@ def ensemble_monthly(context: ScheduleEvaluationContext):
 
 
 @schedule(
+    default_status=ROUTINE_SCHEDULE_STATUS,
     name="probability_model_monthly",
     job=probability_training_job,
     cron_schedule="0 18 2 * *",
@@ -100,19 +106,11 @@ def probability_model_monthly(context: ScheduleEvaluationContext):
     return RunRequest(run_key=f"probability-{context.scheduled_execution_time:%Y-%m}")
 
 
-def sensor_default_status() -> DefaultSensorStatus:
-    """RUNNING unless BUTTERQUANT_AUTOMATION_SENSORS_DEFAULT=stopped: the drift and fills
-    sensors are part of the daily routine, so a fresh daemon runs them without a click."""
-    return (
-        DefaultSensorStatus.RUNNING if settings.sensors_running() else DefaultSensorStatus.STOPPED
-    )
-
-
 @sensor(
     name="probability_model_drift",
     job=probability_training_job,
     minimum_interval_seconds=3600,
-    default_status=sensor_default_status(),
+    default_status=ROUTINE_SENSOR_STATUS,
     required_resource_keys={"lake", "models", "trading", "monitoring"},
     description="Requests a retraining when the champion's drift report says RETRAIN: "
     "realized wins significantly and materially off the sum of its predictions, ECE "

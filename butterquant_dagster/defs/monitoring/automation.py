@@ -13,6 +13,7 @@ from dagster import (
 
 from butterquant_dagster.core import calendar
 from butterquant_dagster.core.monitoring.periods import PERIODS, closes_period
+from butterquant_dagster.defs.routine import ROUTINE_SCHEDULE_STATUS
 
 REPORT_JOBS = {period: f"{period}_report_job" for period in PERIODS}
 # Evening, New York time: after the close (16:00), the closing snapshot and the fills sensor.
@@ -31,6 +32,7 @@ def _report_schedule(period: str, job):
     hour, minute = REPORT_TIMES[period]
 
     @schedule(
+        default_status=ROUTINE_SCHEDULE_STATUS,
         name=f"{period}_report_schedule",
         job=job,
         cron_schedule=f"{minute} {hour} * * 1-5",

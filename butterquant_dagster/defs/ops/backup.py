@@ -23,6 +23,7 @@ from dagster import (
 )
 
 from butterquant_dagster.core.storage.backup import DATABASES, NOT_BACKED_UP, backup
+from butterquant_dagster.defs.routine import ROUTINE_SCHEDULE_STATUS
 from butterquant_dagster.resources import LakeResource
 
 OWNER = "team:platform"
@@ -78,6 +79,7 @@ backup_job = define_asset_job(
 
 
 @schedule(
+    default_status=ROUTINE_SCHEDULE_STATUS,
     name="weekly_backup",
     job=backup_job,
     cron_schedule="0 6 * * 6",

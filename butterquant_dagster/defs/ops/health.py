@@ -60,6 +60,7 @@ from butterquant_dagster.core.monitoring.health import (
     gather_facts,
 )
 from butterquant_dagster.defs.freshness import FRESHNESS_RULES
+from butterquant_dagster.defs.routine import ROUTINE_SCHEDULE_STATUS
 from butterquant_dagster.resources import LakeResource, MarketDataResource, TradingResource
 
 HEALTH_ASSET = "system_health"
@@ -210,6 +211,7 @@ health_job = define_asset_job(
 
 
 @schedule(
+    default_status=ROUTINE_SCHEDULE_STATUS,
     name="health_morning",
     job=health_job,
     cron_schedule="0 8 * * 1-5",

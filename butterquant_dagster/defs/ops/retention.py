@@ -37,6 +37,7 @@ from butterquant_dagster.core.storage.retention import (
     apply_retention,
 )
 from butterquant_dagster.defs.metadata import figure, markdown_table
+from butterquant_dagster.defs.routine import ROUTINE_SCHEDULE_STATUS
 from butterquant_dagster.resources import LakeResource
 
 OWNER = "team:platform"
@@ -129,6 +130,7 @@ retention_job = define_asset_job(
 
 
 @schedule(
+    default_status=ROUTINE_SCHEDULE_STATUS,
     name="daily_retention",
     job=retention_job,
     cron_schedule="0 5 * * *",

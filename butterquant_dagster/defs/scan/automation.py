@@ -14,6 +14,7 @@ from dagster import (
 from butterquant_dagster.core import calendar
 from butterquant_dagster.core.scan.candidates import CandidateRules
 from butterquant_dagster.defs.close_ticks import session_due
+from butterquant_dagster.defs.routine import ROUTINE_SCHEDULE_STATUS
 
 SCAN_JOB = "scan_job"
 OUTCOMES_JOB = "outcomes_job"
@@ -43,11 +44,15 @@ outcomes_job = define_asset_job(
 
 
 @schedule(
+    default_status=ROUTINE_SCHEDULE_STATUS,
     name="scan_before_close",
     job=scan_job,
     cron_schedule="15 12,15 * * 1-5",
     execution_timezone="America/New_York",
-    description="Pre-close scan of the latest completed session's snapshot.",
+    description=(
+        "Once per session: the pre-close scan of the latest completed session's snapshot, at "
+        "15:15 New York, or 12:15 on an early-close day (the other tick skips)."
+    ),
 )
 def scan_before_close(context: ScheduleEvaluationContext):
     """45 minutes before each close (15:15, or 12:15 before a 13:00 early close), scan the
@@ -64,6 +69,7 @@ def scan_before_close(context: ScheduleEvaluationContext):
 
 
 @schedule(
+    default_status=ROUTINE_SCHEDULE_STATUS,
     name="settle_matured_candidates",
     job=outcomes_job,
     cron_schedule="0 17 * * 1-5",

@@ -240,6 +240,7 @@ def orders(
             metadata={
                 **report.summary(),
                 "broker": broker.name,
+                "order_sending": "on" if trading.send_orders else "off (BUTTERQUANT_SEND_ORDERS)",
                 "decision_time": now.isoformat(),
                 "blocked_reasons": MetadataValue.json(report.blocked),
                 "rejected_reasons": MetadataValue.json(report.rejected),

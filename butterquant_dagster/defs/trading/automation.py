@@ -14,15 +14,20 @@ from dagster import (
     sensor,
 )
 
+from butterquant_dagster.core import settings
 from butterquant_dagster.core.trading.execution import session_start
 from butterquant_dagster.defs.close_ticks import session_due
-from butterquant_dagster.defs.ml.automation import sensor_default_status
+from butterquant_dagster.defs.routine import ROUTINE_SCHEDULE_STATUS, ROUTINE_SENSOR_STATUS
 from butterquant_dagster.resources import LakeResource, MarketDataResource, TradingResource
 
 EXECUTION_JOB = "execution_job"
 FILLS_JOB = "fills_job"
 PLAN_JOB = "plan_orders_job"
 EXECUTION_MINUTES_BEFORE_CLOSE = 15
+# Read when the code location loads, as the execution's resource reads it.
+ORDER_SENDING = (
+    "on" if settings.value("BUTTERQUANT_SEND_ORDERS") else "OFF: orders are planned, not sent"
+)
 TRADING_ASSETS = ["target_orders", "orders", "fills", "positions", "trade_journal"]
 
 
@@ -49,11 +54,16 @@ plan_job = define_asset_job(
 
 
 @schedule(
+    default_status=ROUTINE_SCHEDULE_STATUS,
     name="execute_before_close",
     job=execution_job,
     cron_schedule="45 12,15 * * 1-5",
     execution_timezone="America/New_York",
-    description="Send the session's exits and entries 15 minutes before the close.",
+    description=(
+        "Once per session: exits, then entries, 15 minutes before the close, at 15:45 New "
+        "York, or 12:45 on an early-close day (the other tick skips). Order sending is "
+        f"{ORDER_SENDING} (BUTTERQUANT_SEND_ORDERS)."
+    ),
 )
 def execute_before_close(context: ScheduleEvaluationContext):
     """15:45 New York (12:45 before a 13:00 early close): after the 15:15 scan, with time
@@ -72,7 +82,7 @@ def execute_before_close(context: ScheduleEvaluationContext):
     name="collect_fills",
     job=fills_job,
     minimum_interval_seconds=120,
-    default_status=sensor_default_status(),
+    default_status=ROUTINE_SENSOR_STATUS,
     description=(
         "Materializes fills, positions and the journal when the broker reports new "
         "executions, or once the session's closing chain is there to mark positions."

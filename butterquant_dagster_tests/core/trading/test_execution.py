@@ -20,6 +20,7 @@ from butterquant_dagster.core.trading.combos import legs_of
 from butterquant_dagster.core.trading.execution import execute_session, reconcile
 from butterquant_dagster.core.trading.ledger import Ledger
 from butterquant_dagster.core.trading.portfolio import plan_session
+from butterquant_dagster.core.trading.risk import ORDER_SENDING_OFF
 from butterquant_dagster.core.trading.rules import PortfolioRules, RiskLimits
 from butterquant_dagster_tests.core.trading.chains import (
     EXPIRY,
@@ -215,6 +216,17 @@ def test_the_kill_switch_blocks_entries_but_not_exits(desk):
     assert set(report.blocked.values()) == {"kill switch on: no new entries"}
     assert (desk.ledger.orders()["status"] == "blocked").all()
     # lifting it lets the same orders (same refs) go out once
+    report = run(desk)
+    assert len(report.sent) == 4 and len(desk.broker.orders()) == 4
+
+
+def test_order_sending_off_plans_and_records_but_sends_nothing(desk):
+    report = run(desk, limits=RiskLimits(send_orders=False))
+    assert not report.sent and len(report.blocked) == 4
+    assert set(report.blocked.values()) == {ORDER_SENDING_OFF}
+    assert len(desk.broker.orders()) == 0
+    assert (desk.ledger.orders()["status"] == "blocked").all()
+    # switched back on, the same orders (same refs) go out once
     report = run(desk)
     assert len(report.sent) == 4 and len(desk.broker.orders()) == 4
 
