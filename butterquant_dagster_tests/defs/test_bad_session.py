@@ -33,6 +33,7 @@ from dagster import AssetKey, DagsterInstance
 
 from butterquant_dagster.cli import EXIT_OK, main
 from butterquant_dagster.core.storage.lake import Lake
+from butterquant_dagster.defs.partitions import session_partitions
 from butterquant_dagster_tests.defs.helpers import (
     check_outcomes,
     failure_messages,
@@ -96,6 +97,9 @@ def flow(tmp_path_factory):
             )
             for table in ("option_chains", "daily_bars")
         }
+        runs["status"] = DagsterInstance.get().get_status_by_partition(
+            AssetKey("option_chains"), SESSIONS, session_partitions
+        )
         runs["scan"] = _jobs(SESSIONS[0], SESSIONS[-1], SCAN_JOB)
         # What the failure says to do: the steps after the scan, for the published sessions.
         runs["scan_good"] = [_jobs(a, b, SCAN_JOB) for a, b in (GOOD[:2], GOOD[2:])]
@@ -130,6 +134,9 @@ def test_the_backfill_publishes_every_good_session_and_refuses_the_bad_one(flow)
     }
     # The bars of the run passed (all five sessions); the chains of the bad session did not.
     assert runs["materialized"]["option_chains"] == GOOD
+    # What the UI shows per partition: the refused one failed, the others materialized.
+    statuses = {key: status.value for key, status in runs["status"].items()}
+    assert statuses == {key: "FAILED" if key == BAD else "MATERIALIZED" for key in SESSIONS}
     assert set(SESSIONS) <= set(runs["materialized"]["daily_bars"])
 
 
