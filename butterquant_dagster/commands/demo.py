@@ -359,12 +359,14 @@ def plan_notes(session: dt.date) -> list[str]:
 
 def trading_summary(traded: list[dt.date]) -> dict:
     """Orders, fill rates, the journal and the open positions after the demo's trading."""
+    from butterquant_dagster.core.trading.account import account_view
     from butterquant_dagster.core.trading.execution import order_outcomes
     from butterquant_dagster.core.trading.journal import summary
 
     resource = trading()
     ledger = resource.ledger()
-    figures = summary(ledger.journal(), ledger.equity())
+    account = account_view(ledger)
+    figures = summary(ledger.journal(), account=account)
     held = ledger.open_positions()
     orders = ledger.orders()
     outcomes = order_outcomes(orders)
@@ -373,7 +375,7 @@ def trading_summary(traded: list[dt.date]) -> dict:
         for intent, rate in outcomes["rate"].items()
     )
     unfilled = len(outcomes["unfilled_exits"])
-    journal = journal_lines(figures)
+    journal = journal_lines(figures, account)
     lines = [
         f"  orders:    {len(orders)} {orders['status'].value_counts().to_dict()}",
         f"  fills:     {rates or 'no order went out'}"

@@ -24,6 +24,7 @@ from dagster import (
 
 from butterquant_dagster.core import calendar, faults
 from butterquant_dagster.core.scan import ev_reliability
+from butterquant_dagster.core.trading.account import account_view
 from butterquant_dagster.core.trading.execution import (
     Reconciliation,
     collect_fills,
@@ -379,15 +380,20 @@ def trade_journal(context: AssetExecutionContext, trading: TradingResource) -> O
     session = one_session(context)
     ledger = trading.ledger()
     journal = ledger.journal(through=session)
-    equity = ledger.equity()
-    equity = equity.loc[pd.to_datetime(equity["session"]).dt.date <= session]
+    account = account_view(ledger, session)
     closed = journal.loc[pd.to_datetime(journal["exit_session"]).dt.date == session]
-    figures = summary(journal, equity)
+    figures = summary(journal, account=account)
     metadata = {
         "closed_today": len(closed),
         "trades_to_date": figures["trades"],
         "win_rate": figure(figures.get("win_rate")),
+        # The closed trades' P/L; the account's figures (as positions and the reports show
+        # them) follow.
         "total_pnl": figure(figures.get("total_pnl")),
+        "realized_pnl": figure(account.realized_pnl),
+        "unrealized_pnl": figure(account.unrealized_pnl),
+        "account_value": figure(account.account_value),
+        "account_total_pnl": figure(account.total_pnl),
         "yield_per_1000": figure(figures.get("yield_per_1000")),
         "max_drawdown": figure(figures.get("max_drawdown")),
         "by_track": MetadataValue.json(figures.get("by_track", {})),
