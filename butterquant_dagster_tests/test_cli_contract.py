@@ -253,8 +253,11 @@ def test_backfill_json_is_the_run_summary_with_the_lake(root, capsys):
     argv = ["backfill", "--start", "2025-03-03", "--end", "2025-03-04", "--json"]
     result = _json(argv, capsys)
     lake_keys = {"tickers", "bars", "contracts", "modelled_contracts", "lake", "warehouse"}
-    assert set(result) == RUN_SUMMARY_KEYS | lake_keys
+    assert set(result) == RUN_SUMMARY_KEYS | lake_keys | {"stages", "left_out"}
     assert result["success"] is True and result["sessions"] == 2
+    (stage,) = result["stages"]
+    assert set(stage) == RUN_SUMMARY_KEYS and stage["run_id"] == result["run_id"]
+    assert result["left_out"] == {}
     assert main(["sql", "SELECT count(*) AS n FROM daily_bars", "--json"]) == EXIT_OK
     assert json.loads(capsys.readouterr().out) == [{"n": 12}]
     tables = _json(["status", "--json"], capsys)["tables"]

@@ -49,13 +49,14 @@ def train_models(model: str, start: str | None, end: str | None, show: bool) -> 
                 "no scanned sessions in the range: run `butterquant scan` or "
                 "`butterquant demo` first"
             )
-        if model == "all":
-            # One run per unbroken stretch of scanned sessions (a range with a gap would
-            # ask for features of sessions that were never scanned).
-            for first, last in contiguous_blocks(scanned):
-                runs.append(materialize(FEATURES_JOB, first, last, show_progress=show))
-                if not runs[-1].success:
-                    return {"runs": runs}
+        # The features of the scanned sessions (all of them after a retrain of everything;
+        # for the probability model alone, those it lacks), one run per unbroken stretch: a
+        # range with a gap would ask for features of sessions that were never scanned.
+        have = set() if model == "all" else set(store.partitions("candidate_features"))
+        for first, last in contiguous_blocks([s for s in scanned if s not in have]):
+            runs.append(materialize(FEATURES_JOB, first, last, show_progress=show))
+            if not runs[-1].success:
+                return {"runs": runs}
         runs.append(materialize(PROBABILITY_TRAINING_JOB, None, None, show_progress=show))
     return {"runs": runs}
 

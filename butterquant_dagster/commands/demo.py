@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 from butterquant_dagster.commands._args import positive_int
 from butterquant_dagster.commands._data import lake, lake_summary, registry, trading
 from butterquant_dagster.commands._dates import session_range
-from butterquant_dagster.commands._errors import EXIT_OK, CliError, RunFailed
+from butterquant_dagster.commands._errors import EXIT_OK, RunFailed
 from butterquant_dagster.commands._materialize import (
     RunSummary,
     materialize,
@@ -29,13 +29,13 @@ from butterquant_dagster.commands._models import model_summary, train_models
 from butterquant_dagster.commands._output import emit
 from butterquant_dagster.commands._rankings import rankings, rankings_lines
 from butterquant_dagster.commands._reports import write_report
+from butterquant_dagster.commands._stages import matured, regime_history
 from butterquant_dagster.commands._trading import execute_session_run, journal_lines, pd_date
 from butterquant_dagster.core import calendar, settings
 
 DEMO_SESSIONS = 252  # a year of market data
 DEMO_SCAN_SESSIONS = 100  # the last ~5 months are scanned; the older ~2 months settle
 DEMO_TRADE_SESSIONS = 20  # the last four weeks are traded end to end on the paper broker
-MAX_DTE_DAYS = 60  # the scan's longest expiry; older entry sessions can be settled
 
 
 def add_parser(sub) -> None:
@@ -94,9 +94,9 @@ def cmd_demo(args) -> int:
     session_range(made.days[0].isoformat(), latest.isoformat())  # refuses a range too old
     backfill(made, show)
     scan(made, args.scan_sessions, show)
-    matured = [d for d in made.scanned if d + dt.timedelta(days=MAX_DTE_DAYS) < latest]
-    if matured:
-        settle(made, matured, show)
+    ready = matured(made.scanned, latest)
+    if ready:
+        settle(made, ready, show)
         if not args.skip_training:
             train(made, args.trade_sessions, show)
     trade(made, args.trade_sessions, show)
@@ -111,24 +111,6 @@ def backfill(made: Made, show: bool) -> None:
     if made.history is not None:
         succeeded(made.history)
     made.market = succeeded(materialize_market(made.days[0], made.days[-1], show_progress=show))
-
-
-def regime_history(first: dt.date, *, show_progress: bool) -> RunSummary | None:
-    """Bars (no chains) of the sessions a point-in-time regime of ``first`` needs before it
-    and the lake lacks, in one run; None when nothing was missing."""
-    from butterquant_dagster.core.ml.regime import first_bar_session_needed
-    from butterquant_dagster.defs.market.automation import BARS_JOB
-
-    try:
-        start = first_bar_session_needed(first)
-    except ValueError as exc:
-        raise CliError(str(exc)) from exc
-    have = set(lake().partitions("daily_bars"))
-    needed = calendar.sessions(start, calendar.previous_session(first))
-    missing = [day for day in needed if day.isoformat() not in have]
-    if not missing:
-        return None
-    return materialize(BARS_JOB, missing[0], missing[-1], show_progress=show_progress)
 
 
 def scan(made: Made, sessions: int, show: bool) -> None:
