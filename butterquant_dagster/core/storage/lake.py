@@ -5,8 +5,9 @@ session) and ``<root>/lake/<table>/current.parquet`` for unpartitioned ones.
 
 Writes never leave half a file: a frame goes to a temporary file in the same directory and
 is renamed over the target (an atomic rename on POSIX). A run that produces many partitions
-stages them all first and publishes them only when every one of them is written and
-checked, so a failure half-way leaves the lake as it was.
+stages them first and publishes only those that were written and checked (the sessions a
+check refused go to quarantine, see ``defs/staging.py``), so a failure half-way never leaves
+half a partition or an unchecked one.
 
 Old partitions of the big scan tables may be archived by retention
 (``core/storage/retention.py``) into ``<root>/archive/<table>/<YYYY>.parquet``: one file per
