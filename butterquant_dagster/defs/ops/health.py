@@ -134,6 +134,7 @@ def collect_report(
         runs_error=runs_error,
         environ=environ,
         measure_sizes=measure_sizes,
+        now=now,
     )
     return evaluate(facts, now, thresholds or HealthThresholds.from_settings(), rules)
 
