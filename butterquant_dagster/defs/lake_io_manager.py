@@ -13,6 +13,7 @@ import pandas as pd
 from dagster import ConfigurableIOManager, InputContext, MetadataValue, OutputContext
 
 from butterquant_dagster.core.storage.lake import Lake, LakeError, StagedPartitions
+from butterquant_dagster.defs.metadata import stored_column_schema
 from butterquant_dagster.resources import LakeResource
 
 
@@ -68,7 +69,9 @@ class LakeIOManager(ConfigurableIOManager):
             if not isinstance(obj, pd.DataFrame):
                 raise LakeError(f"{table}: expected a DataFrame, got {type(obj).__name__}")
             path = lake.write(table, obj)
-            context.add_output_metadata({"path": MetadataValue.path(str(path))})
+            context.add_output_metadata(
+                {"path": MetadataValue.path(str(path)), **stored_column_schema(table, path)}
+            )
             return
         keys = list(context.asset_partition_keys)
         staged = (
@@ -87,6 +90,7 @@ class LakeIOManager(ConfigurableIOManager):
             {
                 "partitions_written": len(paths),
                 "path": MetadataValue.path(str(paths[-1].parent)) if paths else "",
+                **(stored_column_schema(table, paths[-1]) if paths else {}),
             }
         )
 

@@ -1,10 +1,13 @@
 """How figures and tables appear in the Dagster UI's metadata, the same for every asset."""
 
 import math
+from pathlib import Path
 
 import pandas as pd
+import pyarrow.parquet as pq
 from dagster import MetadataValue, TableColumn, TableColumnConstraints, TableSchema
 
+from butterquant_dagster.core import glossary
 from butterquant_dagster.core.market import schemas
 
 NOT_ENOUGH_DATA = "not enough data"
@@ -47,3 +50,23 @@ def column_schema(schema: schemas.TableSchema) -> dict:
             ]
         )
     }
+
+
+def stored_column_schema(table: str, path: Path) -> dict:
+    """The UI's column schema of a lake table as stored in ``path`` (its Parquet schema),
+    each column described by the one glossary of column meanings (``core/glossary.py``).
+
+    The market tables publish theirs from their definitions instead (``column_schema``). A
+    column the glossary lacks is published without a description rather than failing a
+    run that produced good data; a test keeps the glossary complete.
+    """
+    if table in glossary.MARKET_SCHEMAS:
+        return {}
+    columns = []
+    for field in pq.read_schema(path):
+        try:
+            text = glossary.describe(table, field.name)
+        except glossary.UndescribedColumn:
+            text = None
+        columns.append(TableColumn(name=field.name, type=str(field.type), description=text))
+    return {"dagster/column_schema": TableSchema(columns=columns)}

@@ -146,3 +146,25 @@ def test_rankings_show_the_reliability_of_each_measure_on_outcomes_known_before(
     assert "ev_calibrated_per_1000" in metadata["top_20"]
     assert "ml_expected_per_1000" in metadata["top_20"]  # one unit: per $1,000
     assert "ml_expected_roi" not in metadata["top_20"]
+
+
+def test_scan_tables_publish_their_stored_columns_each_described(scanned):
+    """The UI's column schema of each scan table is the Parquet schema as stored, every
+    column described by the one glossary (a column it lacks would show undescribed)."""
+    root, _, scan, outcomes = scanned
+    for result, table in (
+        (scan, "butterfly_candidates"),
+        (scan, "scan_rankings"),
+        (scan, "candidate_features"),
+        (outcomes, "candidate_outcomes"),
+    ):
+        materialization = [
+            event.materialization
+            for event in result.get_asset_materialization_events()
+            if event.asset_key.to_user_string() == table
+        ][-1]
+        published = materialization.metadata["dagster/column_schema"].schema.columns
+        stored = Lake(root).read(table, [SCANNED[-1]]).columns
+        assert [column.name for column in published] == list(stored), table
+        undescribed = [c.name for c in published if not c.description]
+        assert not undescribed, (table, undescribed)
