@@ -23,6 +23,7 @@ from sklearn.calibration import CalibratedClassifierCV
 from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 from sklearn.model_selection import StratifiedGroupKFold
 
+from butterquant_dagster.core import progress
 from butterquant_dagster.core.ml import onnx_export
 from butterquant_dagster.core.ml.features import FEATURE_COLUMNS, KEY_COLUMNS, feature_matrix
 from butterquant_dagster.core.ml.gates import (
@@ -50,6 +51,7 @@ LABEL_DEFINITION = (
 REGIME_NAMES = np.array(["bear", "neutral", "bull"])
 CALIBRATION_FOLDS = 3
 RULE_EV = "ev_per_1000"  # the scan's own yield estimate: the yield model must beat it
+TRAINING_TASK = "training"
 
 
 class TrainingError(ValueError):
@@ -226,7 +228,11 @@ def train(
     out_of_fold = np.full(len(rows), np.nan)
     yield_out_of_fold = np.full(len(rows), np.nan)
     fold_reports, validated = [], []
+    # Every fold fits both models, then the baselines, the final fit and the export: on a
+    # year of 500 tickers that is many minutes, so each step says it is done.
+    steps = len(folds) + 3
     for fold in folds:
+        progress.report(TRAINING_TASK, fold.index, steps, f"walk-forward fold {fold.index + 1}")
         if len(fold.train) < min(min_rows, 100) or len(np.unique(y[fold.train])) < 2:
             fold_reports.append(
                 {
@@ -262,6 +268,7 @@ def train(
     metrics = classification_metrics(y[scored], out_of_fold[scored])
     metrics["per_regime"] = accuracy_by_group(y[scored], out_of_fold[scored], regimes[scored])
     metrics["economic"] = top_decile_yield(out_of_fold[scored], raw_yield[scored])
+    progress.report(TRAINING_TASK, len(folds), steps, "single-feature baselines")
     baselines = single_feature_baselines(x, y, validated, FEATURE_COLUMNS)
     gains = yield_metrics(
         yield_out_of_fold[scored],
@@ -269,8 +276,10 @@ def train(
         rule_ev[scored] if rule_ev is not None else None,
     )
 
+    progress.report(TRAINING_TASK, len(folds) + 1, steps, f"final fit on {len(rows):,} rows")
     classifier = _fit_classifier(x, y, groups, seed)
     regressor, yields = _fit_regressor(x, raw_yield, seed)
+    progress.report(TRAINING_TASK, len(folds) + 2, steps, "ONNX export and parity")
     classifier_onnx = onnx_export.export(classifier, x.shape[1])
     regressor_onnx = onnx_export.export(regressor, x.shape[1])
     held_out = x[folds[-1].test]
@@ -291,6 +300,7 @@ def train(
             ),
         }.items()
     }
+    progress.report(TRAINING_TASK, steps, steps, "done")
     latest = folds[-1]
     latest_report = fold_reports[-1] if "skipped" not in fold_reports[-1] else {}
     forced = bool(force)

@@ -23,7 +23,7 @@ from dagster import (
     asset_check,
 )
 
-from butterquant_dagster.core import calendar
+from butterquant_dagster.core import calendar, progress
 from butterquant_dagster.core.ml import gates, model_card, onnx_export
 from butterquant_dagster.core.ml.features import (
     FEATURE_COLUMNS,
@@ -355,6 +355,10 @@ def probability_model(
 ):
     store = lake.lake()
     rows = store.read("training_set")
+    # Training takes minutes on a year of history: its steps go to the run's log too.
+    unsubscribe = progress.subscribe(
+        lambda task, done, total, label: context.log.info(f"{task}: {done}/{total} {label}")
+    )
     try:
         trained = train(
             rows,
@@ -366,6 +370,8 @@ def probability_model(
         )
     except TrainingError as exc:
         raise Failure(str(exc)) from exc
+    finally:
+        unsubscribe()
     registry = models.registry()
     challenger, champion_score, champion_version, how = _promotion_scores(
         context, registry, rows, trained

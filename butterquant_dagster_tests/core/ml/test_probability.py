@@ -12,6 +12,7 @@ from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostin
 from sklearn.linear_model import LogisticRegression
 from threadpoolctl import threadpool_limits
 
+from butterquant_dagster.core import progress
 from butterquant_dagster.core.ml import onnx_export, probability
 from butterquant_dagster.core.ml.features import FEATURE_COLUMNS, KEY_COLUMNS, feature_matrix
 from butterquant_dagster.core.ml.probability import TrainingError, train, training_rows
@@ -155,10 +156,33 @@ def trained():
         model.fit = fit
         return model
 
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(probability, "_classifier", recording)
-        result = train(rows, purge_days=PURGE_DAYS)
+    steps: list[tuple] = []
+    unsubscribe = progress.subscribe(lambda *step: steps.append(step))
+    try:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(probability, "_classifier", recording)
+            result = train(rows, purge_days=PURGE_DAYS)
+    finally:
+        unsubscribe()
+    result.progress_steps = steps
     return rows, result, fitted
+
+
+def test_training_reports_each_step_until_done(trained):
+    """Minutes of training on a year of history never look like a hang: every fold, the
+    baselines, the final fit and the export report done / total, ending at total."""
+    _, result, _ = trained
+    steps = [s for s in result.progress_steps if s[0] == probability.TRAINING_TASK]
+    done = [s[1] for s in steps]
+    total = steps[0][2]
+    assert total == len(result.folds) + 3
+    assert done == sorted(done) and done[-1] == total
+    assert [s[3] for s in steps][-4:] == [
+        "single-feature baselines",
+        f"final fit on {result.training_samples:,} rows",
+        "ONNX export and parity",
+        "done",
+    ]
 
 
 def test_train_learns_the_signal_out_of_sample(trained):
