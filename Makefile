@@ -64,8 +64,13 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_scan.py
 	$(BIN)/python benchmarks/bench_models.py
 
+# `dg dev` (Dagster's successor to `dagster dev`) runs the project's code location from
+# [tool.dg] in pyproject.toml, with the webserver and the daemon; it expects the project's
+# virtual environment to be the active one. A `.env` at the repository root is exported first,
+# as the `butterquant` command reads it.
 dev: $(STAMP) instance
-	$(BIN)/dagster dev -h 127.0.0.1 -p 3000 -w workspace.yaml
+	set -a; if [ -f .env ]; then . ./.env; fi; set +a; \
+	VIRTUAL_ENV=$(CURDIR)/$(VENV) PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/dg dev -h 127.0.0.1 -p 3000
 
 lint: $(STAMP)
 	$(BIN)/ruff check butterquant_dagster butterquant_dagster_tests benchmarks
