@@ -26,11 +26,25 @@ def figure(value, digits: int = 4) -> float | int | str:
     return str(value)
 
 
+def dates_as_dates(frame: pd.DataFrame) -> pd.DataFrame:
+    """Date columns (every value at midnight, as sessions and expiries are) shown as dates:
+    2026-12-18, not 2026-12-18 00:00:00."""
+    out = frame.copy()
+    for name in out.columns:
+        column = out[name]
+        if (
+            pd.api.types.is_datetime64_any_dtype(column)
+            and (column.dropna() == column.dropna().dt.normalize()).all()
+        ):
+            out[name] = column.dt.date
+    return out
+
+
 def markdown_table(frame: pd.DataFrame, columns: list[str] | None = None, limit: int = 40):
     """A frame as a markdown table (its first ``limit`` rows), or "(none)"."""
     if columns is not None:
         frame = frame[[c for c in columns if c in frame.columns]]
-    shown = frame.head(limit)
+    shown = dates_as_dates(frame.head(limit))
     return MetadataValue.md(shown.to_markdown(index=False) if len(shown) else "(none)")
 
 

@@ -3,6 +3,8 @@ outcomes, including the refusal to settle before expiries have passed."""
 
 from __future__ import annotations
 
+import re
+
 import pandas as pd
 import pytest
 
@@ -168,3 +170,16 @@ def test_scan_tables_publish_their_stored_columns_each_described(scanned):
         assert [column.name for column in published] == list(stored), table
         undescribed = [c.name for c in published if not c.description]
         assert not undescribed, (table, undescribed)
+
+
+def test_the_ui_top_20_prints_expiries_as_dates(scanned):
+    _, _, scan, _ = scanned
+    materialization = [
+        event.materialization
+        for event in scan.get_asset_materialization_events()
+        if event.asset_key.to_user_string() == "scan_rankings"
+    ][-1]
+    table = materialization.metadata["top_20"].value
+    assert "| expiry" in table
+    assert re.search(r"\| 2025-0[5-6]-\d\d \|", table), table[:400]
+    assert "00:00:00" not in table

@@ -31,6 +31,7 @@ from butterquant_dagster.core.scan.score import RANKED_BUTTERFLY, rank, recommen
 from butterquant_dagster.core.scan.signals import ticker_signals
 from butterquant_dagster.core.scan.surface import surface_summary
 from butterquant_dagster.defs.freshness import freshness_policy
+from butterquant_dagster.defs.metadata import dates_as_dates
 from butterquant_dagster.defs.partitions import session_asset, session_partitions, trailing_keys
 from butterquant_dagster.defs.quality_checks import check_specs
 from butterquant_dagster.defs.staging import (
@@ -308,7 +309,9 @@ def scan_rankings(context: AssetExecutionContext, scan: ScanResource, lake: Lake
             "baseline_measure_validated": choice.validated,
             "baseline_measure_why": choice.why,
             "settled_candidates_judged": outcomes,
-            "top_20": MetadataValue.md(shown.to_markdown(index=False, floatfmt=".2f")),
+            "top_20": MetadataValue.md(
+                dates_as_dates(shown).to_markdown(index=False, floatfmt=".2f")
+            ),
             **reliability_metadata(
                 ev_reliability.known_before(settled, sessions[-1]), sessions[-1]
             ),
