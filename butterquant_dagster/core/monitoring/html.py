@@ -237,6 +237,11 @@ def subsection(heading: str, *blocks: object) -> Html:
     return Html(f'<div class="subsection"><h3>{text(heading)}</h3>\n{_join(blocks)}</div>')
 
 
+def details(summary: str, *blocks: object) -> Html:
+    """Blocks folded under a one-line summary (open with a click; printed folded)."""
+    return Html(f"<details><summary>{text(summary)}</summary>\n{_join(blocks)}</details>")
+
+
 def section(heading: str, *blocks: object) -> Html:
     return Html(f"<section><h2>{text(heading)}</h2>\n{_join(blocks)}</section>")
 

@@ -423,9 +423,23 @@ def _decision_blocks(decisions: pd.DataFrame) -> list[Html]:
             ["_order", "confidence"], ascending=[True, False], kind="stable"
         )
         frame = frame.drop(columns="_order")
-    blocks.append(
-        _table(_frame(frame, ["symbol", "action", "confidence", "p_up", "reasoning"]), "decisions")
-    )
+    columns = ["symbol", "action", "confidence", "p_up", "reasoning"]
+    if "action" not in frame:
+        return [*blocks, _table(_frame(frame, columns), "decisions")]
+    # The buys and sells are what a trader acts on; the holds (most of a 50-ticker
+    # universe on most days) are folded, so the page stays a page.
+    held = frame["action"].astype(str).str.lower() == "hold"
+    if (~held).any():
+        blocks.append(_table(_frame(frame.loc[~held], columns), "decisions"))
+    else:
+        blocks.append(html.paragraph("No buy or sell today: every ticker is a hold."))
+    if held.any():
+        blocks.append(
+            html.details(
+                f"{int(held.sum())} hold{'' if held.sum() == 1 else 's'} (click to show)",
+                _table(_frame(frame.loc[held], columns), "holds"),
+            )
+        )
     return blocks
 
 

@@ -365,6 +365,16 @@ def test_daily_report_shows_every_section_with_formatted_figures():
     assert "account: 2 ledger event(s) after the close of 2026-11-20" in text
 
 
+def test_daily_report_lists_buys_and_sells_and_folds_the_holds():
+    """A trader acts on the buys and sells: they are the table; the holds are folded under
+    one line, so a 50-ticker day is not pages of "hold"."""
+    page = render_daily(daily_inputs())
+    folded = page.index("<details><summary>1 hold (click to show)</summary>")
+    for symbol in ("AAPL", "NVDA"):
+        assert page.index(f">{symbol}<") < folded, symbol
+    assert page.index(">MSFT<") > folded
+
+
 def test_daily_report_with_empty_inputs_says_not_enough_data():
     page = render_daily(DailyReportInputs(session=SESSION, generated_at=GENERATED))
     text = visible_text(page)
