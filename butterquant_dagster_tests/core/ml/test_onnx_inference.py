@@ -1,14 +1,16 @@
-"""Inference as the scan runs it: the champion's models score a session in batches of rows
-shared by a thread per core (bounded memory at thousands of tickers, both cores busy), with
-exactly the numbers of one single-threaded call over all rows, and loading the inference
-path does not import the exporter."""
+"""Inference as the scan runs it: the champion's models score a session in equal batches of
+rows (bounded memory and cache-friendly at thousands of tickers) with exactly the numbers of
+one call over all rows, on a thread pool that never spins, and loading the inference path
+does not import the exporter."""
 
 from __future__ import annotations
 
+import itertools
 import subprocess
 import sys
 
 import numpy as np
+import onnxruntime as ort
 import pytest
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
@@ -18,6 +20,8 @@ from butterquant_dagster.core.ml import onnx_export
 from butterquant_dagster.core.ml.registry import ModelRegistry
 
 N_FEATURES = 5
+TREES = 120  # more than onnxruntime's threshold for splitting trees across threads (80)
+SPINNING = "session.intra_op.allow_spinning"
 
 
 @pytest.fixture(scope="module")
@@ -27,12 +31,12 @@ def models():
     y = (rng.uniform(size=600) < 1.0 / (1.0 + np.exp(-2.0 * x[:, 0]))).astype(int)
     with threadpool_limits(limits=1):
         classifier = CalibratedClassifierCV(
-            HistGradientBoostingClassifier(max_iter=20, early_stopping=False, random_state=0),
+            HistGradientBoostingClassifier(max_iter=TREES, early_stopping=False, random_state=0),
             method="sigmoid",
             cv=3,
         ).fit(x, y)
         regressor = HistGradientBoostingRegressor(
-            max_iter=20, early_stopping=False, random_state=0
+            max_iter=TREES, early_stopping=False, random_state=0
         ).fit(x, 100.0 * x[:, 1])
     return (
         onnx_export.export(classifier, N_FEATURES),
@@ -41,18 +45,36 @@ def models():
 
 
 @pytest.mark.parametrize("which", [0, 1], ids=["classifier", "regressor"])
-@pytest.mark.parametrize(("batch_rows", "threads"), [(1, 1), (7, 2), (256, 2), (100, 3)])
-def test_batches_and_threads_give_exactly_the_numbers_of_one_call(
-    models, which, batch_rows, threads
-):
+@pytest.mark.parametrize("batch_rows", [2_000, 3_000, 4_000])
+def test_batches_give_exactly_the_numbers_of_one_call(models, which, batch_rows):
     session = onnx_export.session(models[which])
-    x = np.random.default_rng(9).normal(size=(1_003, N_FEATURES)).astype(np.float32)
-    whole = onnx_export.run(session, x, batch_rows=len(x), threads=1)
-    batched = onnx_export.run(session, x, batch_rows=batch_rows, threads=threads)
+    x = np.random.default_rng(9).normal(size=(10_007, N_FEATURES)).astype(np.float32)
+    whole = onnx_export.run(session, x, batch_rows=len(x))
+    batched = onnx_export.run(session, x, batch_rows=batch_rows)
     assert batched.shape == (len(x),)
     assert batched.dtype == whole.dtype
     np.testing.assert_array_equal(batched, whole)
-    assert np.unique(whole).size > 10  # a model that varies, so order mistakes would show
+    # ... and of the path they replaced: one call on onnxruntime's default session.
+    before = ort.InferenceSession(models[which], providers=["CPUExecutionProvider"])
+    outputs = before.run(None, {before.get_inputs()[0].name: x})
+    np.testing.assert_array_equal(batched, outputs[1][:, 1] if which == 0 else outputs[0].ravel())
+    assert np.unique(whole).size > 100  # a model that varies, so order mistakes would show
+
+
+@pytest.mark.parametrize(
+    ("rows", "batch_rows", "sizes"),
+    [
+        (10, 4, [3, 3, 4]),
+        (65_540, 65_536, [32_770, 32_770]),  # not 65,536 and a last batch of 4
+        (65_536, 65_536, [65_536]),
+        (0, 8, [0]),
+    ],
+)
+def test_batches_are_equal_and_cover_every_row_once(rows, batch_rows, sizes):
+    bounds = onnx_export.batch_bounds(rows, batch_rows)
+    assert [b - a for a, b in bounds] == sizes
+    assert bounds[0][0] == 0 and bounds[-1][1] == rows
+    assert all(prev[1] == nxt[0] for prev, nxt in itertools.pairwise(bounds))
 
 
 def test_a_session_of_no_rows_scores_none(models):
@@ -61,10 +83,13 @@ def test_a_session_of_no_rows_scores_none(models):
     assert empty.shape == (0,)
 
 
-def test_every_model_runs_on_one_onnxruntime_thread_per_call(models, tmp_path):
-    """onnxruntime's own pool splits a tree ensemble's sum by thread: the numbers would
-    depend on the machine's cores. The registry's champions run like the parity check's."""
-    assert onnx_export.session(models[0]).get_session_options().intra_op_num_threads == 1
+def test_every_model_runs_on_a_pool_that_never_spins(models, tmp_path):
+    """A spinning pool busy-waits between operators: CPU burnt for no wall time on a busy
+    machine. The registry's champions run like the parity check's sessions."""
+    assert (
+        onnx_export.session(models[0]).get_session_options().get_session_config_entry(SPINNING)
+        == "0"
+    )
     registry = ModelRegistry(tmp_path)
     metadata = {
         "feature_columns": [f"f{i}" for i in range(N_FEATURES)],
@@ -73,7 +98,7 @@ def test_every_model_runs_on_one_onnxruntime_thread_per_call(models, tmp_path):
     }
     version = registry.register("m", models[1], metadata)
     loaded = registry.load("m", version.version)
-    assert loaded.session.get_session_options().intra_op_num_threads == 1
+    assert loaded.session.get_session_options().get_session_config_entry(SPINNING) == "0"
 
 
 def test_loading_the_inference_path_does_not_import_the_exporter():
