@@ -27,7 +27,6 @@ from butterquant_dagster.commands._errors import (
     CliError,
     RunFailed,
 )
-from butterquant_dagster.commands._materialize import materialize  # noqa: F401 (tests import it here)
 from butterquant_dagster.commands._output import report_failure
 from butterquant_dagster.core.storage.duckdb_files import CorruptDatabase
 

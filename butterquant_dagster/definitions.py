@@ -11,6 +11,7 @@ from pathlib import Path
 
 from dagster import Definitions, load_from_defs_folder
 
+from butterquant_dagster.defs.lake_io_manager import LakeIOManager
 from butterquant_dagster.resources import MonitoringResource, default_resources
 
 
@@ -23,15 +24,21 @@ def domain_definitions() -> Definitions:
 def build_definitions(resources: dict[str, object] | None = None) -> Definitions:
     """The definitions bound to ``resources`` (the environment's by default); tests pass
     their own (a temporary data root, another market source)."""
-    bound = with_monitoring(resources or default_resources())
+    bound = with_lake_defaults(resources or default_resources())
     return Definitions.merge(domain_definitions(), Definitions(resources=bound))
 
 
-def with_monitoring(resources: dict[str, object]) -> dict[str, object]:
-    """Reports go under the lake's data root unless a monitoring resource says otherwise."""
-    if "monitoring" in resources or "lake" not in resources:
+def with_lake_defaults(resources: dict[str, object]) -> dict[str, object]:
+    """Assets are stored in the lake, and reports go under its data root, unless the
+    resources say otherwise."""
+    if "lake" not in resources:
         return resources
-    return {**resources, "monitoring": MonitoringResource(data_dir=resources["lake"].data_dir)}
+    lake = resources["lake"]
+    return {
+        "lake_io_manager": LakeIOManager(lake=lake),
+        "monitoring": MonitoringResource(data_dir=lake.data_dir),
+        **resources,
+    }
 
 
 defs = build_definitions()

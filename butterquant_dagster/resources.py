@@ -165,8 +165,8 @@ def _setting(name: str):
 
 
 def default_resources() -> dict[str, object]:
-    from butterquant_dagster.defs.lake_io_manager import LakeIOManager
-
+    """Every resource from the environment's settings (the lake's IO manager is added where
+    the definitions are bound, ``definitions.py``: it belongs to the Dagster layer)."""
     lake = LakeResource(data_dir=str(settings.data_root()))
     market = MarketDataResource(
         source=_setting("BUTTERQUANT_MARKET_SOURCE"),
@@ -192,7 +192,6 @@ def default_resources() -> dict[str, object]:
             age_warn_days=settings.value("BUTTERQUANT_MODEL_AGE_WARN_DAYS"),
             age_fail_days=settings.value("BUTTERQUANT_MODEL_AGE_FAIL_DAYS"),
         ),
-        "lake_io_manager": LakeIOManager(lake=lake),
         "trading": trading_resource(),
         "monitoring": monitoring_resource(),
     }

@@ -13,6 +13,7 @@ import json
 import pytest
 
 from butterquant_dagster import cli
+from butterquant_dagster.commands._materialize import materialize
 from butterquant_dagster.core.ml import gates
 from butterquant_dagster.core.ml.features import FEATURE_COLUMNS
 from butterquant_dagster.core.ml.registry import ModelRegistry
@@ -36,9 +37,9 @@ def trained(tmp_path_factory):
     # Bars only before that: the index history the point-in-time regime is fitted on.
     bars = ["backfill", "--assets", "bars", "--start", "2022-06-01", "--end", "2024-08-30"]
     assert cli.main([*bars, "--json"]) == 0
-    scan = cli.materialize(SCAN_JOB, dt.date(2025, 4, 1), dt.date(2025, 9, 30), show_progress=False)
+    scan = materialize(SCAN_JOB, dt.date(2025, 4, 1), dt.date(2025, 9, 30), show_progress=False)
     assert scan.success, scan.failures
-    settled = cli.materialize(
+    settled = materialize(
         OUTCOMES_JOB, dt.date(2025, 4, 1), dt.date(2025, 7, 31), show_progress=False
     )
     assert settled.success, settled.failures
