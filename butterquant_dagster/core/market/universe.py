@@ -1,6 +1,11 @@
 """The ticker universe: which symbols the system looks at, with their sectors.
 
-The default is the S&P 500 constituents shipped with the package (public domain data).
+The default is the S&P 500 constituents shipped with the package (public domain data), in
+the packaged default order (``data/default_universe.csv``): first the six tickers the
+operations guides use (AAPL, MSFT, NVDA, GOOGL, TSLA, BRK.B), then 44 large, well-known names
+spread over the 11 GICS sectors, listed round-robin by sector so that any prefix is spread
+too; the default size of 50 is exactly these. The rest of the S&P file follows in its own
+order. Names and sectors come from the S&P file only; the order file lists symbols.
 A universe file is a CSV with ``symbol, name, sector`` (the S&P file's ``Symbol, Security,
 GICS Sector`` headers are understood too). The synthetic market can extend the real symbols
 with generated ones, so that scans of thousands of tickers can be tested on one machine.
@@ -20,6 +25,8 @@ import pandas as pd
 from butterquant_dagster.core.market.schemas import UNIVERSE, SchemaError, conform
 
 DEFAULT_UNIVERSE_FILE = "sp500_constituents.csv"
+# The order of the packaged universe's first rows (symbol, role: "guide" or "sector").
+DEFAULT_ORDER_FILE = "default_universe.csv"
 _HEADER_ALIASES = {
     "symbol": "symbol",
     "ticker": "symbol",
@@ -36,13 +43,24 @@ class UniverseError(ValueError):
     """A universe file or selection that cannot be used."""
 
 
+def _packaged_csv(name: str) -> pd.DataFrame:
+    source = resources.files("butterquant_dagster") / "data" / name
+    with resources.as_file(source) as file:
+        return pd.read_csv(file, dtype=str)
+
+
+def default_order() -> list[str]:
+    """The symbols that open the packaged universe, in order (``data/default_universe.csv``)."""
+    return _packaged_csv(DEFAULT_ORDER_FILE)["symbol"].str.strip().str.upper().tolist()
+
+
 def read_universe_file(path: str | Path | None = None) -> pd.DataFrame:
-    """Read a universe CSV (the packaged S&P 500 when ``path`` is None)."""
+    """Read a universe CSV. ``path`` None is the packaged S&P 500 in its default order
+    (:func:`default_order` first, then the rest of the file in file order); a given file
+    keeps its own order."""
     if path is None:
-        source = resources.files("butterquant_dagster") / "data" / DEFAULT_UNIVERSE_FILE
         origin = f"packaged {DEFAULT_UNIVERSE_FILE}"
-        with resources.as_file(source) as file:
-            raw = pd.read_csv(file, dtype=str)
+        raw = _packaged_csv(DEFAULT_UNIVERSE_FILE)
     else:
         origin = str(path)
         if not Path(path).is_file():
@@ -73,10 +91,27 @@ def read_universe_file(path: str | Path | None = None) -> pd.DataFrame:
     duplicated = renamed.loc[renamed["symbol"].duplicated(), "symbol"]
     if not duplicated.empty:
         raise UniverseError(f"universe file {origin}: duplicate symbol(s) {duplicated.tolist()}")
+    if path is None:
+        renamed = _in_default_order(renamed)
     try:
         return conform(renamed, UNIVERSE, origin=origin)
     except SchemaError as exc:
         raise UniverseError(str(exc)) from exc
+
+
+def _in_default_order(frame: pd.DataFrame) -> pd.DataFrame:
+    """The packaged file with the default order's symbols first, the rest in file order."""
+    first = default_order()
+    unknown = [s for s in first if s not in set(frame["symbol"])]
+    if unknown or len(set(first)) != len(first):
+        raise UniverseError(
+            f"packaged {DEFAULT_ORDER_FILE}: symbol(s) {unknown} not in {DEFAULT_UNIVERSE_FILE}"
+            if unknown
+            else f"packaged {DEFAULT_ORDER_FILE}: duplicate symbols"
+        )
+    rank = {symbol: i for i, symbol in enumerate(first)}
+    key = [rank.get(symbol, len(first) + i) for i, symbol in enumerate(frame["symbol"])]
+    return frame.iloc[sorted(range(len(frame)), key=key.__getitem__)].reset_index(drop=True)
 
 
 def _generated_symbols(taken: set[str]):
@@ -97,8 +132,9 @@ def select_universe(
     """Pick the working universe from ``base``.
 
     ``symbols`` picks exactly those (unknown ones are an error); otherwise the first ``size``
-    rows in file order. When ``size`` exceeds the file and ``allow_generated`` is set (the
-    synthetic market), generated tickers fill the rest, sectors assigned round-robin.
+    rows in ``base``'s order (for the packaged universe, its default order). When ``size``
+    exceeds the file and ``allow_generated`` is set (the synthetic market), generated tickers
+    fill the rest, sectors assigned round-robin.
     """
     if symbols:
         wanted = [s.strip().upper() for s in symbols]
@@ -179,7 +215,10 @@ def missing_tickers(
         text = settings.env("BUTTERQUANT_UNIVERSE_SYMBOLS")
         universe_symbols = [s.strip().upper() for s in text.split(",") if s.strip()]
     available, known = set(available), set(universe)
-    origin = universe_file or f"the packaged S&P 500 file {DEFAULT_UNIVERSE_FILE}"
+    origin = universe_file or (
+        f"the packaged S&P 500 file {DEFAULT_UNIVERSE_FILE} in its default order "
+        f"({DEFAULT_ORDER_FILE} first)"
+    )
     try:
         in_file: set[str] | None = set(read_universe_file(universe_file or None)["symbol"])
     except (UniverseError, OSError, ValueError):

@@ -1,4 +1,5 @@
-"""The ticker universe: the packaged S&P 500 file, selections and malformed files."""
+"""The ticker universe: the packaged S&P 500 file in its default order, selections and
+malformed files."""
 
 from __future__ import annotations
 
@@ -15,13 +16,35 @@ from butterquant_dagster.core.market.universe import (
 )
 
 COLUMNS = ["symbol", "name", "sector", "generated"]
+GUIDE_TICKERS = ["AAPL", "MSFT", "NVDA", "GOOGL", "TSLA", "BRK.B"]
+GICS_SECTORS = {
+    "Communication Services",
+    "Consumer Discretionary",
+    "Consumer Staples",
+    "Energy",
+    "Financials",
+    "Health Care",
+    "Industrials",
+    "Information Technology",
+    "Materials",
+    "Real Estate",
+    "Utilities",
+}
+
+
+def _packaged(name: str) -> list[dict[str, str]]:
+    source = resources.files("butterquant_dagster") / "data" / name
+    with source.open(newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
 
 
 def _raw_rows() -> list[dict[str, str]]:
-    """The packaged CSV read with the standard library, as an independent reference."""
-    source = resources.files("butterquant_dagster") / "data" / "sp500_constituents.csv"
-    with source.open(newline="", encoding="utf-8") as handle:
-        return list(csv.DictReader(handle))
+    """The packaged universe read with the standard library, as an independent reference:
+    the rows of default_universe.csv first, then the rest of the S&P file in file order."""
+    rows = _packaged("sp500_constituents.csv")
+    by_symbol = {r["Symbol"]: r for r in rows}
+    first = [r["symbol"] for r in _packaged("default_universe.csv")]
+    return [by_symbol[s] for s in first] + [r for r in rows if r["Symbol"] not in set(first)]
 
 
 @pytest.fixture(scope="module")
@@ -44,11 +67,37 @@ def test_packaged_file_matches_the_csv(base):
     assert base["symbol"].tolist() == [r["Symbol"] for r in rows]
     assert base["name"].tolist() == [r["Security"] for r in rows]
     assert base["sector"].tolist() == [r["GICS Sector"] for r in rows]
-    assert len(set(base["sector"])) == 11  # the GICS sectors
+    assert set(base["sector"]) == GICS_SECTORS
+    # The rest follows in the S&P file's own order: MMM, AOS, ABT, ... (none of them default).
+    assert base["symbol"].iloc[50:53].tolist() == ["MMM", "AOS", "ABT"]
+
+
+def test_the_default_fifty_hold_the_guides_tickers_and_every_sector(base):
+    default = select_universe(base, size=50)  # BUTTERQUANT_UNIVERSE_SIZE's default
+    assert default["symbol"].head(6).tolist() == GUIDE_TICKERS
+    assert set(default["sector"]) == GICS_SECTORS
+    per_sector = default["sector"].value_counts()
+    assert per_sector.min() >= 4 and per_sector.max() <= 6
+    # The index's heaviest sector has the most names.
+    assert per_sector.idxmax() == "Information Technology"
+    # Any prefix is spread: the first 13 already cover all 11 sectors.
+    assert set(default["sector"].head(13)) == GICS_SECTORS
+    roles = {r["symbol"]: r["role"] for r in _packaged("default_universe.csv")}
+    assert list(roles) == default["symbol"].tolist()
+    assert [s for s, role in roles.items() if role == "guide"] == GUIDE_TICKERS
+    assert set(roles.values()) == {"guide", "sector"}
+
+
+def test_a_default_order_naming_a_ticker_the_file_lacks_is_refused(monkeypatch):
+    from butterquant_dagster.core.market import universe
+
+    monkeypatch.setattr(universe, "default_order", lambda: ["AAPL", "NOPE"])
+    with pytest.raises(UniverseError, match=r"default_universe\.csv.*NOPE"):
+        read_universe_file()
 
 
 @pytest.mark.parametrize("size", [1, 20, 60, 502])
-def test_size_takes_the_first_n_in_file_order(base, size):
+def test_size_takes_the_first_n_in_the_default_order(base, size):
     chosen = select_universe(base, size=size)
     assert chosen["symbol"].tolist() == [r["Symbol"] for r in _raw_rows()[:size]]
     assert list(chosen.columns) == COLUMNS

@@ -2,6 +2,8 @@
 
 from butterquant_dagster.core.market.universe import missing_tickers, read_universe_file
 
+# The first six of the default order: the guides' AAPL, MSFT, NVDA, GOOGL, TSLA, BRK.B; KO,
+# XOM and BF.B are in the file but not among them.
 FIRST_SIX = list(read_universe_file()["symbol"].head(6))
 
 
@@ -23,18 +25,18 @@ def test_a_known_ticker_is_not_missing():
 
 
 def test_a_ticker_of_the_file_outside_the_size_names_both_settings():
-    missing = _missing(["msft", "NVDA", "MSFT"])
-    assert list(missing.reasons) == ["MSFT", "NVDA"]  # upper-cased, once, in order
-    assert "6-ticker universe" in missing.reasons["MSFT"]
-    assert "BUTTERQUANT_UNIVERSE_SIZE=6" in missing.reasons["MSFT"]
-    assert missing.fix.startswith(f"BUTTERQUANT_UNIVERSE_SYMBOLS={','.join(FIRST_SIX)},MSFT,NVDA")
+    missing = _missing(["ko", "XOM", "KO"])
+    assert list(missing.reasons) == ["KO", "XOM"]  # upper-cased, once, in order
+    assert "6-ticker universe" in missing.reasons["KO"]
+    assert "BUTTERQUANT_UNIVERSE_SIZE=6" in missing.reasons["KO"]
+    assert missing.fix.startswith(f"BUTTERQUANT_UNIVERSE_SYMBOLS={','.join(FIRST_SIX)},KO,XOM")
     assert "BUTTERQUANT_UNIVERSE_SIZE=0" in missing.fix
     assert missing.fix.endswith("`butterquant backfill --start 2026-01-02 --end 2026-12-04`")
-    assert missing.lines()[-1].startswith("  to add MSFT, NVDA: BUTTERQUANT_UNIVERSE_SYMBOLS=")
+    assert missing.lines()[-1].startswith("  to add KO, XOM: BUTTERQUANT_UNIVERSE_SYMBOLS=")
 
 
 def test_a_class_share_is_a_ticker():
-    assert "6-ticker universe" in _missing(["brk.b"]).reasons["BRK.B"]
+    assert "6-ticker universe" in _missing(["bf.b"]).reasons["BF.B"]
 
 
 def test_a_ticker_outside_the_file_names_the_universe_file_setting():
@@ -56,15 +58,15 @@ def test_a_universe_ticker_without_the_data_is_too_short_a_history():
 
 
 def test_symbols_set_but_not_backfilled_asks_for_the_backfill():
-    missing = _missing(["MSFT"], universe_symbols=["MSFT"])
-    assert "BUTTERQUANT_UNIVERSE_SYMBOLS lists it" in missing.reasons["MSFT"]
-    assert "butterquant backfill --start 2026-01-02" in missing.reasons["MSFT"]
+    missing = _missing(["KO"], universe_symbols=["KO"])
+    assert "BUTTERQUANT_UNIVERSE_SYMBOLS lists it" in missing.reasons["KO"]
+    assert "butterquant backfill --start 2026-01-02" in missing.reasons["KO"]
 
 
 def test_with_symbols_configured_the_fix_appends_to_them():
-    missing = _missing(["NVDA"], universe_symbols=FIRST_SIX)
-    assert "the tickers of BUTTERQUANT_UNIVERSE_SYMBOLS" in missing.reasons["NVDA"]
-    assert missing.fix.startswith(f"BUTTERQUANT_UNIVERSE_SYMBOLS={','.join(FIRST_SIX)},NVDA ")
+    missing = _missing(["XOM"], universe_symbols=FIRST_SIX)
+    assert "the tickers of BUTTERQUANT_UNIVERSE_SYMBOLS" in missing.reasons["XOM"]
+    assert missing.fix.startswith(f"BUTTERQUANT_UNIVERSE_SYMBOLS={','.join(FIRST_SIX)},XOM ")
     assert "BUTTERQUANT_UNIVERSE_SIZE=0" not in missing.fix  # symbols override the size
 
 
@@ -84,5 +86,5 @@ def test_settings_are_read_from_the_environment(monkeypatch):
     monkeypatch.setenv("BUTTERQUANT_UNIVERSE_SIZE", "6")
     monkeypatch.setenv("BUTTERQUANT_UNIVERSE_SYMBOLS", "")
     monkeypatch.delenv("BUTTERQUANT_UNIVERSE_FILE", raising=False)
-    missing = missing_tickers(["MSFT"], set(FIRST_SIX), FIRST_SIX)
-    assert "BUTTERQUANT_UNIVERSE_SIZE=6" in missing.reasons["MSFT"]
+    missing = missing_tickers(["KO"], set(FIRST_SIX), FIRST_SIX)
+    assert "BUTTERQUANT_UNIVERSE_SIZE=6" in missing.reasons["KO"]
