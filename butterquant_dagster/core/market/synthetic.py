@@ -20,6 +20,15 @@ The model, per session t:
 
 Nothing here looks ahead: the chain on session t uses only the state at t.
 
+Price levels: the path is scaled so that each ticker's close on a fixed reference session
+(``SyntheticConfig.level_session``, 2025-06-30) equals its plausible level, from the packaged
+table ``data/synthetic_price_levels.csv`` (approximate, hand-entered typical 2024-2025 prices;
+see docs/data_formats.md) or, for a ticker not in it, a level drawn from the ticker's own
+stream (lognormal around $100, clipped to $10-$600). The scale multiplies every price of the
+ticker (open, high, low, close, the chain's spot); returns, volatilities, volumes, regimes and
+correlations do not depend on it. The reference session is a constant, never "today", so a
+session's data does not depend on when it is generated.
+
 A :class:`Scenario` (``BUTTERQUANT_SYNTHETIC_SCENARIO``) changes the market from a date on -
 the variance risk premium the chains price in, or the market factor's volatility - so a
 drill or a test can watch a model trained before the change meet the market after it.
@@ -31,7 +40,9 @@ heard of scenarios; with one, sessions before its date are still identical.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from dataclasses import dataclass
+from importlib import resources
 
 import numpy as np
 import pandas as pd
@@ -69,6 +80,9 @@ _OVERNIGHT_SHARE = 0.25  # share of a day's diffusive variance that arrives over
 # Columns of each ticker's per-session draw block.
 _RET, _VOLSHOCK, _EARN, _HIGH, _LOW, _VOLU = range(6)
 _N_DRAWS = 6
+PRICE_LEVELS_FILE = "synthetic_price_levels.csv"
+# Level of a ticker not in the table: exp(normal(log median, sigma)), clipped.
+_LEVEL_MEDIAN, _LEVEL_SIGMA, _LEVEL_RANGE = 100.0, 0.6, (10.0, 600.0)
 
 
 SCENARIO_KINDS = ("vrp_shift", "vol_scale")
@@ -125,6 +139,31 @@ class SyntheticConfig:
     max_expiry_days: int = 90
     weekly_weeks: int = 6
     scenario: Scenario | None = None
+    # The session whose close equals each ticker's price level (before the epoch: the epoch).
+    level_session: dt.date = dt.date(2025, 6, 30)
+
+
+@functools.cache
+def price_levels() -> dict[str, float]:
+    """The packaged table of plausible price levels: symbol -> dollars per share."""
+    source = resources.files("butterquant_dagster") / "data" / PRICE_LEVELS_FILE
+    with resources.as_file(source) as file:
+        table = pd.read_csv(file, dtype={"symbol": str, "price_level": float})
+    levels = dict(zip(table["symbol"].str.strip().str.upper(), table["price_level"], strict=True))
+    bad = {s: v for s, v in levels.items() if not (np.isfinite(v) and v > 0)}
+    if bad or len(levels) != len(table):
+        raise ValueError(f"packaged {PRICE_LEVELS_FILE}: bad or duplicate rows {bad or ''}")
+    return levels
+
+
+def price_level(seed: int, symbol: str) -> float:
+    """The close of ``symbol`` on the reference session: the table's level, or a level drawn
+    from the ticker's own stream when the table does not have it."""
+    level = price_levels().get(symbol)
+    if level is not None:
+        return float(level)
+    z = keyed_rng(seed, "price_level", symbol).standard_normal()
+    return float(np.clip(np.exp(np.log(_LEVEL_MEDIAN) + _LEVEL_SIGMA * z), *_LEVEL_RANGE))
 
 
 def _ar1(shocks: np.ndarray, phi: float) -> np.ndarray:
@@ -139,11 +178,18 @@ class SyntheticMarket:
         self.config = config or SyntheticConfig()
         if not calendar.is_session(self.config.epoch):
             raise ValueError(f"synthetic epoch {self.config.epoch} is not an NYSE session")
+        if not calendar.is_session(self.config.level_session):
+            raise ValueError(
+                f"synthetic level session {self.config.level_session} is not an NYSE session"
+            )
         if universe.empty:
             raise ValueError("the synthetic market needs at least one ticker")
         self.symbols = universe["symbol"].astype(str).tolist()
         self.sectors = universe["sector"].astype(str).tolist()
         self._epoch_pos = calendar.session_position(self.config.epoch)
+        self._level_index = max(
+            calendar.session_position(self.config.level_session) - self._epoch_pos, 0
+        )
         self._params = self._ticker_params()
         self._path: dict[str, np.ndarray] | None = None
 
@@ -152,9 +198,10 @@ class SyntheticMarket:
         rows = []
         for symbol in self.symbols:
             r = keyed_rng(self.config.seed, "params", symbol)
+            r.normal()  # was the initial price; still drawn so the draws after it stay put
             rows.append(
                 [
-                    np.exp(r.normal(np.log(80.0), 0.9)),  # initial price
+                    price_level(self.config.seed, symbol),  # close on the level session
                     r.uniform(0.6, 1.6),  # market beta
                     np.exp(r.normal(np.log(0.24), 0.35)),  # idiosyncratic vol
                     r.uniform(0.0, 0.03) if r.uniform() < 0.6 else 0.0,  # dividend yield
@@ -166,7 +213,7 @@ class SyntheticMarket:
                 ]
             )
         a = np.array(rows).T
-        names = ("s0", "beta", "idio", "div", "liq", "earn_vol", "earn_phase", "skew", "adv")
+        names = ("level", "beta", "idio", "div", "liq", "earn_vol", "earn_phase", "skew", "adv")
         return dict(zip(names, a, strict=True))
 
     # ------------------------------------------------------------------ the path
@@ -179,7 +226,9 @@ class SyntheticMarket:
         return pos
 
     def _simulate(self, n: int) -> dict[str, np.ndarray]:
-        """Simulate sessions 0..n-1 since the epoch (a prefix of any longer simulation)."""
+        """Simulate sessions 0..n-1 since the epoch (a prefix of any longer simulation), and
+        at least through the level session, whose closes anchor the price levels."""
+        n = max(n, self._level_index + 1)
         seed = self.config.seed
         u = keyed_rng(seed, "regime").uniform(size=n)
         regime = np.empty(n, dtype=np.int8)
@@ -194,6 +243,7 @@ class SyntheticMarket:
         market_shocks = keyed_rng(seed, "market").standard_normal((n, 2))
         log_sv = _ar1(_SV_ETA * market_shocks[:, 1], _SV_PHI)
         market_vol = _VOL[regime] * np.exp(log_sv)  # annualised
+        plain_market_ret = _DRIFT[regime] + market_vol / np.sqrt(TRADING_DAYS) * market_shocks[:, 0]
         scenario = self.config.scenario
         if scenario is not None and scenario.kind == "vol_scale":
             market_vol = np.where(
@@ -233,7 +283,14 @@ class SyntheticMarket:
         )
         log_ret = diffusive + jump
         log_ret[0] = 0.0
-        close = p["s0"][None, :] * np.exp(np.cumsum(log_ret, axis=0))
+        cumulative = np.cumsum(log_ret, axis=0)
+        # Anchor on the level session's close as the market without a scenario has it, so a
+        # scenario never moves the sessions before its date (zero without a scenario).
+        scenario_shift = market_ret - plain_market_ret
+        scenario_shift[0] = 0.0
+        ref = self._level_index
+        anchor = cumulative[ref] - p["beta"] * scenario_shift[: ref + 1].sum()
+        close = p["level"][None, :] * np.exp(cumulative - anchor[None, :])
         prev_close = np.vstack([close[:1], close[:-1]])
         overnight = jump + _OVERNIGHT_SHARE * diffusive
         open_ = prev_close * np.exp(overnight)
