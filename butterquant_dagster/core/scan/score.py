@@ -186,9 +186,17 @@ def _tags(frame: pd.DataFrame) -> pd.Series:
         < settings.value("BUTTERQUANT_MIN_OPEN_INTEREST"),
         "short_dated": frame["dte"] < 14,
     }
-    parts = [np.where(mask.to_numpy(bool), name + ",", "") for name, mask in rules.items()]
-    joined = pd.Series(np.sum(np.vstack(parts).astype(object), axis=0), index=frame.index)
-    return joined.str.rstrip(",")
+    # Each row's set of tags as a bit code; the text is built once per distinct code (at
+    # most 2**6), not once per candidate.
+    code = np.zeros(len(frame), dtype=np.int64)
+    for bit, mask in enumerate(rules.values()):
+        code |= mask.to_numpy(bool).astype(np.int64) << bit
+    codes, rows = np.unique(code, return_inverse=True)
+    names = list(rules)
+    texts = np.array(
+        [",".join(n for bit, n in enumerate(names) if c >> bit & 1) for c in codes], dtype=object
+    )
+    return pd.Series(texts[rows.reshape(-1)], index=frame.index)
 
 
 def rank(
