@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import sys
+import time
 from dataclasses import dataclass, field
 
 from butterquant_dagster.commands._errors import CliError, RunFailed
@@ -35,27 +36,59 @@ class RunSummary:
 
 
 class ProgressBar:
-    """One updating line per task on a terminal; plain lines when piped."""
+    """One updating line per task on a terminal; plain lines when piped. Each line says how
+    far (done / total), how fast (per second since the task's first report) and how long
+    is left at that pace."""
 
-    def __init__(self, stream=sys.stderr):
-        self.stream = stream
-        self.tty = stream.isatty()
+    def __init__(self, stream=None, clock=time.monotonic):
+        # The stream of the moment, not of import time (tests and callers swap sys.stderr).
+        self.stream = stream if stream is not None else sys.stderr
+        self.tty = self.stream.isatty()
+        self.clock = clock
         self._last: dict[str, int] = {}
+        self._started: dict[str, tuple[float, int]] = {}
+
+    def pace(self, task: str, done: int, total: int) -> str:
+        """``3.2/s, about 1m 17s left`` (or ``2m 05s each`` for slow steps) once the task
+        has moved, else ``""``."""
+        now = self.clock()
+        started, first = self._started.setdefault(task, (now, done))
+        elapsed, moved = now - started, done - first
+        if moved <= 0 or elapsed <= 0:
+            return ""
+        rate = moved / elapsed
+        speed = f"{rate:.1f}/s" if rate >= 1 else f"{_duration(1 / rate)} each"
+        if done >= total:
+            return f"{speed}, done in {_duration(elapsed)}"
+        return f"{speed}, about {_duration((total - done) / rate)} left"
 
     def __call__(self, task: str, done: int, total: int, label: str) -> None:
+        pace = self.pace(task, done, total)
+        pace = f" ({pace})" if pace else ""
         if self.tty:
             width = 30
             filled = int(width * done / max(total, 1))
             bar = "#" * filled + "-" * (width - filled)
             end = "\n" if done == total else ""
-            self.stream.write(f"\r{task:<14} [{bar}] {done:>5}/{total} {label}{end}")
+            self.stream.write(f"\r{task:<14} [{bar}] {done:>5}/{total} {label}{pace}{end}")
             self.stream.flush()
             return
         step = max(1, total // 10)
         if done == total or done - self._last.get(task, 0) >= step:
             self._last[task] = done
-            self.stream.write(f"{task}: {done}/{total} sessions ({label})\n")
+            self.stream.write(f"{task}: {done}/{total} ({label}){pace}\n")
             self.stream.flush()
+
+
+def _duration(seconds: float) -> str:
+    seconds = round(seconds)
+    if seconds < 60:
+        return f"{seconds}s"
+    minutes, seconds = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes}m {seconds:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h {minutes:02d}m"
 
 
 def succeeded(summary: RunSummary) -> RunSummary:

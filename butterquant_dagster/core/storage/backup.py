@@ -65,13 +65,17 @@ import pyarrow.parquet as pq
 from butterquant_dagster.core import settings
 from butterquant_dagster.core.brokers.paper import STATE as PAPER_BROKER_DDL
 from butterquant_dagster.core.storage import duckdb_files
+from butterquant_dagster.core.storage.backup_dirs import (
+    BACKUPS_DIR,
+    MANIFEST,
+    complete_backups,
+    is_real_dir,
+)
 from butterquant_dagster.core.storage.lake import Lake
 from butterquant_dagster.core.trading.ledger import SCHEMA as LEDGER_DDL
 
 FORMAT = "butterquant-backup"
 FORMAT_VERSION = 2  # 1: EXPORT DATABASE with SQL scripts, refused; 2: Parquet per table
-MANIFEST = "manifest.json"
-BACKUPS_DIR = "backups"
 TEMP_PREFIX = ".tmp-"
 PRE_RESTORE_PREFIX = "pre-restore-"
 DATABASES = ("ledger", "paper_broker")  # <name>.duckdb in the data root
@@ -247,30 +251,6 @@ def backup(root: str | Path, now: dt.datetime, keep: int | None = None) -> Backu
     )
 
 
-def _complete_backups(root: Path) -> list[Path]:
-    """Complete backups of ``root``, oldest first (their names are their UTC times). Only
-    real directories: a symbolic link is never followed, for reading or for deleting."""
-    backups = Path(root) / BACKUPS_DIR
-    if not backups.is_dir():
-        return []
-    found = [
-        p
-        for p in backups.iterdir()
-        if _is_real_dir(p) and p.name[:1].isdigit() and (p / MANIFEST).is_file()
-    ]
-    return sorted(found, key=lambda p: p.name)
-
-
-def _is_real_dir(path: Path) -> bool:
-    return not path.is_symlink() and path.is_dir()
-
-
-def latest_backup(root: str | Path) -> Path | None:
-    """The newest complete backup of ``root`` (by name, which is its UTC time), or None."""
-    found = _complete_backups(Path(root))
-    return found[-1] if found else None
-
-
 def connect_read_only(path: Path):
     """A read-only connection to ``path``, waiting while a writer holds the file's lock."""
     return duckdb_files.connect(path, read_only=True)
@@ -431,7 +411,7 @@ def _prune(folders: list[Path], keep: int, protect) -> list[Path]:
 
 def prune_backups(root: str | Path, keep: int, protect=()) -> list[Path]:
     """Keep the newest ``keep`` complete backups of ``root``; the backups deleted."""
-    return _prune(_complete_backups(Path(root)), keep, protect)
+    return _prune(complete_backups(Path(root)), keep, protect)
 
 
 def pre_restore_folders(root: str | Path) -> list[Path]:
@@ -440,7 +420,7 @@ def pre_restore_folders(root: str | Path) -> list[Path]:
     if not backups.is_dir():
         return []
     return [
-        p for p in backups.iterdir() if _is_real_dir(p) and p.name.startswith(PRE_RESTORE_PREFIX)
+        p for p in backups.iterdir() if is_real_dir(p) and p.name.startswith(PRE_RESTORE_PREFIX)
     ]
 
 

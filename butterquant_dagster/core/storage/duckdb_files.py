@@ -19,6 +19,8 @@ from pathlib import Path
 
 import duckdb
 
+from butterquant_dagster.core.storage.backup_dirs import latest_backup
+
 LOCK_MESSAGE = "Could not set lock"
 # What DuckDB says of a file it cannot trust (2.x wording).
 CORRUPTION_MARKERS = (
@@ -39,8 +41,6 @@ class CorruptDatabase(RuntimeError):
 
 
 def _message(path: Path, detail: str) -> str:
-    from butterquant_dagster.core.storage.backup import latest_backup  # backup imports us
-
     first_line = detail.strip().splitlines()[0] if detail.strip() else "unreadable"
     try:
         backup = latest_backup(path.parent)

@@ -28,10 +28,10 @@ from butterquant_dagster.core.storage.backup import (
     BackupError,
     RestoreError,
     backup,
-    latest_backup,
     restore,
     verify_backup,
 )
+from butterquant_dagster.core.storage.backup_dirs import latest_backup
 from butterquant_dagster.core.storage.lake import Lake
 from butterquant_dagster.core.storage.retention import archive_partitions
 from butterquant_dagster.core.trading.ledger import Ledger
