@@ -37,6 +37,7 @@ from butterquant_dagster.core.trading.execution import (
 from butterquant_dagster.core.trading.journal import summary
 from butterquant_dagster.core.trading.marking import close_session
 from butterquant_dagster.core.trading.portfolio import TARGET_COLUMNS, entry_notes, plan_session
+from butterquant_dagster.core.trading.vocabulary import WORKING_STATUSES, Intent
 from butterquant_dagster.defs.metadata import figure, markdown_table
 from butterquant_dagster.defs.partitions import session_of, session_partitions
 from butterquant_dagster.defs.retries import TRANSIENT_RETRY, retry_only_if_transient
@@ -169,9 +170,9 @@ def target_orders(
                     curve.as_frame() if curve else pd.DataFrame(), limit=10
                 ),
                 "held_at_start": len(marked),
-                "closes": int((targets["intent"] == "close").sum()) if len(targets) else 0,
+                "closes": int((targets["intent"] == Intent.CLOSE).sum()) if len(targets) else 0,
                 "settlements": int((targets["intent"] == "settle").sum()) if len(targets) else 0,
-                "opens": int((targets["intent"] == "open").sum()) if len(targets) else 0,
+                "opens": int((targets["intent"] == Intent.OPEN).sum()) if len(targets) else 0,
                 "by_intent_and_track": MetadataValue.json(
                     {f"{i}/{t}": int(n) for (i, t), n in by_intent.items()}
                 ),
@@ -301,7 +302,7 @@ def fills(
                 "fills": len(recorded),
                 "commissions": float(recorded["commission"].sum()) if len(recorded) else 0.0,
                 "open_orders": int(
-                    ledger.orders(session)["status"].isin(["submitted", "partially_filled"]).sum()
+                    ledger.orders(session)["status"].isin(list(WORKING_STATUSES)).sum()
                 ),
                 **{f"{intent}_fill_rate": figure(rate) for intent, rate in ended["rate"].items()},
                 "unfilled_exits": markdown_table(
