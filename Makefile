@@ -37,10 +37,10 @@ lock:
 	mv "$$tmp/lock" $(LOCK)
 	@echo "wrote $(LOCK): $$(grep -c '==' $(LOCK)) pinned packages"
 
-# The instance lives under the data root; its configuration is the repository's dagster.yaml.
+# The instance lives under the data root; its configuration is instance/dagster.yaml.
 instance:
 	@mkdir -p $(DAGSTER_HOME)
-	@cp dagster.yaml $(DAGSTER_HOME)/dagster.yaml
+	@cp instance/dagster.yaml $(DAGSTER_HOME)/dagster.yaml
 
 demo: $(STAMP) instance
 	$(BIN)/butterquant demo

@@ -29,7 +29,9 @@ import yaml
 from butterquant_dagster.core import settings
 from butterquant_dagster.core.storage.file_lock import exclusive_lock
 
-REPO_INSTANCE_CONFIG = Path(__file__).resolve().parents[2] / "dagster.yaml"
+# Not at the repository root: Dagster warns about a dagster.yaml in the working directory
+# that is not $DAGSTER_HOME's, which is every `make dev` and every command run from a clone.
+REPO_INSTANCE_CONFIG = Path(__file__).resolve().parents[2] / "instance" / "dagster.yaml"
 INSTANCE_CONFIG = "dagster.yaml"
 CLI_INSTANCE_CONFIG = "dagster-cli.yaml"
 _SOURCE_MARK = "# generated from dagster.yaml sha256 "

@@ -42,7 +42,7 @@ def _post(url: str, payload: dict) -> dict:
 def test_webserver_lists_the_market_assets(tmp_path):
     home = tmp_path / "data" / "dagster"
     home.mkdir(parents=True)
-    shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
+    shutil.copy(REPO / "instance" / "dagster.yaml", home / "dagster.yaml")
     port = _free_port()
     env = {
         **os.environ,
