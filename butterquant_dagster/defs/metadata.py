@@ -9,8 +9,7 @@ from dagster import MetadataValue, TableColumn, TableColumnConstraints, TableSch
 
 from butterquant_dagster.core import glossary
 from butterquant_dagster.core.market import schemas
-
-NOT_ENOUGH_DATA = "not enough data"
+from butterquant_dagster.core.monitoring.metrics import NOT_ENOUGH_DATA
 
 
 def figure(value, digits: int = 4) -> float | int | str:

@@ -18,7 +18,7 @@ import pandas as pd
 from butterquant_dagster.core.backtest.metrics import BENCHMARK_METRIC_NAMES, METRIC_NAMES
 from butterquant_dagster.core.backtest.result import BacktestResult
 from butterquant_dagster.core.monitoring import html
-from butterquant_dagster.core.monitoring.performance import NOT_ENOUGH_DATA
+from butterquant_dagster.core.monitoring.metrics import NOT_ENOUGH_DATA
 from butterquant_dagster.core.monitoring.plots import equity_chart
 
 REPORT_DIR = Path("reports") / "backtests"

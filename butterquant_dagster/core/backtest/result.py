@@ -9,8 +9,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from butterquant_dagster.core.monitoring.metrics import drawdown
-from butterquant_dagster.core.monitoring.performance import NOT_ENOUGH_DATA
+from butterquant_dagster.core.monitoring.metrics import NOT_ENOUGH_DATA, drawdown
 
 STRATEGIES = ("butterfly", "signals")
 DEFAULT_WINDOW_SESSIONS = 63  # three months of sessions, when no start date is given

@@ -22,7 +22,7 @@ from html import escape
 import numpy as np
 import pandas as pd
 
-from butterquant_dagster.core.monitoring.performance import NOT_ENOUGH_DATA
+from butterquant_dagster.core.monitoring.metrics import NOT_ENOUGH_DATA
 
 MISSING_CELL = "–"
 DEFAULT_MAX_ROWS = 50

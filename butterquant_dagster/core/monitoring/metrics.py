@@ -12,6 +12,9 @@ import math
 import numpy as np
 import pandas as pd
 
+# What a figure that cannot be computed (too few sessions or trades) says, everywhere.
+NOT_ENOUGH_DATA = "not enough data"
+
 SESSIONS_PER_YEAR = 252
 # Session returns an annualized ratio (Sharpe, Sortino) needs before it is shown: about a
 # quarter of sessions. The standard error of an annualized Sharpe from n daily returns is

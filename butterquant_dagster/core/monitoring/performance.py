@@ -16,8 +16,8 @@ import pandas as pd
 from scipy import stats
 
 from butterquant_dagster.core.monitoring import metrics
+from butterquant_dagster.core.monitoring.metrics import NOT_ENOUGH_DATA
 
-NOT_ENOUGH_DATA = "not enough data"
 # Closed trades each track needs before the AI-vs-baseline tests say anything: below it a
 # p-value is noise that reads like evidence.
 MIN_TRACK_TRADES = 5

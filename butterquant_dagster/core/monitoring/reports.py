@@ -30,7 +30,8 @@ import pandas as pd
 from butterquant_dagster.core.monitoring import html, plots
 from butterquant_dagster.core.monitoring.drift import DriftReport
 from butterquant_dagster.core.monitoring.html import Html, Tile
-from butterquant_dagster.core.monitoring.performance import NOT_ENOUGH_DATA, PerformanceReport
+from butterquant_dagster.core.monitoring.metrics import NOT_ENOUGH_DATA
+from butterquant_dagster.core.monitoring.performance import PerformanceReport
 from butterquant_dagster.core.trading.account import AccountView, dollars
 
 TITLE_PREFIX = "butterquant"
