@@ -22,7 +22,7 @@ from butterquant_dagster_tests.defs.helpers import (
 
 HISTORY = ("2025-01-02", "2025-04-04")  # the scan needs 60 sessions of bars
 SCANNED = ("2025-03-24", "2025-04-04")  # ten sessions
-TICKERS = ["MMM", "AOS"]
+TICKERS = ["AAPL", "MSFT"]  # of the first four of the default universe
 
 
 def backtest_config(**config) -> dict:
@@ -84,7 +84,7 @@ def test_a_butterfly_backtest_materializes_its_curve_figures_and_report(desk):
         assert isinstance(value, float | int) or value == "not enough data", (name, value)
     assert metadata["strategy"] == "butterfly"
     assert (metadata["start"], metadata["end"]) == SCANNED
-    assert metadata["sessions"] == 10 and metadata["tickers"] == "AOS, MMM"
+    assert metadata["sessions"] == 10 and metadata["tickers"] == "AAPL, MSFT"
     # Two steps of five traded sessions; the lake holds no outcome, so no model trains.
     steps = metadata["steps"]
     assert steps.count("AI track off") == 2 and "2025-03-24" in steps

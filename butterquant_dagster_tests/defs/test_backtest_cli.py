@@ -105,7 +105,7 @@ def test_a_backtest_runs_through_dagster_and_prints_json(scanned, capsys):
         [
             "backtest",
             "--tickers",
-            "mmm,AOS",
+            "msft,AAPL",
             "--start-date",
             SCANNED[0],
             "--end-date",
@@ -120,7 +120,7 @@ def test_a_backtest_runs_through_dagster_and_prints_json(scanned, capsys):
     out = capsys.readouterr().out
     assert code == cli.EXIT_OK, out
     result = strict_json(out)
-    assert result["strategy"] == "butterfly" and result["tickers"] == ["AOS", "MMM"]
+    assert result["strategy"] == "butterfly" and result["tickers"] == ["AAPL", "MSFT"]
     assert (result["start"], result["end"]) == SCANNED
     assert set(result["metrics"]) == {*METRIC_NAMES, *BENCHMARK_METRIC_NAMES}
     assert result["initial_capital"] == 25_000.0
@@ -136,7 +136,7 @@ def test_a_backtest_runs_through_dagster_and_prints_json(scanned, capsys):
 
 
 def test_the_text_output_is_a_table_of_figures(scanned, capsys):
-    code = cli.main(["backtest", "--tickers", "MMM", "--start-date", SCANNED[0]])
+    code = cli.main(["backtest", "--tickers", "MSFT", "--start-date", SCANNED[0]])
     out = capsys.readouterr().out
     assert code == cli.EXIT_OK, out
     lines = out.splitlines()
