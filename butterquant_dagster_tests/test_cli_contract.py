@@ -45,7 +45,7 @@ FLAGS = {
     "report": ["--date", "--json", "period"],
     "restore": ["--force", "--json", "path"],
     "runs": ["--clear", "--clear-stale", "--json"],
-    "scan": ["--date", "--json", "--top"],
+    "scan": ["--date", "--end", "--json", "--start", "--top"],
     "sessions": ["--end", "--json", "--start"],
     "sql": ["--json", "--max-rows", "query"],
     "status": ["--json"],
