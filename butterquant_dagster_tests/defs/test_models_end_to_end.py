@@ -144,13 +144,13 @@ def test_scan_after_training_ranks_by_the_champion(trained, champion, capsys):
 
 def test_analyze_prints_the_decisions_json(trained, capsys):
     assert (
-        cli.main(["analyze", "--tickers", "MMM,AOS", "--date", "2025-09-30", "--show-reasoning"])
+        cli.main(["analyze", "--tickers", "AAPL,GE", "--date", "2025-09-30", "--show-reasoning"])
         == 0
     )
     payload = json.loads(capsys.readouterr().out)
     assert set(payload) == {"decisions", "market_regime", "regime_confidence"}
     assert payload["market_regime"] in {"bull", "neutral", "bear"}
-    assert set(payload["decisions"]) == {"MMM", "AOS"}
+    assert set(payload["decisions"]) == {"AAPL", "GE"}
     for decision in payload["decisions"].values():
         assert decision["action"] in {"buy", "sell", "hold"}
         assert 0.0 <= decision["confidence"] <= 1.0
@@ -163,7 +163,7 @@ def test_analyze_portfolio_export(trained, capsys):
             [
                 "analyze",
                 "--tickers",
-                "MMM,AOS",
+                "AAPL,GE",
                 "--date",
                 "2025-09-30",
                 "--portfolio",
