@@ -47,7 +47,8 @@ _TABLE: dict[str, tuple] = {
     ),
     "BUTTERQUANT_UNIVERSE_FILE": (
         "",
-        "Universe CSV (symbol,name,sector); the packaged S&P 500 if unset.",
+        "Universe CSV (symbol,name,sector), read in its own order; the packaged S&P 500 in "
+        "its default order if unset.",
     ),
     "BUTTERQUANT_SYNTHETIC_SCENARIO": (
         "",
@@ -57,7 +58,9 @@ _TABLE: dict[str, tuple] = {
     ),
     "BUTTERQUANT_UNIVERSE_SIZE": (
         "50",
-        "First N tickers of the universe file; 0 = all; above the file = generated (synthetic).",
+        "First N tickers of the universe: the packaged S&P 500 opens with the guides' AAPL, "
+        "MSFT, NVDA, GOOGL, TSLA, BRK.B, then large names of the 11 sectors "
+        "(data/default_universe.csv); 0 = all; above the file = generated (synthetic).",
         int,
     ),
     "BUTTERQUANT_UNIVERSE_SYMBOLS": ("", "Comma-separated tickers; overrides the size."),
