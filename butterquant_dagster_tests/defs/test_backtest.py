@@ -114,7 +114,7 @@ def test_a_window_that_was_never_scanned_fails_naming_the_fix(desk):
     assert not result.success
     message = failure_messages(result)
     assert "butterfly_candidates is missing for 5 session(s)" in message
-    assert "butterquant scan --date D" in message
+    assert "butterquant scan --start 2025-03-17 --end 2025-03-21" in message
 
 
 def test_an_unknown_strategy_fails(desk):

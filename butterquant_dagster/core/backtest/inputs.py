@@ -25,8 +25,10 @@ from butterquant_dagster.core.storage.lake import Lake
 # The table whose partitions say a session is ready for each strategy.
 READY_TABLE = {"butterfly": "butterfly_candidates", "signals": "trading_decisions"}
 FIRST_STEPS = {
-    "butterfly": "scan some sessions first (`butterquant demo`, or `butterquant scan --date D`)",
-    "signals": "analyse some sessions first (`butterquant analyze --tickers T --date D`)",
+    "butterfly": "scan some sessions first (`butterquant demo`, or `butterquant backfill "
+    "--assets all --start D --end D`)",
+    "signals": "analyse some sessions first (`butterquant backfill --assets analysis "
+    "--start D --end D`, one run)",
 }
 REQUIRED = {
     "butterfly": ("daily_bars", "option_chains", "butterfly_candidates"),
@@ -62,13 +64,15 @@ def _remedy(table: str, first: dt.date, last: dt.date) -> str:
         return f"run `butterquant backfill --start {first} --end {last}`"
     if table == "butterfly_candidates":
         return (
-            f"scan those sessions: `butterquant scan --date D` for each, or a backfill of "
-            f"scan_job over {span} in the UI (the market must be backfilled first)"
+            f"scan those sessions in one run: `butterquant scan --start {first} --end {last}` "
+            f"(it takes the market it lacks first), or a backfill of scan_job over {span} in "
+            "the UI"
         )
     if table == "trading_decisions":
         return (
-            f"analyse those sessions: `butterquant analyze --tickers T --date D` for each, "
-            f"or a backfill of analysis_job over {span} in the UI"
+            f"analyse those sessions in one run: `butterquant backfill --assets analysis "
+            f"--start {first} --end {last}`, or a backfill of analysis_job over {span} in "
+            "the UI"
         )
     return f"materialize {table} for {span}"
 

@@ -75,7 +75,7 @@ def test_unscanned_sessions_are_named_with_the_command_that_makes_them(lake):
     assert "option_chains is missing for 3 session(s) (2025-01-29, 2025-01-30, 2025-01-31)" in text
     assert "`butterquant backfill --start 2025-01-29 --end 2025-01-31`" in text
     assert "butterfly_candidates is missing for 3 session(s)" in text
-    assert "butterquant scan --date D" in text
+    assert "`butterquant scan --start 2025-01-29 --end 2025-01-31`" in text
 
 
 def test_signals_need_the_decisions_of_every_session(lake):
