@@ -11,7 +11,7 @@ LOCK := requirements.lock
 export BUTTERQUANT_DATA_DIR ?= $(CURDIR)/data
 export DAGSTER_HOME ?= $(BUTTERQUANT_DATA_DIR)/dagster
 
-.PHONY: demo test bench dev lint install lock instance clean browser
+.PHONY: demo test bench dev lint install lock instance clean browser postgres
 
 $(STAMP): pyproject.toml $(LOCK)
 	@$(PYTHON) -c 'import sys; sys.exit(0 if (3, 11) <= sys.version_info[:2] <= (3, 13) else "Python 3.11 to 3.13 is required")'
@@ -54,7 +54,16 @@ browser:
 		$$SUDO apt-get install -y --no-install-recommends chromium fonts-dejavu-core; \
 	fi
 
-test: $(STAMP) browser
+# The deployment test starts its own throwaway PostgreSQL server from Debian's package (the
+# server binaries only: no cluster is created or started by the package here).
+postgres:
+	@if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+		SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+		$$SUDO apt-get update && \
+		$$SUDO apt-get install -y --no-install-recommends postgresql; \
+	fi
+
+test: $(STAMP) browser postgres
 	$(BIN)/ruff check butterquant_dagster butterquant_dagster_tests benchmarks
 	$(BIN)/ruff format --check butterquant_dagster butterquant_dagster_tests benchmarks
 	$(BIN)/pytest -n 2 --dist loadfile
