@@ -129,7 +129,7 @@ def test_the_daily_routine_runs_by_default_and_can_be_started_stopped(monkeypatc
     )
     assert loaded.returncode == 0, loaded.stderr
     schedules, sensors = ast.literal_eval(loaded.stdout.strip().splitlines()[-1])
-    assert len(schedules) == 13
+    assert len(schedules) == 17  # 13 routine steps, 4 with an early-close variant
     assert set(schedules.values()) == {status}
     assert {sensors[name] for name in ROUTINE_SENSORS} == {status}
     assert {sensors[name] for name in WATCHERS} == {"RUNNING"}

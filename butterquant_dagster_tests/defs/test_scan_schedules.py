@@ -22,6 +22,11 @@ def _evaluate(tmp_path, name, year, month, day, hour, minute):
     return result.run_requests, result.skip_message
 
 
+def _scan_schedule(when) -> str:
+    """The pair's schedule that ticks at that hour: 12:15 is the early-close variant."""
+    return "scan_before_early_close" if when[3] == 12 else "scan_before_close"
+
+
 @pytest.mark.parametrize(
     ("when", "scanned"),
     [
@@ -31,7 +36,7 @@ def _evaluate(tmp_path, name, year, month, day, hour, minute):
     ],
 )
 def test_scan_runs_45_minutes_before_the_close(tmp_path, when, scanned):
-    requests, _ = _evaluate(tmp_path, "scan_before_close", *when)
+    requests, _ = _evaluate(tmp_path, _scan_schedule(when), *when)
     assert [r.partition_key for r in requests] == [scanned]
     assert requests[0].run_key == f"scan-{scanned}"
 
@@ -46,7 +51,7 @@ def test_scan_runs_45_minutes_before_the_close(tmp_path, when, scanned):
     ],
 )
 def test_scan_skips(tmp_path, when, reason):
-    requests, message = _evaluate(tmp_path, "scan_before_close", *when)
+    requests, message = _evaluate(tmp_path, _scan_schedule(when), *when)
     assert not requests
     assert reason in message
 

@@ -61,8 +61,12 @@ def _defs(root, trading_root=None, as_of=AS_OF):
 
 # ----------------------------------------------------------------------------- the schedule
 def _tick(when: dt.datetime):
+    """The tick of whichever of the pair ticks then (12:45 New York: the early variant)."""
     defs = _defs("/nonexistent")  # the schedule reads nothing
-    schedule = defs.resolve_schedule_def("execute_before_close")
+    early = when.astimezone(calendar.EXCHANGE_TZ).hour == 12
+    schedule = defs.resolve_schedule_def(
+        "execute_before_early_close" if early else "execute_before_close"
+    )
     context = build_schedule_context(
         scheduled_execution_time=when, repository_def=defs.get_repository_def()
     )

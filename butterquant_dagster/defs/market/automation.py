@@ -5,14 +5,10 @@ import datetime as dt
 from dagster import (
     AssetSelection,
     RunRequest,
-    ScheduleEvaluationContext,
-    SkipReason,
     define_asset_job,
-    schedule,
 )
 
-from butterquant_dagster.defs.close_ticks import session_due
-from butterquant_dagster.defs.routine import ROUTINE_SCHEDULE_STATUS
+from butterquant_dagster.defs.close_ticks import close_schedules
 
 MARKET_JOB = "market_snapshot_job"
 # Bars without chains: the index history the regime model needs years of, at a fraction of
@@ -42,26 +38,17 @@ bars_history_job = define_asset_job(
 )
 
 
-@schedule(
-    default_status=ROUTINE_SCHEDULE_STATUS,
-    name="market_snapshot_after_close",
-    job=market_snapshot_job,
-    cron_schedule=f"{MINUTES_AFTER_CLOSE} 13,16 * * 1-5",
-    execution_timezone="America/New_York",
-    description=(
-        "Once per session: the closing snapshot 30 minutes after the close, at 16:30 New "
-        "York, or 13:30 on an early-close day (the other tick skips)."
-    ),
-)
-def market_snapshot_after_close(context: ScheduleEvaluationContext):
-    """Ticks 30 minutes after both the regular (16:00) and the early (13:00) close, and runs
-    only at the tick that follows the session's actual close; weekends and holidays skip."""
-    session = session_due(
-        context.scheduled_execution_time,
-        dt.timedelta(minutes=MINUTES_AFTER_CLOSE),
-        "its snapshot",
-    )
-    if isinstance(session, SkipReason):
-        return session
+def _snapshot_request(session: dt.date) -> RunRequest:
     key = session.isoformat()
     return RunRequest(run_key=f"market-{key}", partition_key=key)
+
+
+market_snapshot_after_close, market_snapshot_after_early_close = close_schedules(
+    name="market_snapshot_after_close",
+    early_name="market_snapshot_after_early_close",
+    job=market_snapshot_job,
+    offset=dt.timedelta(minutes=MINUTES_AFTER_CLOSE),
+    what="its snapshot",
+    run_request=_snapshot_request,
+    description="The closing snapshot of the session, 30 minutes after the close.",
+)

@@ -15,6 +15,7 @@ from dagster import (
 
 from butterquant_dagster.core import calendar
 from butterquant_dagster.core.monitoring import assemble
+from butterquant_dagster.defs.close_ticks import close_schedules
 from butterquant_dagster.defs.ml.assets import WIN_MODEL
 from butterquant_dagster.defs.routine import ROUTINE_SCHEDULE_STATUS, ROUTINE_SENSOR_STATUS
 
@@ -24,6 +25,8 @@ ENSEMBLE_TRAINING_JOB = "ensemble_training_job"
 PROBABILITY_TRAINING_JOB = "probability_training_job"
 FEATURES_JOB = "features_job"
 PROBABILITY_TRAINING = ["training_set", "probability_model", "probability_model_champion"]
+# After the 16:30 snapshot, with its market job done (the regime reads the closing bars).
+ANALYSIS_MINUTES_AFTER_CLOSE = 45
 
 
 regime_job = define_asset_job(
@@ -59,25 +62,19 @@ features_job = define_asset_job(
 )
 
 
-@schedule(
-    default_status=ROUTINE_SCHEDULE_STATUS,
-    name="analysis_after_close",
-    job=analysis_job,
-    cron_schedule="45 13,16 * * 1-5",
-    execution_timezone="America/New_York",
-    description=(
-        "Once per session: the regime and buy / hold / sell decisions after the snapshot, at "
-        "16:45 New York, or 13:45 on an early-close day (the other tick skips)."
-    ),
-)
-def analysis_after_close(context: ScheduleEvaluationContext):
-    tick = context.scheduled_execution_time.astimezone(calendar.EXCHANGE_TZ)
-    today = tick.date()
-    if not calendar.is_session(today):
-        return SkipReason(f"{today} is not an NYSE session (holiday)")
-    if tick.hour != calendar.session_close(today).hour:
-        return SkipReason(f"{today} closes at {calendar.session_close(today):%H:%M}")
+def _analysis_request(today: dt.date) -> RunRequest:
     return RunRequest(run_key=f"analysis-{today}", partition_key=today.isoformat())
+
+
+analysis_after_close, analysis_after_early_close = close_schedules(
+    name="analysis_after_close",
+    early_name="analysis_after_early_close",
+    job=analysis_job,
+    offset=dt.timedelta(minutes=ANALYSIS_MINUTES_AFTER_CLOSE),
+    what="the analysis",
+    run_request=_analysis_request,
+    description="The regime and buy / hold / sell decisions after the snapshot.",
+)
 
 
 @schedule(

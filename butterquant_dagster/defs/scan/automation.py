@@ -13,7 +13,7 @@ from dagster import (
 
 from butterquant_dagster.core import calendar
 from butterquant_dagster.core.scan.candidates import CandidateRules
-from butterquant_dagster.defs.close_ticks import session_due
+from butterquant_dagster.defs.close_ticks import close_schedules
 from butterquant_dagster.defs.routine import ROUTINE_SCHEDULE_STATUS
 
 SCAN_JOB = "scan_job"
@@ -43,29 +43,22 @@ outcomes_job = define_asset_job(
 )
 
 
-@schedule(
-    default_status=ROUTINE_SCHEDULE_STATUS,
-    name="scan_before_close",
-    job=scan_job,
-    cron_schedule="15 12,15 * * 1-5",
-    execution_timezone="America/New_York",
-    description=(
-        "Once per session: the pre-close scan of the latest completed session's snapshot, at "
-        "15:15 New York, or 12:15 on an early-close day (the other tick skips)."
-    ),
-)
-def scan_before_close(context: ScheduleEvaluationContext):
-    """45 minutes before each close (15:15, or 12:15 before a 13:00 early close), scan the
-    latest completed session so the day's orders can still be placed before the close."""
-    today = session_due(
-        context.scheduled_execution_time,
-        -dt.timedelta(minutes=SCAN_MINUTES_BEFORE_CLOSE),
-        "the scan",
-    )
-    if isinstance(today, SkipReason):
-        return today
+def _scan_request(today: dt.date) -> RunRequest:
+    """45 minutes before the close, scan the latest completed session, so the day's orders
+    can still be placed before the close."""
     scanned = calendar.previous_session(today).isoformat()
     return RunRequest(run_key=f"scan-{scanned}", partition_key=scanned)
+
+
+scan_before_close, scan_before_early_close = close_schedules(
+    name="scan_before_close",
+    early_name="scan_before_early_close",
+    job=scan_job,
+    offset=-dt.timedelta(minutes=SCAN_MINUTES_BEFORE_CLOSE),
+    what="the scan",
+    run_request=_scan_request,
+    description="The pre-close scan of the latest completed session's snapshot.",
+)
 
 
 @schedule(

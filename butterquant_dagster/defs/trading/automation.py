@@ -6,18 +6,16 @@ import hashlib
 from dagster import (
     AssetSelection,
     RunRequest,
-    ScheduleEvaluationContext,
     SensorEvaluationContext,
     SkipReason,
     define_asset_job,
-    schedule,
     sensor,
 )
 
 from butterquant_dagster.core import settings
 from butterquant_dagster.core.trading.execution import session_start
-from butterquant_dagster.defs.close_ticks import session_due
-from butterquant_dagster.defs.routine import ROUTINE_SCHEDULE_STATUS, ROUTINE_SENSOR_STATUS
+from butterquant_dagster.defs.close_ticks import close_schedules
+from butterquant_dagster.defs.routine import ROUTINE_SENSOR_STATUS
 from butterquant_dagster.resources import LakeResource, MarketDataResource, TradingResource
 
 EXECUTION_JOB = "execution_job"
@@ -53,29 +51,24 @@ plan_job = define_asset_job(
 )
 
 
-@schedule(
-    default_status=ROUTINE_SCHEDULE_STATUS,
+def _execution_request(today: dt.date) -> RunRequest:
+    """After the scan 45 minutes before the close, with time left for the orders to work
+    before the close."""
+    return RunRequest(run_key=f"execute-{today.isoformat()}", partition_key=today.isoformat())
+
+
+execute_before_close, execute_before_early_close = close_schedules(
     name="execute_before_close",
+    early_name="execute_before_early_close",
     job=execution_job,
-    cron_schedule="45 12,15 * * 1-5",
-    execution_timezone="America/New_York",
+    offset=-dt.timedelta(minutes=EXECUTION_MINUTES_BEFORE_CLOSE),
+    what="trading",
+    run_request=_execution_request,
     description=(
-        "Once per session: exits, then entries, 15 minutes before the close, at 15:45 New "
-        "York, or 12:45 on an early-close day (the other tick skips). Order sending is "
+        "Exits, then entries, 15 minutes before the close. Order sending is "
         f"{ORDER_SENDING} (BUTTERQUANT_SEND_ORDERS)."
     ),
 )
-def execute_before_close(context: ScheduleEvaluationContext):
-    """15:45 New York (12:45 before a 13:00 early close): after the 15:15 scan, with time
-    left for the orders to work before the close."""
-    today = session_due(
-        context.scheduled_execution_time,
-        -dt.timedelta(minutes=EXECUTION_MINUTES_BEFORE_CLOSE),
-        "trading",
-    )
-    if isinstance(today, SkipReason):
-        return today
-    return RunRequest(run_key=f"execute-{today.isoformat()}", partition_key=today.isoformat())
 
 
 @sensor(
