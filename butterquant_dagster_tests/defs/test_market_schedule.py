@@ -11,7 +11,6 @@ from butterquant_dagster.core import calendar
 from butterquant_dagster.defs.close_ticks import EARLY_CLOSE_MONTHS
 from butterquant_dagster_tests.defs.helpers import make_defs
 
-
 REGULAR, EARLY = "market_snapshot_after_close", "market_snapshot_after_early_close"
 
 
